@@ -1,0 +1,57 @@
+"""What every app shares: quiet TensorFlow logs, one-line errors with exit code 2."""
+
+import argparse
+import os
+import sys
+
+EXIT_BAD_INPUT = 2
+
+# TensorFlow's C++ start-up chatter (CPU features, missing CUDA) would bury the one line a
+# user needs; real failures still surface as Python exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a single-line error (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def run_app(main, parse_args, argv=None) -> int:
+    """Runs ``main(parse_args(argv))``; bad input becomes one stderr line and exit code 2."""
+    args = parse_args(argv)
+    try:
+        return int(main(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def add_model_flags(parser) -> None:
+    """Builder hyperparameters as flags named like the builder arguments."""
+    group = parser.add_argument_group("model arguments (cnn_classifier)")
+    group.add_argument("--variant", default="auto", help="compact, mobile, or auto (chosen from the data)")
+    group.add_argument("--width-multiplier", dest="width_multiplier", type=float, default=None)
+    group.add_argument("--resolution", type=int, default=None, help="resize inside the model to this square size")
+    group.add_argument("--dropout", type=float, default=None)
+
+
+def model_args_from(args) -> dict:
+    return {"variant": args.variant, "width_multiplier": args.width_multiplier,
+            "resolution": args.resolution, "dropout": args.dropout}
+
+
+def print_export_table(report: dict) -> None:
+    """The short per-artifact table the export and pipeline apps print."""
+    print(f"keras accuracy {report['keras_accuracy']:.4f} on {report['num_test_examples']} test examples")
+    print(f"{'artifact':<26}{'accuracy':>9}{'agree':>8}{'size KB':>9}{'gzip KB':>9}{'ms/ex':>8}")
+    for artifact in report["artifacts"]:
+        print(f"{artifact['file']:<26}{artifact['accuracy']:>9.4f}{artifact['agreement']:>8.4f}"
+              f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
+              f"{artifact['latency_ms']:>8.3f}")
+    gate = report["parity_gate"]
+    for failure in gate["failures"]:
+        print(f"error: parity gate failed: {failure['file']} is {failure['drop_points']:.2f} points "
+              f"below Keras (allowed {gate['max_accuracy_drop_points']})", file=sys.stderr)

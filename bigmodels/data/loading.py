@@ -1,0 +1,170 @@
+"""``load_dataset(source)``: the one entry point that turns any supported source into splits."""
+
+from pathlib import Path
+
+import numpy as np
+
+from bigmodels.data.dataset import Dataset, DatasetInfo, check_classes, split_off
+from bigmodels.data.images import find_split_folders, has_idx_files, load_idx_folder, load_image_folder
+from bigmodels.data.sources import EMBEDDED_DATASETS, load_digits_arrays, load_tfds_arrays
+from bigmodels.lite.images import to_array
+
+DEFAULT_SOURCE = "digits"
+
+
+def load_dataset(
+    source: str | None = None,
+    *,
+    batch_size: int = 64,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+) -> Dataset:
+    """Loads a dataset into train / validation / test splits.
+
+    Args:
+        source: one of
+            - None or "digits": the embedded UCI handwritten digits (no network);
+            - a folder of class subfolders of images, with optional train/ and test/ (or val/)
+              subfolders that are then used as the splits;
+            - a folder of MNIST-format IDX files (train-images-idx3-ubyte.gz, ...);
+            - a tensorflow-datasets name ("mnist", "fashion_mnist", "cifar10", "beans", ...).
+        batch_size: batch size of the tf.data pipelines.
+        validation_fraction: share of the training data held out for model selection when the
+            source has no validation split of its own.
+        test_fraction: share held out for testing when the source has no test split.
+        seed: seed of every split and shuffle.
+        image_size: (height, width) for image folders; by default the images' own size when
+            they all share one, else 160x160 (centre crop, then resize).
+        channels: 1 or 3 to force grayscale or RGB for image folders (by default grayscale
+            only when every image is); other sources must already have this many.
+
+    Returns:
+        A ``Dataset`` with ``.train``, ``.validation``, ``.test`` tf.data pipelines, numpy
+        ``.arrays`` and ``.info``.
+
+    Raises:
+        FileNotFoundError: ``source`` looks like a path that does not exist.
+        ValueError: the data cannot be used; the message says why and what to do.
+
+    Example:
+        data = load_dataset("digits")
+        model.fit(data.train, validation_data=data.validation)
+    """
+    source = DEFAULT_SOURCE if source in (None, "") else str(source)
+    path = Path(source).expanduser()
+    if source in EMBEDDED_DATASETS:
+        images, labels, class_names = load_digits_arrays()
+        splits, test_split, extra = {"all": (images, labels)}, None, {}
+    elif path.exists():
+        splits, class_names, test_split, extra = _load_path(path, image_size, channels)
+    elif any(mark in source for mark in ("/", "\\")) or source.startswith((".", "~")):
+        raise FileNotFoundError(f"data path '{source}' does not exist; check the path or pass a tfds name")
+    else:
+        splits, class_names, test_split, extra = _load_tfds(source, image_size)
+    dataset = _assemble(
+        splits, class_names, source=source, test_split=test_split, extra=extra,
+        batch_size=batch_size, validation_fraction=validation_fraction,
+        test_fraction=test_fraction, seed=seed,
+    )
+    found = dataset.info.input_shape[-1]
+    if channels is not None and found != channels:
+        raise ValueError(f"{source}: images have {found} channel(s) but {channels} are needed; "
+                         "use data of the same kind as the model was trained on")
+    return dataset
+
+
+def _load_path(path: Path, image_size, channels):
+    if not path.is_dir():
+        raise ValueError(f"{path}: image data must be a folder of class subfolders or of IDX files")
+    if has_idx_files(path):
+        splits = load_idx_folder(path)
+        return splits, [str(d) for d in range(10)], "the source's own test files (t10k-*)", {}
+    split_folders = find_split_folders(path)
+    if "train" not in split_folders:
+        images, labels, class_names, skipped, preprocessing = load_image_folder(path, size=image_size, channels=channels)
+        return {"all": (images, labels)}, class_names, None, {"skipped": skipped, "preprocessing": preprocessing}
+    images, labels, class_names, skipped, preprocessing = load_image_folder(
+        split_folders["train"], size=image_size, channels=channels
+    )
+    splits = {"train": (images, labels)}
+    size, channels = tuple(preprocessing["image_size"]), preprocessing["channels"]
+    for split in ("validation", "test"):
+        if split in split_folders:
+            more = load_image_folder(split_folders[split], class_names=class_names, size=size, channels=channels)
+            splits[split] = more[:2]
+            skipped += more[3]
+    if "test" not in splits and "validation" in splits:
+        splits["test"] = splits.pop("validation")  # a val/ folder beside train/ is the held-out set
+        test_split = f"the source's own '{split_folders['validation'].name}/' folder"
+    else:
+        test_split = f"the source's own '{split_folders['test'].name}/' folder" if "test" in splits else None
+    return splits, class_names, test_split, {"skipped": skipped, "preprocessing": preprocessing}
+
+
+def _load_tfds(name: str, image_size):
+    raw_splits, class_names = load_tfds_arrays(name)
+    shapes = {image.shape for images, _ in raw_splits.values() for image in images}
+    size = image_size or (next(iter(shapes))[:2] if len(shapes) == 1 else (160, 160))
+    channels = next(iter(shapes))[-1] if len({s[-1] for s in shapes}) == 1 else 3
+    splits = {}
+    for split_name, (images, labels) in raw_splits.items():
+        if len(shapes) == 1 and image_size is None:
+            array = np.stack(images)
+        else:
+            from PIL import Image
+
+            array = np.stack([to_array(Image.fromarray(i.squeeze()), size=size, channels=channels) for i in images])
+        splits[{"validation": "validation", "test": "test", "train": "train"}.get(split_name, split_name)] = (array, labels)
+    test_split = "the tfds 'test' split" if "test" in splits else None
+    preprocessing = {"image_size": list(size), "channels": int(channels), "dtype": "uint8", "value_range": [0, 255]}
+    return splits, class_names, test_split, {"preprocessing": preprocessing}
+
+
+def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> str:
+    return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
+
+
+def _assemble(splits, class_names, *, source, test_split, extra, batch_size,
+              validation_fraction, test_fraction, seed) -> Dataset:
+    if "all" in splits:
+        splits["train"] = splits.pop("all")
+    if "train" not in splits:
+        raise ValueError(f"{source}: no training split found; provide a train split or a folder of class folders")
+    features, labels = splits["train"]
+    check_classes(labels, class_names, source)
+    if "test" not in splits:
+        splits["train"], splits["test"] = split_off(features, labels, test_fraction, seed)
+        test_split = _describe_fraction(test_fraction, seed, len(splits["test"][1]), "the data")
+    if "validation" in splits:
+        validation_split = "the source's own validation split"
+    else:
+        features, labels = splits["train"]
+        splits["train"], splits["validation"] = split_off(features, labels, validation_fraction, seed + 1)
+        validation_split = _describe_fraction(
+            validation_fraction, seed + 1, len(splits["validation"][1]), "the training data"
+        )
+    for split in ("validation", "test"):
+        if len(splits[split][1]) == 0:
+            raise ValueError(f"{source}: the {split} split is empty; add more examples per class")
+    arrays = {split: splits[split] for split in ("train", "validation", "test")}
+    info = DatasetInfo(
+        source=source,
+        kind="image",
+        class_names=list(class_names),
+        input_shape=tuple(int(d) for d in arrays["train"][0].shape[1:]),
+        counts={split: int(len(labels)) for split, (_, labels) in arrays.items()},
+        test_split=test_split,
+        validation_split=validation_split,
+        preprocessing={
+            "image_size": list(arrays["train"][0].shape[1:3]),
+            "channels": int(arrays["train"][0].shape[-1]),
+            "dtype": "uint8",
+            "value_range": [0, 255],
+            **extra.get("preprocessing", {}),
+        },
+        skipped_files=extra.get("skipped", []),
+    )
+    return Dataset(arrays=arrays, info=info, batch_size=batch_size, seed=seed)

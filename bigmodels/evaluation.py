@@ -1,0 +1,96 @@
+"""Classifier metrics: accuracy, per-class precision/recall/F1 and the confusion matrix."""
+
+from pathlib import Path
+
+import numpy as np
+
+
+def classification_report(labels: np.ndarray, predictions: np.ndarray, class_names: list[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix.
+
+    Args:
+        labels: true class ids.
+        predictions: predicted class ids (top-1).
+        class_names: names, index = class id.
+
+    Example:
+        report = classification_report(y_test, probabilities.argmax(-1), info.class_names)
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    class_ids = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=class_ids, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": round(float(precision[i]), 4),
+            "recall": round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "accuracy": round(float(np.mean(labels == predictions)), 6),
+        "macro_f1": round(float(np.mean(f1)), 4),
+        "num_examples": int(len(labels)),
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=class_ids).tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def plot_confusion_matrix(report: dict, path: Path) -> None:
+    """Writes the confusion matrix of ``classification_report`` as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(report["confusion_matrix"])
+    names = report["class_names"]
+    size = max(4.0, 0.45 * len(names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(names)), names, rotation=90 if len(names) > 6 else 0)
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(f"accuracy {report['accuracy']:.4f} on {report['num_examples']} examples")
+    if len(names) <= 20:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if count > threshold else "black")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_history(history_csv: Path, path: Path) -> None:
+    """Writes training curves (loss and accuracy, train and validation) from history.csv."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(history_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    epochs = [int(row["epoch"]) + 1 for row in rows]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + metric in rows[0]:
+                axis.plot(epochs, [float(row[prefix + metric]) for row in rows], marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

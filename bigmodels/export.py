@@ -1,0 +1,240 @@
+"""SavedModel and TFLite export (through SavedModel), verification on ai-edge-litert, report."""
+
+import gzip
+import time
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+QUANTIZATION_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+DEFAULT_IMAGE_MODES = ("float32", "dynamic", "float16", "int8")
+
+
+def parse_quantization(text: str, allowed=QUANTIZATION_MODES) -> list[str]:
+    """Parses "float32,int8" into a list, refusing unknown modes with a clear message."""
+    modes = [mode.strip() for mode in text.split(",") if mode.strip()]
+    unknown = [mode for mode in modes if mode not in allowed]
+    if unknown or not modes:
+        raise ValueError(
+            f"unknown quantization mode(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(allowed)}"
+        )
+    return modes
+
+
+def float_input_twin(model):
+    """The same network with a float32 input, for full-integer conversion.
+
+    A Keras functional model casts its input to the Input's dtype, so a uint8 model cannot be
+    calibrated on float pixel values; full-integer TFLite needs a float input to quantize.
+    """
+    import keras
+
+    twin_input = keras.Input(shape=model.input_shape[1:], dtype="float32", name=model.inputs[0].name)
+    twin = keras.models.clone_model(model, input_tensors=twin_input)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def export_saved_model(model, directory: Path) -> Path:
+    """Writes a SavedModel whose serving signature takes the model's own input dtype.
+
+    The endpoint calls the model with ``training=False`` explicitly: ``model.export`` traces a
+    model that contains a Resizing layer with BatchNormalization in training mode (batch
+    statistics and moving-average updates in the graph), which TFLite then runs wrongly.
+    """
+    import keras
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], dtype=model.inputs[0].dtype, name="inputs")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda inputs: model(inputs, training=False), input_signature=[spec])
+    archive.write_out(str(directory), verbose=False)
+    return directory
+
+
+def convert_tflite(model, mode: str, representative_inputs: np.ndarray) -> bytes:
+    """Converts a Keras model to TFLite through a SavedModel.
+
+    Args:
+        model: the trained Keras model (uint8 images or int32 ids in).
+        mode: "float32", "dynamic" (int8 weights), "float16" (float16 weights), "int8" (full
+            integer, int8 input and output) or "int16x8" (16-bit activations, 8-bit weights).
+        representative_inputs: training examples used to calibrate int8/int16x8 ranges.
+
+    Returns:
+        The TFLite flatbuffer bytes.
+    """
+    import tensorflow as tf
+
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"unknown quantization mode '{mode}'; choose from {', '.join(QUANTIZATION_MODES)}")
+    full_integer = mode in ("int8", "int16x8")
+    floats_in = full_integer and np.issubdtype(np.dtype(model.inputs[0].dtype), np.integer) and \
+        model.inputs[0].dtype == "uint8"
+    source = float_input_twin(model) if floats_in else model
+    with tempfile.TemporaryDirectory(prefix="bigmodels-savedmodel-") as directory:
+        export_saved_model(source, Path(directory))
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+        if mode != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if full_integer:
+            dtype = np.float32 if floats_in else representative_inputs.dtype
+
+            def representative_dataset():
+                for example in representative_inputs:
+                    yield [np.asarray(example[None], dtype=dtype)]
+
+            converter.representative_dataset = representative_dataset
+        if mode == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if floats_in:
+                converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        if mode == "int16x8":
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+        return converter.convert()
+
+
+def gzip_size(path: Path) -> int:
+    """Bytes after gzip -9: what a download over a slow link costs (and where pruning shows)."""
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def replace_directory(staging: Path, final: Path) -> None:
+    """Moves a finished ``staging`` folder to ``final``, replacing an older one."""
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+def _top1_report(probabilities, labels, keras_top1) -> dict:
+    top1 = probabilities.argmax(-1)
+    return {
+        "accuracy": round(float(np.mean(top1 == labels)), 6),
+        "agreement": round(float(np.mean(top1 == keras_top1)), 6),
+    }
+
+
+def _verify_saved_model(directory: Path, features, labels, keras_top1) -> dict:
+    """Reloads the SavedModel as a server would and scores its serving signature."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(directory)).signatures["serving_default"]
+    outputs = [next(iter(serve(tf.constant(features[i : i + 256])).values())).numpy()
+               for i in range(0, len(features), 256)]
+    entry = _top1_report(np.concatenate(outputs), labels, keras_top1)
+    timings = []
+    single = tf.constant(features[:1])
+    for index in range(60):
+        started = time.perf_counter()
+        serve(single)
+        if index >= 10:
+            timings.append((time.perf_counter() - started) * 1000.0)
+    entry["latency_ms"] = round(float(np.median(timings)), 4)
+    entry["latency_note"] = "TensorFlow's default thread pools"
+    return entry
+
+
+def _representative(dataset, count: int = 200) -> np.ndarray:
+    features, _ = dataset.arrays["train"]
+    order = np.random.default_rng(dataset.seed).permutation(len(features))[:count]
+    return features[order]
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    quantization: list[str] | tuple[str, ...] = DEFAULT_IMAGE_MODES,
+    max_accuracy_drop: float = 1.0,
+    latency_repeats: int = 200,
+) -> dict:
+    """Exports a run: SavedModel, one TFLite file per mode, each verified on the test split.
+
+    Writes RUN_DIR/export/ (saved_model/, model_<mode>.tflite, report.json) atomically: the
+    folder appears only once every artifact has been converted and checked.
+
+    Args:
+        run_dir: a finished run folder.
+        quantization: TFLite modes to produce.
+        max_accuracy_drop: parity gate, in percentage points below the Keras accuracy.
+        latency_repeats: single-example invokes timed per artifact (1 thread).
+
+    Returns:
+        The report; ``report["parity_gate"]["passed"]`` is False when an artifact dropped more
+        than ``max_accuracy_drop`` points.
+
+    Example:
+        report = export_run("saved_models/digits", quantization=["float32", "int8"])
+    """
+    from bigmodels.lite.runtime import TFLiteModel
+    from bigmodels.runs import load_run_dataset, load_run_model, read_run, write_json
+
+    run_dir, config = read_run(run_dir)
+    modes = parse_quantization(",".join(quantization))
+    dataset = load_run_dataset(run_dir, config)
+    model = load_run_model(run_dir)
+    features, labels = dataset.arrays["test"]
+    keras_top1 = model.predict(features, batch_size=256, verbose=0).argmax(-1)
+    keras_accuracy = float(np.mean(keras_top1 == labels))
+    staging = run_dir / "export.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        export_saved_model(model, staging / "saved_model")
+        saved_model_dir = staging / "saved_model"
+        artifacts = [{
+            "file": "saved_model", "format": "saved_model", "quantization": "none",
+            "size_bytes": directory_size(saved_model_dir),
+            "gzip_bytes": sum(gzip_size(p) for p in saved_model_dir.rglob("*") if p.is_file()),
+            **_verify_saved_model(saved_model_dir, features, labels, keras_top1),
+        }]
+        representative = _representative(dataset)
+        for mode in modes:
+            path = staging / f"model_{mode}.tflite"
+            path.write_bytes(convert_tflite(model, mode, representative))
+            runner = TFLiteModel(path, num_threads=1)
+            latency = runner.latency_ms(features[0], repeats=latency_repeats)
+            artifacts.append({
+                "file": path.name, "format": "tflite", "quantization": mode,
+                "size_bytes": path.stat().st_size, "gzip_bytes": gzip_size(path),
+                **_top1_report(runner.predict(features), labels, keras_top1),
+                "latency_ms": round(latency["p50"], 4), "latency_p90_ms": round(latency["p90"], 4),
+                "input": {"dtype": runner.input_dtype.name,
+                          "quantization": [float(q) for q in runner.input_detail["quantization"]]},
+            })
+        failures = [
+            {"file": a["file"], "drop_points": round((keras_accuracy - a["accuracy"]) * 100, 3)}
+            for a in artifacts
+            if (keras_accuracy - a["accuracy"]) * 100 > max_accuracy_drop
+        ]
+        report = {
+            "run": str(run_dir), "model": config["model"], "keras_accuracy": round(keras_accuracy, 6),
+            "num_test_examples": int(len(labels)), "data_source": dataset.info.source,
+            "test_split": dataset.info.test_split, "latency_threads": 1,
+            "artifacts": artifacts,
+            "parity_gate": {"max_accuracy_drop_points": max_accuracy_drop,
+                            "passed": not failures, "failures": failures},
+        }
+        write_json(staging / "report.json", report)
+        replace_directory(staging, run_dir / "export")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report

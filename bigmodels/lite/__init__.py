@@ -1,0 +1,10 @@
+"""The TensorFlow-free runtime: numpy, Pillow and ai-edge-litert only.
+
+Nothing under ``bigmodels.lite`` may import tensorflow or keras: this is what runs on a phone,
+a Raspberry Pi or a point-of-sale box.
+"""
+
+from bigmodels.lite.images import load_image
+from bigmodels.lite.runtime import TFLiteModel
+
+__all__ = ["TFLiteModel", "load_image"]

@@ -1,0 +1,101 @@
+"""CNN image classifier: a compact variant for digit-like data and a mobile variant for photos.
+
+Both take raw uint8 pixels; rescaling (and resizing, when asked) happen inside the model so a
+device feeds camera pixels as they are.
+"""
+
+import keras
+from keras import layers
+
+from bigmodels.registry import register_model
+
+VARIANTS = ("compact", "mobile")
+# (filters, stride) of MobileNet v1's depthwise-separable blocks, trimmed for small devices.
+MOBILE_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1))
+# Filters per stage of the compact variant; max-pooling halves the resolution between stages.
+COMPACT_STAGES = ((16,), (32, 32), (64,))
+
+
+def choose_cnn_variant(input_shape) -> str:
+    """Picks the variant that suits the data: small grayscale images -> compact, photos -> mobile."""
+    height, width, channels = input_shape
+    return "compact" if channels == 1 and max(height, width) <= 64 else "mobile"
+
+
+def _scaled(filters: int, width_multiplier: float) -> int:
+    return max(8, int(round(filters * width_multiplier / 8)) * 8)
+
+
+def _conv_block(x, filters, *, name, stride=1, depthwise=False):
+    if depthwise:
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
+        x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    else:
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0 if depthwise else None, name=f"{name}_relu")(x)
+
+
+@register_model("cnn_classifier")
+def cnn_classifier(
+    *,
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    num_classes: int = 10,
+    variant: str = "compact",
+    width_multiplier: float = 1.0,
+    resolution: int | None = None,
+    dropout: float = 0.1,
+) -> keras.Model:
+    """Builds a CNN image classifier that takes raw uint8 pixels.
+
+    Args:
+        input_shape: (height, width, channels) of the uint8 images fed to the model.
+        num_classes: number of output classes (softmax probabilities out).
+        variant: "compact" (plain 3x3 convolutions, ~34k parameters at width 1, for digit-like
+            data) or "mobile" (MobileNet-style depthwise-separable blocks, for colour photos).
+        width_multiplier: scales every layer's filter count (MobileNet's alpha).
+        resolution: square side the images are resized to inside the model; None keeps the
+            input size.
+        dropout: dropout rate before the classification layer.
+
+    Returns:
+        An uncompiled functional ``keras.Model``.
+
+    Example:
+        model = cnn_classifier(input_shape=(28, 28, 1), num_classes=10, variant="compact")
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown cnn_classifier variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+        raise ValueError(f"input_shape must be (height, width, 1 or 3), got {tuple(input_shape)}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if width_multiplier <= 0:
+        raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+    inputs = keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
+    if variant == "compact":
+        x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    else:
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    if resolution and (resolution, resolution) != tuple(input_shape[:2]):
+        x = layers.Resizing(resolution, resolution, name="resize")(x)
+    if variant == "compact":
+        size = resolution or min(input_shape[:2])
+        for stage, stage_filters in enumerate(COMPACT_STAGES):
+            if stage > 0 and size >= 4:
+                x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+                size //= 2
+            for index, filters in enumerate(stage_filters):
+                x = _conv_block(x, _scaled(filters, width_multiplier), name=f"stage{stage}_{index}")
+    else:
+        x = _conv_block(x, _scaled(32, width_multiplier), stride=2, name="stem")
+        for index, (filters, stride) in enumerate(MOBILE_BLOCKS):
+            x = _conv_block(x, _scaled(filters, width_multiplier), stride=stride, depthwise=True,
+                            name=f"block{index}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"cnn_classifier_{variant}")

@@ -1,0 +1,190 @@
+"""The run folder: train a registered model into one, evaluate it, and read it back.
+
+A run folder holds model.keras, config.json (every resolved argument), metrics.json,
+history.csv, logs/ (TensorBoard), training_curves.png, evaluation.json and
+confusion_matrix.png. It is written under RUN_DIR.partial and renamed when complete, so a
+folder named RUN_DIR is always a finished run.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from bigmodels import __version__
+from bigmodels.data import load_dataset
+from bigmodels.evaluation import classification_report, plot_confusion_matrix, plot_history
+from bigmodels.registry import get_builder
+
+RUN_FILES = ("model.keras", "config.json", "metrics.json")
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Writes JSON through a temporary file, so a reader never sees half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_run(run_dir: str | Path) -> tuple[Path, dict]:
+    """Checks that ``run_dir`` is a finished run folder and returns (path, config)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder '{run_dir}' does not exist; pass the --out folder of apps/train.py")
+    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"'{run_dir}' is not a run folder (missing {', '.join(missing)}); "
+            "pass the --out folder of a finished apps/train.py run"
+        )
+    return run_dir, json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+
+
+def load_run_model(run_dir: Path):
+    """Loads model.keras in Keras safe mode (a model file cannot run arbitrary code)."""
+    import keras
+
+    return keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+
+
+def resolve_model_args(model_name: str, info, model_args: dict) -> dict:
+    """Fills the builder's data-dependent arguments and the automatic choices."""
+    import inspect
+
+    from bigmodels.models import choose_cnn_variant
+
+    builder = get_builder(model_name)
+    accepted = inspect.signature(builder).parameters
+    unknown = sorted(set(model_args) - set(accepted))
+    if unknown:
+        raise ValueError(f"model '{model_name}' has no argument(s) {', '.join(unknown)}; "
+                         f"it takes {', '.join(accepted)}")
+    resolved = {name: p.default for name, p in accepted.items()}
+    resolved.update({k: v for k, v in model_args.items() if v is not None})
+    resolved["input_shape"] = list(info.input_shape)
+    resolved["num_classes"] = info.num_classes
+    if "variant" in accepted and model_args.get("variant") in (None, "auto"):
+        resolved["variant"] = choose_cnn_variant(info.input_shape)
+        resolved["variant_chosen_by"] = "auto (small grayscale images -> compact, colour photos -> mobile)"
+    return resolved
+
+
+def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
+    """Returns the staging folder for ``out_dir`` after checking it may be written."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"output folder '{out_dir}' already exists; choose another --out or pass --overwrite")
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
+def train_run(
+    model_name: str,
+    data_source: str | None,
+    out_dir: str | Path,
+    *,
+    epochs: int = 30,
+    seed: int = 0,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    patience: int = 8,
+    augmentation: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    model_args: dict | None = None,
+    overwrite: bool = False,
+    verbose: int = 1,
+) -> tuple[Path, dict]:
+    """Trains a registered model on a data source and writes a complete run folder.
+
+    Example:
+        run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
+
+    Returns:
+        (run_dir, metrics) where metrics is what metrics.json holds.
+    """
+    from bigmodels.training import default_augmentation, fit_classifier
+
+    get_builder(model_name)  # an unknown model fails before any data is read
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    out_dir = Path(out_dir)
+    data_args = {"source": data_source, "batch_size": batch_size, "seed": seed,
+                 "image_size": list(image_size) if image_size else None}
+    dataset = load_dataset(data_source, batch_size=batch_size, seed=seed, image_size=image_size)
+    resolved = resolve_model_args(model_name, dataset.info, model_args or {})
+    staging = prepare_output(out_dir, overwrite=overwrite)
+    try:
+        builder_args = {k: v for k, v in resolved.items() if k != "variant_chosen_by"}
+        model = get_builder(model_name)(**builder_args)
+        augmentation = augmentation or default_augmentation(dataset.info.input_shape)
+        training = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed,
+                    "patience": patience, "augmentation": augmentation, "batch_size": batch_size}
+        config = {"model": model_name, "model_args": resolved, "data": data_args,
+                  "training": training, "bigmodels_version": __version__}
+        write_json(staging / "config.json", config)
+        summary = fit_classifier(model, dataset, staging, epochs=epochs, learning_rate=learning_rate,
+                                 seed=seed, patience=patience, augmentation=augmentation, verbose=verbose)
+        metrics = evaluate_into(staging, dataset, load_run_model(staging))
+        metrics.update(summary, num_parameters=int(model.count_params()))
+        write_json(staging / "metrics.json", metrics)
+        plot_history(staging / "history.csv", staging / "training_curves.png")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir, metrics
+
+
+def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") -> dict:
+    """Evaluates ``model`` on the test split; writes NAME.json and the confusion-matrix PNG."""
+    features, labels = dataset.arrays["test"]
+    probabilities = model.predict(features, batch_size=256, verbose=0)
+    report = classification_report(labels, probabilities.argmax(-1), dataset.info.class_names)
+    info = dataset.info
+    report.update(data_source=info.source, test_split=info.test_split)
+    write_json(run_dir / f"{name}.json", report)
+    plot_confusion_matrix(report, run_dir / f"{name.replace('evaluation', 'confusion_matrix')}.png")
+    return {
+        "test_accuracy": report["accuracy"],
+        "num_test_examples": report["num_examples"],
+        "class_names": info.class_names,
+        "data_source": info.source,
+        "test_split": info.test_split,
+        "validation_split": info.validation_split,
+        "counts": info.counts,
+        "input_shape": list(info.input_shape),
+        "preprocessing": info.preprocessing,
+        "skipped_files": info.skipped_files,
+        "num_skipped_files": len(info.skipped_files),
+    }
+
+
+def load_run_dataset(run_dir: Path, config: dict, source: str | None = None, **overrides):
+    """Loads the run's data with its recorded split settings (or ``source`` shaped the same way)."""
+    data = dict(config["data"])
+    model_args = config["model_args"]
+    image_size = data.get("image_size") or model_args.get("input_shape", [None, None])[:2]
+    return load_dataset(
+        source if source is not None else data["source"],
+        batch_size=overrides.get("batch_size", data["batch_size"]),
+        seed=data["seed"],
+        image_size=tuple(image_size) if image_size and None not in image_size else None,
+        channels=model_args.get("input_shape", [None, None, None])[-1],
+    )
+
+
+def evaluate_run(run_dir: str | Path, data_source: str | None = None) -> dict:
+    """Recomputes accuracy, per-class precision/recall/F1 and the confusion matrix of a run."""
+    run_dir, config = read_run(run_dir)
+    dataset = load_run_dataset(run_dir, config, data_source)
+    model = load_run_model(run_dir)
+    trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
+    if dataset.info.class_names != trained_classes:
+        raise ValueError(
+            f"the data's classes ({', '.join(dataset.info.class_names)}) differ from the run's "
+            f"({', '.join(trained_classes)}); evaluate on data with the same classes"
+        )
+    name = "evaluation" if data_source is None else "evaluation_other_data"
+    evaluate_into(run_dir, dataset, model, name=name)
+    return json.loads((run_dir / f"{name}.json").read_text(encoding="utf-8"))

@@ -1,0 +1,127 @@
+"""Shared test helpers: small data the tests make, and checks every model family must pass."""
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def separable_images(count: int, *, size=(16, 16), channels=1, num_classes=2, seed=0):
+    """uint8 images whose class is the position of a bright square: easy to learn, real pixels."""
+    generator = np.random.default_rng(seed)
+    height, width = size
+    images = generator.integers(0, 60, size=(count, height, width, channels), dtype=np.uint8)
+    labels = np.arange(count) % num_classes
+    band = width // num_classes
+    for index, label in enumerate(labels):
+        images[index, height // 4 : 3 * height // 4, label * band : (label + 1) * band] = 230
+    return images, labels.astype(np.int64)
+
+
+def write_image_folder(root: Path, *, per_class=12, size=(20, 24), channels=3, classes=("ants", "bees"),
+                       extension=".png", seed=0, uneven=False) -> Path:
+    """Writes root/<class>/<i><extension> images (optionally of uneven sizes)."""
+    images, labels = separable_images(per_class * len(classes), size=size, channels=channels,
+                                      num_classes=len(classes), seed=seed)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / classes[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray(image.squeeze(-1) if channels == 1 else image)
+        if uneven:
+            picture = picture.resize((size[1] + 3 * (index % 4), size[0] + 2 * (index % 3)))
+        picture.save(folder / f"{index}{extension}")
+    return root
+
+
+def write_corrupt_files(folder: Path) -> list[Path]:
+    """A truncated JPEG, an empty file and text named .jpg: the broken files real folders have."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = folder / "good_for_truncation.jpg"
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(good, quality=95)
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    good.unlink()
+    empty = folder / "empty.jpg"
+    empty.write_bytes(b"")
+    text = folder / "notes.jpg"
+    text.write_text("this is not an image\n")
+    return [truncated, empty, text]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Writes an unsigned-byte IDX file (the MNIST format), gzip-compressed."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_idx_folder(root: Path, *, train=40, test=20, size=(12, 12)) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):
+        images, labels = separable_images(count, size=size, num_classes=4, seed=seed)
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images[..., 0])
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+# Small configurations of every registered builder; a builder missing here fails
+# test_every_registered_model_has_a_small_config, so new families are tested by default.
+SMALL_MODEL_CONFIGS = {
+    "cnn_classifier": [
+        {"input_shape": (16, 16, 1), "num_classes": 3, "variant": "compact"},
+        {"input_shape": (32, 32, 3), "num_classes": 2, "variant": "mobile", "width_multiplier": 0.25,
+         "resolution": 24},
+    ],
+}
+
+
+def sample_inputs(model, count=8, seed=0):
+    """Random inputs of the model's input dtype and shape."""
+    generator = np.random.default_rng(seed)
+    shape = (count, *model.input_shape[1:])
+    return generator.integers(0, 256, size=shape).astype(model.inputs[0].dtype)
+
+
+def check_config_round_trip(model):
+    import keras
+
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    inputs = sample_inputs(model)
+    np.testing.assert_allclose(clone.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-6)
+
+
+def check_save_load(model, path: Path):
+    import keras
+
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    inputs = sample_inputs(model)
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-6)
+
+
+def check_fit_one_step(model, num_classes):
+    import keras
+
+    before = [w.copy() for w in model.get_weights()]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    inputs = sample_inputs(model, count=16)
+    history = model.fit(inputs, np.arange(16) % num_classes, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True)]
+    assert any(changed), "one fit step changed no weight"
+
+
+def check_tflite_matches_keras(model, mode="float32", atol=1e-4):
+    from bigmodels.export import convert_tflite
+    from bigmodels.lite import TFLiteModel
+
+    inputs = sample_inputs(model, count=16)
+    for _ in range(30):  # fresh BatchNorm statistics make deep nets output a constant; warm them
+        model(inputs, training=True)
+    expected = model.predict(inputs, verbose=0)
+    assert expected.std(axis=0).max() > 1e-3, "outputs do not depend on inputs: the check would be empty"
+    runner = TFLiteModel(convert_tflite(model, mode, sample_inputs(model, count=16, seed=1)))
+    np.testing.assert_allclose(runner.predict(inputs), expected, atol=atol)

@@ -1,0 +1,67 @@
+"""Export: every TFLite mode runs on ai-edge-litert and agrees with Keras; the gate bites."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bigmodels.export import export_run, parse_quantization
+from bigmodels.lite import TFLiteModel
+
+ARTIFACT_KEYS = ("file", "format", "quantization", "size_bytes", "gzip_bytes", "accuracy", "agreement",
+                 "latency_ms")
+
+
+@pytest.fixture(scope="module")
+def digits_export(digits_run):
+    return export_run(digits_run, quantization=["float32", "dynamic", "float16", "int8"], latency_repeats=20)
+
+
+def test_report_lists_every_artifact_with_the_contract_keys(digits_run, digits_export):
+    report = json.loads((digits_run / "export" / "report.json").read_text())
+    assert report == json.loads(json.dumps(digits_export))
+    assert [a["quantization"] for a in report["artifacts"]] == ["none", "float32", "dynamic", "float16", "int8"]
+    for artifact in report["artifacts"]:
+        assert all(key in artifact for key in ARTIFACT_KEYS), artifact
+        assert (digits_run / "export" / artifact["file"]).exists()
+        assert 0 < artifact["gzip_bytes"] and artifact["latency_ms"] > 0
+    assert 0 < report["keras_accuracy"] <= 1
+    assert not (digits_run / "export.partial").exists()
+
+
+def test_float_artifacts_agree_with_keras_and_int8_stays_close(digits_export):
+    by_mode = {a["quantization"]: a for a in digits_export["artifacts"]}
+    for mode in ("none", "float32", "float16"):
+        assert by_mode[mode]["agreement"] >= 0.995, mode
+    assert by_mode["int8"]["agreement"] >= 0.9
+    assert by_mode["int8"]["size_bytes"] < by_mode["float32"]["size_bytes"] / 2.5
+
+
+def test_int8_file_is_full_integer_with_int8_input_and_output(digits_run, digits_export):
+    model = TFLiteModel(digits_run / "export" / "model_int8.tflite")
+    assert model.input_dtype == np.int8
+    assert np.dtype(model.output_detail["dtype"]) == np.int8
+    scale, zero_point = model.input_detail["quantization"]
+    assert scale == pytest.approx(1.0, rel=0.05) and zero_point == -128  # int8 = pixel - 128
+    float_model = TFLiteModel(digits_run / "export" / "model_float32.tflite")
+    assert float_model.input_dtype == np.uint8  # the others take camera pixels as they are
+
+
+def test_saved_model_serves_raw_uint8_images(digits_run, digits_export):
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(digits_run / "export" / "saved_model")).signatures["serving_default"]
+    (spec,) = serve.structured_input_signature[1].values()
+    assert spec.dtype == tf.uint8 and spec.shape[1:] == (8, 8, 1)
+
+
+def test_parity_gate_names_the_failing_artifact(digits_run):
+    report = export_run(digits_run, quantization=["int8"], max_accuracy_drop=-100.0, latency_repeats=5)
+    failures = report["parity_gate"]["failures"]
+    assert not report["parity_gate"]["passed"]
+    assert "model_int8.tflite" in [f["file"] for f in failures]
+
+
+def test_unknown_quantization_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown quantization mode.*int4"):
+        parse_quantization("float32,int4")
