@@ -24,11 +24,15 @@ def main(args) -> int:
     from bigmodels.runs import evaluate_run
 
     report = evaluate_run(args.run, args.data)
-    print(f"accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
-          f"on {report['num_examples']} examples of {report['data_source']}")
+    print(
+        f"accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
+        f"on {report['num_examples']} examples of {report['data_source']}"
+    )
     print(f"{'class':<20}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for name, row in report["per_class"].items():
-        print(f"{name[:19]:<20}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['support']:>9}")
+        print(
+            f"{name[:19]:<20}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['support']:>9}"
+        )
     return 0
 
 

@@ -17,18 +17,29 @@ EXIT_PARITY_FAILED = 1
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
-    parser.add_argument("--quantization", default="float32,dynamic,float16,int8",
-                        help="comma-separated TFLite modes: float32, dynamic, float16, int8, int16x8")
-    parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0,
-                        help="parity gate in percentage points below the Keras accuracy")
+    parser.add_argument(
+        "--quantization",
+        default="float32,dynamic,float16,int8",
+        help="comma-separated TFLite modes: float32, dynamic, float16, int8, int16x8",
+    )
+    parser.add_argument(
+        "--max-accuracy-drop",
+        dest="max_accuracy_drop",
+        type=float,
+        default=1.0,
+        help="parity gate in percentage points below the Keras accuracy",
+    )
     return parser.parse_args(argv)
 
 
 def main(args) -> int:
     from bigmodels.export import export_run, parse_quantization
 
-    report = export_run(args.run, quantization=parse_quantization(args.quantization),
-                        max_accuracy_drop=args.max_accuracy_drop)
+    report = export_run(
+        args.run,
+        quantization=parse_quantization(args.quantization),
+        max_accuracy_drop=args.max_accuracy_drop,
+    )
     print_export_table(report)
     print(f"report: {args.run}/export/report.json")
     return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

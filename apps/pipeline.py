@@ -9,7 +9,13 @@ Exits 1 when the parity gate fails (an artifact more than --max-accuracy-drop po
 
 import sys
 
-from bigmodels.cli import ArgumentParser, add_model_flags, model_args_from, print_export_table, run_app
+from bigmodels.cli import (
+    ArgumentParser,
+    add_model_flags,
+    model_args_from,
+    print_export_table,
+    run_app,
+)
 
 EXIT_PARITY_FAILED = 1
 
@@ -36,13 +42,22 @@ def main(args) -> int:
 
     modes = parse_quantization(args.quantization)  # bad flags fail before training starts
     run_dir, metrics = train_run(
-        args.model, args.data, args.out, epochs=args.epochs, seed=args.seed,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        model_args=model_args_from(args), overwrite=args.overwrite, verbose=2,
+        args.model,
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        model_args=model_args_from(args),
+        overwrite=args.overwrite,
+        verbose=2,
     )
     report = export_run(run_dir, quantization=modes, max_accuracy_drop=args.max_accuracy_drop)
-    print(f"\ntrained {args.model} on {metrics['data_source']}: {metrics['counts']} examples, "
-          f"{metrics['epochs_trained']} epochs, {metrics['training_seconds']:.0f} s")
+    print(
+        f"\ntrained {args.model} on {metrics['data_source']}: {metrics['counts']} examples, "
+        f"{metrics['epochs_trained']} epochs, {metrics['training_seconds']:.0f} s"
+    )
     print_export_table(report)
     print(f"run folder: {run_dir} (export report: {run_dir}/export/report.json)")
     return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

@@ -19,9 +19,28 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with file descriptor 2 muted for the duration.
+
+    TensorFlow's C++ start-up lines (oneDNN, missing CUDA) reach stderr before its logging is
+    configured, so no environment variable silences them, and they would bury the one line a
+    user needs. An import error still raises (and is shown) as usual.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def run_app(main, parse_args, argv=None) -> int:
     """Runs ``main(parse_args(argv))``; bad input becomes one stderr line and exit code 2."""
     args = parse_args(argv)
+    import_tensorflow_quietly()
     try:
         return int(main(args) or 0)
     except (ValueError, FileNotFoundError) as error:
@@ -34,13 +53,19 @@ def add_model_flags(parser) -> None:
     group = parser.add_argument_group("model arguments (cnn_classifier)")
     group.add_argument("--variant", default="auto", help="compact, mobile, or auto (chosen from the data)")
     group.add_argument("--width-multiplier", dest="width_multiplier", type=float, default=None)
-    group.add_argument("--resolution", type=int, default=None, help="resize inside the model to this square size")
+    group.add_argument(
+        "--resolution", type=int, default=None, help="resize inside the model to this square size"
+    )
     group.add_argument("--dropout", type=float, default=None)
 
 
 def model_args_from(args) -> dict:
-    return {"variant": args.variant, "width_multiplier": args.width_multiplier,
-            "resolution": args.resolution, "dropout": args.dropout}
+    return {
+        "variant": args.variant,
+        "width_multiplier": args.width_multiplier,
+        "resolution": args.resolution,
+        "dropout": args.dropout,
+    }
 
 
 def print_export_table(report: dict) -> None:
@@ -48,10 +73,15 @@ def print_export_table(report: dict) -> None:
     print(f"keras accuracy {report['keras_accuracy']:.4f} on {report['num_test_examples']} test examples")
     print(f"{'artifact':<26}{'accuracy':>9}{'agree':>8}{'size KB':>9}{'gzip KB':>9}{'ms/ex':>8}")
     for artifact in report["artifacts"]:
-        print(f"{artifact['file']:<26}{artifact['accuracy']:>9.4f}{artifact['agreement']:>8.4f}"
-              f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
-              f"{artifact['latency_ms']:>8.3f}")
+        print(
+            f"{artifact['file']:<26}{artifact['accuracy']:>9.4f}{artifact['agreement']:>8.4f}"
+            f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
+            f"{artifact['latency_ms']:>8.3f}"
+        )
     gate = report["parity_gate"]
     for failure in gate["failures"]:
-        print(f"error: parity gate failed: {failure['file']} is {failure['drop_points']:.2f} points "
-              f"below Keras (allowed {gate['max_accuracy_drop_points']})", file=sys.stderr)
+        print(
+            f"error: parity gate failed: {failure['file']} is {failure['drop_points']:.2f} points "
+            f"below Keras (allowed {gate['max_accuracy_drop_points']})",
+            file=sys.stderr,
+        )

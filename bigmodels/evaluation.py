@@ -61,8 +61,15 @@ def plot_confusion_matrix(report: dict, path: Path) -> None:
     if len(names) <= 20:
         threshold = matrix.max() / 2 if matrix.size else 0
         for (row, column), count in np.ndenumerate(matrix):
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                      color="white" if count > threshold else "black")
+            axes.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if count > threshold else "black",
+            )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

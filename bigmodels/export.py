@@ -1,9 +1,9 @@
 """SavedModel and TFLite export (through SavedModel), verification on ai-edge-litert, report."""
 
 import gzip
-import time
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +73,11 @@ def convert_tflite(model, mode: str, representative_inputs: np.ndarray) -> bytes
     if mode not in QUANTIZATION_MODES:
         raise ValueError(f"unknown quantization mode '{mode}'; choose from {', '.join(QUANTIZATION_MODES)}")
     full_integer = mode in ("int8", "int16x8")
-    floats_in = full_integer and np.issubdtype(np.dtype(model.inputs[0].dtype), np.integer) and \
-        model.inputs[0].dtype == "uint8"
+    floats_in = (
+        full_integer
+        and np.issubdtype(np.dtype(model.inputs[0].dtype), np.integer)
+        and model.inputs[0].dtype == "uint8"
+    )
     source = float_input_twin(model) if floats_in else model
     with tempfile.TemporaryDirectory(prefix="bigmodels-savedmodel-") as directory:
         export_saved_model(source, Path(directory))
@@ -137,8 +140,10 @@ def _verify_saved_model(directory: Path, features, labels, keras_top1) -> dict:
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(directory)).signatures["serving_default"]
-    outputs = [next(iter(serve(tf.constant(features[i : i + 256])).values())).numpy()
-               for i in range(0, len(features), 256)]
+    outputs = [
+        next(iter(serve(tf.constant(features[i : i + 256])).values())).numpy()
+        for i in range(0, len(features), 256)
+    ]
     entry = _top1_report(np.concatenate(outputs), labels, keras_top1)
     timings = []
     single = tf.constant(features[:1])
@@ -199,38 +204,57 @@ def export_run(
     try:
         export_saved_model(model, staging / "saved_model")
         saved_model_dir = staging / "saved_model"
-        artifacts = [{
-            "file": "saved_model", "format": "saved_model", "quantization": "none",
-            "size_bytes": directory_size(saved_model_dir),
-            "gzip_bytes": sum(gzip_size(p) for p in saved_model_dir.rglob("*") if p.is_file()),
-            **_verify_saved_model(saved_model_dir, features, labels, keras_top1),
-        }]
+        artifacts = [
+            {
+                "file": "saved_model",
+                "format": "saved_model",
+                "quantization": "none",
+                "size_bytes": directory_size(saved_model_dir),
+                "gzip_bytes": sum(gzip_size(p) for p in saved_model_dir.rglob("*") if p.is_file()),
+                **_verify_saved_model(saved_model_dir, features, labels, keras_top1),
+            }
+        ]
         representative = _representative(dataset)
         for mode in modes:
             path = staging / f"model_{mode}.tflite"
             path.write_bytes(convert_tflite(model, mode, representative))
             runner = TFLiteModel(path, num_threads=1)
             latency = runner.latency_ms(features[0], repeats=latency_repeats)
-            artifacts.append({
-                "file": path.name, "format": "tflite", "quantization": mode,
-                "size_bytes": path.stat().st_size, "gzip_bytes": gzip_size(path),
-                **_top1_report(runner.predict(features), labels, keras_top1),
-                "latency_ms": round(latency["p50"], 4), "latency_p90_ms": round(latency["p90"], 4),
-                "input": {"dtype": runner.input_dtype.name,
-                          "quantization": [float(q) for q in runner.input_detail["quantization"]]},
-            })
+            artifacts.append(
+                {
+                    "file": path.name,
+                    "format": "tflite",
+                    "quantization": mode,
+                    "size_bytes": path.stat().st_size,
+                    "gzip_bytes": gzip_size(path),
+                    **_top1_report(runner.predict(features), labels, keras_top1),
+                    "latency_ms": round(latency["p50"], 4),
+                    "latency_p90_ms": round(latency["p90"], 4),
+                    "input": {
+                        "dtype": runner.input_dtype.name,
+                        "quantization": [float(q) for q in runner.input_detail["quantization"]],
+                    },
+                }
+            )
         failures = [
             {"file": a["file"], "drop_points": round((keras_accuracy - a["accuracy"]) * 100, 3)}
             for a in artifacts
             if (keras_accuracy - a["accuracy"]) * 100 > max_accuracy_drop
         ]
         report = {
-            "run": str(run_dir), "model": config["model"], "keras_accuracy": round(keras_accuracy, 6),
-            "num_test_examples": int(len(labels)), "data_source": dataset.info.source,
-            "test_split": dataset.info.test_split, "latency_threads": 1,
+            "run": str(run_dir),
+            "model": config["model"],
+            "keras_accuracy": round(keras_accuracy, 6),
+            "num_test_examples": int(len(labels)),
+            "data_source": dataset.info.source,
+            "test_split": dataset.info.test_split,
+            "latency_threads": 1,
             "artifacts": artifacts,
-            "parity_gate": {"max_accuracy_drop_points": max_accuracy_drop,
-                            "passed": not failures, "failures": failures},
+            "parity_gate": {
+                "max_accuracy_drop_points": max_accuracy_drop,
+                "passed": not failures,
+                "failures": failures,
+            },
         }
         write_json(staging / "report.json", report)
         replace_directory(staging, run_dir / "export")

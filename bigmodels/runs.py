@@ -29,7 +29,9 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict]:
     """Checks that ``run_dir`` is a finished run folder and returns (path, config)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder '{run_dir}' does not exist; pass the --out folder of apps/train.py")
+        raise FileNotFoundError(
+            f"run folder '{run_dir}' does not exist; pass the --out folder of apps/train.py"
+        )
     missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
     if missing:
         raise ValueError(
@@ -56,8 +58,9 @@ def resolve_model_args(model_name: str, info, model_args: dict) -> dict:
     accepted = inspect.signature(builder).parameters
     unknown = sorted(set(model_args) - set(accepted))
     if unknown:
-        raise ValueError(f"model '{model_name}' has no argument(s) {', '.join(unknown)}; "
-                         f"it takes {', '.join(accepted)}")
+        raise ValueError(
+            f"model '{model_name}' has no argument(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
+        )
     resolved = {name: p.default for name, p in accepted.items()}
     resolved.update({k: v for k, v in model_args.items() if v is not None})
     resolved["input_shape"] = list(info.input_shape)
@@ -71,7 +74,9 @@ def resolve_model_args(model_name: str, info, model_args: dict) -> dict:
 def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
     """Returns the staging folder for ``out_dir`` after checking it may be written."""
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(f"output folder '{out_dir}' already exists; choose another --out or pass --overwrite")
+        raise ValueError(
+            f"output folder '{out_dir}' already exists; choose another --out or pass --overwrite"
+        )
     staging = out_dir.with_name(out_dir.name + ".partial")
     staging.mkdir(parents=True, exist_ok=True)
     return staging
@@ -92,6 +97,7 @@ def train_run(
     model_args: dict | None = None,
     overwrite: bool = False,
     verbose: int = 1,
+    callbacks: list | None = None,
 ) -> tuple[Path, dict]:
     """Trains a registered model on a data source and writes a complete run folder.
 
@@ -107,8 +113,12 @@ def train_run(
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     out_dir = Path(out_dir)
-    data_args = {"source": data_source, "batch_size": batch_size, "seed": seed,
-                 "image_size": list(image_size) if image_size else None}
+    data_args = {
+        "source": data_source,
+        "batch_size": batch_size,
+        "seed": seed,
+        "image_size": list(image_size) if image_size else None,
+    }
     dataset = load_dataset(data_source, batch_size=batch_size, seed=seed, image_size=image_size)
     resolved = resolve_model_args(model_name, dataset.info, model_args or {})
     staging = prepare_output(out_dir, overwrite=overwrite)
@@ -116,13 +126,34 @@ def train_run(
         builder_args = {k: v for k, v in resolved.items() if k != "variant_chosen_by"}
         model = get_builder(model_name)(**builder_args)
         augmentation = augmentation or default_augmentation(dataset.info.input_shape)
-        training = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed,
-                    "patience": patience, "augmentation": augmentation, "batch_size": batch_size}
-        config = {"model": model_name, "model_args": resolved, "data": data_args,
-                  "training": training, "bigmodels_version": __version__}
+        training = {
+            "epochs": epochs,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "patience": patience,
+            "augmentation": augmentation,
+            "batch_size": batch_size,
+        }
+        config = {
+            "model": model_name,
+            "model_args": resolved,
+            "data": data_args,
+            "training": training,
+            "bigmodels_version": __version__,
+        }
         write_json(staging / "config.json", config)
-        summary = fit_classifier(model, dataset, staging, epochs=epochs, learning_rate=learning_rate,
-                                 seed=seed, patience=patience, augmentation=augmentation, verbose=verbose)
+        summary = fit_classifier(
+            model,
+            dataset,
+            staging,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            seed=seed,
+            patience=patience,
+            augmentation=augmentation,
+            verbose=verbose,
+            callbacks=callbacks,
+        )
         metrics = evaluate_into(staging, dataset, load_run_model(staging))
         metrics.update(summary, num_parameters=int(model.count_params()))
         write_json(staging / "metrics.json", metrics)

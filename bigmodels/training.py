@@ -61,11 +61,13 @@ def fit_classifier(
     patience: int,
     augmentation: str,
     verbose: int = 1,
+    callbacks: list | None = None,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
     Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard),
-    backup/ (deleted when training finishes; lets a killed run resume).
+    backup/ (deleted when training finishes; lets a killed run resume). ``callbacks`` are
+    added to the standard ones (a benchmark's per-epoch test, for instance).
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
@@ -80,18 +82,25 @@ def fit_classifier(
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", patience=patience, restore_best_weights=True
     )
-    callbacks = [
+    all_callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         checkpoint,
         early_stopping,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         keras.callbacks.TerminateOnNaN(),
+        *(callbacks or []),
     ]
     started = time.perf_counter()
     # The pipeline reshuffles itself every epoch (seeded); Keras's own flag does not apply to it.
-    history = model.fit(train, validation_data=dataset.validation, epochs=epochs,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
+    history = model.fit(
+        train,
+        validation_data=dataset.validation,
+        epochs=epochs,
+        callbacks=all_callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )
     val_accuracy = history.history.get("val_accuracy", [])
     return {
         "epochs_trained": len(val_accuracy),

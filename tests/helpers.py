@@ -20,11 +20,21 @@ def separable_images(count: int, *, size=(16, 16), channels=1, num_classes=2, se
     return images, labels.astype(np.int64)
 
 
-def write_image_folder(root: Path, *, per_class=12, size=(20, 24), channels=3, classes=("ants", "bees"),
-                       extension=".png", seed=0, uneven=False) -> Path:
+def write_image_folder(
+    root: Path,
+    *,
+    per_class=12,
+    size=(20, 24),
+    channels=3,
+    classes=("ants", "bees"),
+    extension=".png",
+    seed=0,
+    uneven=False,
+) -> Path:
     """Writes root/<class>/<i><extension> images (optionally of uneven sizes)."""
-    images, labels = separable_images(per_class * len(classes), size=size, channels=channels,
-                                      num_classes=len(classes), seed=seed)
+    images, labels = separable_images(
+        per_class * len(classes), size=size, channels=channels, num_classes=len(classes), seed=seed
+    )
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / classes[label]
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,8 +81,13 @@ def write_idx_folder(root: Path, *, train=40, test=20, size=(12, 12)) -> Path:
 SMALL_MODEL_CONFIGS = {
     "cnn_classifier": [
         {"input_shape": (16, 16, 1), "num_classes": 3, "variant": "compact"},
-        {"input_shape": (32, 32, 3), "num_classes": 2, "variant": "mobile", "width_multiplier": 0.25,
-         "resolution": 24},
+        {
+            "input_shape": (32, 32, 3),
+            "num_classes": 2,
+            "variant": "mobile",
+            "width_multiplier": 0.25,
+            "resolution": 24,
+        },
     ],
 }
 

@@ -39,7 +39,11 @@ def test_image_folder_without_splits_gets_a_recorded_stratified_split(tmp_path):
     info = data.info
     assert info.class_names == ["ants", "bees"]
     assert info.input_shape == (20, 24, 3)
-    assert info.counts["test"] == 6 and "seeded stratified 20%" in info.test_split and "seed 1" in info.test_split
+    assert (
+        info.counts["test"] == 6
+        and "seeded stratified 20%" in info.test_split
+        and "seed 1" in info.test_split
+    )
     assert sum(info.counts.values()) == 30
 
 
@@ -146,7 +150,10 @@ def test_truncated_idx_file_is_an_error(tmp_path):
         load_dataset(str(tmp_path))
 
 
-@pytest.mark.parametrize("name, shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("fashion_mnist", (28, 28, 1))])
+@pytest.mark.parametrize(
+    "name, shape",
+    [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("fashion_mnist", (28, 28, 1))],
+)
 def test_tfds_name_loads_with_its_own_splits(name, shape):
     with tfds.testing.mock_data(num_examples=24):
         data = load_dataset(name)

@@ -8,8 +8,16 @@ import pytest
 from bigmodels.export import export_run, parse_quantization
 from bigmodels.lite import TFLiteModel
 
-ARTIFACT_KEYS = ("file", "format", "quantization", "size_bytes", "gzip_bytes", "accuracy", "agreement",
-                 "latency_ms")
+ARTIFACT_KEYS = (
+    "file",
+    "format",
+    "quantization",
+    "size_bytes",
+    "gzip_bytes",
+    "accuracy",
+    "agreement",
+    "latency_ms",
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +28,17 @@ def digits_export(digits_run):
 def test_report_lists_every_artifact_with_the_contract_keys(digits_run, digits_export):
     report = json.loads((digits_run / "export" / "report.json").read_text())
     assert report == json.loads(json.dumps(digits_export))
-    assert [a["quantization"] for a in report["artifacts"]] == ["none", "float32", "dynamic", "float16", "int8"]
+    assert [a["quantization"] for a in report["artifacts"]] == [
+        "none",
+        "float32",
+        "dynamic",
+        "float16",
+        "int8",
+    ]
     for artifact in report["artifacts"]:
         assert all(key in artifact for key in ARTIFACT_KEYS), artifact
         assert (digits_run / "export" / artifact["file"]).exists()
-        assert 0 < artifact["gzip_bytes"] and artifact["latency_ms"] > 0
+        assert artifact["gzip_bytes"] > 0 and artifact["latency_ms"] > 0
     assert 0 < report["keras_accuracy"] <= 1
     assert not (digits_run / "export.partial").exists()
 

@@ -48,26 +48,54 @@ def test_compact_variant_stays_under_35k_parameters_on_mnist():
 
 
 def test_width_multiplier_scales_the_mobile_variant():
-    small = get_model("cnn_classifier", input_shape=(64, 64, 3), num_classes=2, variant="mobile", width_multiplier=0.25)
-    large = get_model("cnn_classifier", input_shape=(64, 64, 3), num_classes=2, variant="mobile", width_multiplier=1.0)
+    small = get_model(
+        "cnn_classifier",
+        input_shape=(64, 64, 3),
+        num_classes=2,
+        variant="mobile",
+        width_multiplier=0.25,
+    )
+    large = get_model(
+        "cnn_classifier",
+        input_shape=(64, 64, 3),
+        num_classes=2,
+        variant="mobile",
+        width_multiplier=1.0,
+    )
     assert large.count_params() > 4 * small.count_params()
     assert any(layer.__class__.__name__ == "DepthwiseConv2D" for layer in small.layers)
 
 
 def test_resize_happens_inside_the_model():
-    model = get_model("cnn_classifier", input_shape=(40, 30, 3), num_classes=2, variant="mobile", resolution=32)
+    model = get_model(
+        "cnn_classifier", input_shape=(40, 30, 3), num_classes=2, variant="mobile", resolution=32
+    )
     assert model.get_layer("resize").output.shape[1:3] == (32, 32)
 
 
-@pytest.mark.parametrize("shape, variant", [((28, 28, 1), "compact"), ((8, 8, 1), "compact"),
-                                            ((160, 160, 3), "mobile"), ((32, 32, 3), "mobile"),
-                                            ((224, 224, 1), "mobile")])
+@pytest.mark.parametrize(
+    "shape, variant",
+    [
+        ((28, 28, 1), "compact"),
+        ((8, 8, 1), "compact"),
+        ((160, 160, 3), "mobile"),
+        ((32, 32, 3), "mobile"),
+        ((224, 224, 1), "mobile"),
+    ],
+)
 def test_variant_is_chosen_from_the_data(shape, variant):
     assert choose_cnn_variant(shape) == variant
 
 
-@pytest.mark.parametrize("bad", [{"variant": "huge"}, {"num_classes": 1}, {"input_shape": (28, 28, 2)},
-                                 {"width_multiplier": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"variant": "huge"},
+        {"num_classes": 1},
+        {"input_shape": (28, 28, 2)},
+        {"width_multiplier": 0},
+    ],
+)
 def test_bad_builder_arguments_raise_value_error(bad):
     with pytest.raises(ValueError):
         get_model("cnn_classifier", **bad)

@@ -16,19 +16,37 @@ from bigmodels.training import fit_classifier
 
 def _dataset(count=96):
     images, labels = separable_images(count, size=(16, 16), num_classes=2)
-    arrays = {"train": (images[:64], labels[:64]), "validation": (images[64:80], labels[64:80]),
-              "test": (images[80:], labels[80:])}
-    info = DatasetInfo(source="made by the test", kind="image", class_names=["left", "right"],
-                       input_shape=(16, 16, 1), counts={"train": 64, "validation": 16, "test": 16},
-                       test_split="last 16", validation_split="16 before")
+    arrays = {
+        "train": (images[:64], labels[:64]),
+        "validation": (images[64:80], labels[64:80]),
+        "test": (images[80:], labels[80:]),
+    }
+    info = DatasetInfo(
+        source="made by the test",
+        kind="image",
+        class_names=["left", "right"],
+        input_shape=(16, 16, 1),
+        counts={"train": 64, "validation": 16, "test": 16},
+        test_split="last 16",
+        validation_split="16 before",
+    )
     return Dataset(arrays=arrays, info=info, batch_size=16)
 
 
 def test_classifier_learns_separable_data(tmp_path):
     data = _dataset()
     model = get_model("cnn_classifier", input_shape=(16, 16, 1), num_classes=2)
-    summary = fit_classifier(model, data, tmp_path, epochs=6, learning_rate=5e-3, seed=0, patience=10,
-                             augmentation="none", verbose=0)
+    summary = fit_classifier(
+        model,
+        data,
+        tmp_path,
+        epochs=6,
+        learning_rate=5e-3,
+        seed=0,
+        patience=10,
+        augmentation="none",
+        verbose=0,
+    )
     with open(tmp_path / "history.csv", newline="") as handle:
         losses = [float(row["loss"]) for row in csv.DictReader(handle)]
     assert losses[-1] < losses[0] * 0.7
@@ -41,12 +59,26 @@ def test_classifier_learns_separable_data(tmp_path):
 
 def test_run_folder_holds_the_contract(digits_run):
     run_dir, config = read_run(digits_run)
-    for name in ("model.keras", "config.json", "metrics.json", "history.csv", "training_curves.png",
-                 "evaluation.json", "confusion_matrix.png"):
+    for name in (
+        "model.keras",
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "training_curves.png",
+        "evaluation.json",
+        "confusion_matrix.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "logs").rglob("events.out.tfevents*")), "no TensorBoard log"
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("test_accuracy", "num_test_examples", "class_names", "data_source", "test_split", "skipped_files"):
+    for key in (
+        "test_accuracy",
+        "num_test_examples",
+        "class_names",
+        "data_source",
+        "test_split",
+        "skipped_files",
+    ):
         assert key in metrics, key
     assert metrics["test_accuracy"] > 0.5  # ten classes: chance is 0.1
     assert config["model_args"]["variant"] == "compact"
@@ -73,8 +105,15 @@ def test_evaluate_on_data_with_other_classes_is_refused(digits_run, tmp_path):
 
 def test_photo_folder_trains_the_mobile_variant(tmp_path):
     write_image_folder(tmp_path / "photos", per_class=10, uneven=True, extension=".jpg")
-    run_dir, metrics = train_run("cnn_classifier", str(tmp_path / "photos"), tmp_path / "run", epochs=1,
-                                 image_size=(32, 32), model_args={"width_multiplier": 0.25}, verbose=0)
+    run_dir, metrics = train_run(
+        "cnn_classifier",
+        str(tmp_path / "photos"),
+        tmp_path / "run",
+        epochs=1,
+        image_size=(32, 32),
+        model_args={"width_multiplier": 0.25},
+        verbose=0,
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model_args"]["variant"] == "mobile"
     assert metrics["input_shape"] == [32, 32, 3]

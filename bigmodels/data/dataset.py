@@ -95,10 +95,8 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     for class_id in np.unique(labels):
         members = generator.permutation(np.flatnonzero(labels == class_id))
         count = int(round(len(members) * fraction))
-        if len(members) >= 2:
-            count = min(max(count, 1), len(members) - 1)
-        else:
-            count = 0
+        # A class of one example stays in training; any larger class gives at least one.
+        count = min(max(count, 1), len(members) - 1) if len(members) >= 2 else 0
         held_out.append(members[:count])
         kept.append(members[count:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))

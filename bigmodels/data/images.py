@@ -5,7 +5,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
 from PIL import Image, UnidentifiedImageError
 
 from bigmodels.lite.images import (

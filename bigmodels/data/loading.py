@@ -5,7 +5,13 @@ from pathlib import Path
 import numpy as np
 
 from bigmodels.data.dataset import Dataset, DatasetInfo, check_classes, split_off
-from bigmodels.data.images import find_split_folders, has_idx_files, load_idx_folder, load_image_folder
+from bigmodels.data.images import (
+    DEFAULT_PHOTO_SIZE,
+    find_split_folders,
+    has_idx_files,
+    load_idx_folder,
+    load_image_folder,
+)
 from bigmodels.data.sources import EMBEDDED_DATASETS, load_digits_arrays, load_tfds_arrays
 from bigmodels.lite.images import to_array
 
@@ -63,16 +69,24 @@ def load_dataset(
     elif any(mark in source for mark in ("/", "\\")) or source.startswith((".", "~")):
         raise FileNotFoundError(f"data path '{source}' does not exist; check the path or pass a tfds name")
     else:
-        splits, class_names, test_split, extra = _load_tfds(source, image_size)
+        splits, class_names, test_split, extra = _load_tfds(source, image_size, channels)
     dataset = _assemble(
-        splits, class_names, source=source, test_split=test_split, extra=extra,
-        batch_size=batch_size, validation_fraction=validation_fraction,
-        test_fraction=test_fraction, seed=seed,
+        splits,
+        class_names,
+        source=source,
+        test_split=test_split,
+        extra=extra,
+        batch_size=batch_size,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
     )
     found = dataset.info.input_shape[-1]
     if channels is not None and found != channels:
-        raise ValueError(f"{source}: images have {found} channel(s) but {channels} are needed; "
-                         "use data of the same kind as the model was trained on")
+        raise ValueError(
+            f"{source}: images have {found} channel(s) but {channels} are needed; "
+            "use data of the same kind as the model was trained on"
+        )
     return dataset
 
 
@@ -84,8 +98,15 @@ def _load_path(path: Path, image_size, channels):
         return splits, [str(d) for d in range(10)], "the source's own test files (t10k-*)", {}
     split_folders = find_split_folders(path)
     if "train" not in split_folders:
-        images, labels, class_names, skipped, preprocessing = load_image_folder(path, size=image_size, channels=channels)
-        return {"all": (images, labels)}, class_names, None, {"skipped": skipped, "preprocessing": preprocessing}
+        images, labels, class_names, skipped, preprocessing = load_image_folder(
+            path, size=image_size, channels=channels
+        )
+        return (
+            {"all": (images, labels)},
+            class_names,
+            None,
+            {"skipped": skipped, "preprocessing": preprocessing},
+        )
     images, labels, class_names, skipped, preprocessing = load_image_folder(
         split_folders["train"], size=image_size, channels=channels
     )
@@ -93,7 +114,9 @@ def _load_path(path: Path, image_size, channels):
     size, channels = tuple(preprocessing["image_size"]), preprocessing["channels"]
     for split in ("validation", "test"):
         if split in split_folders:
-            more = load_image_folder(split_folders[split], class_names=class_names, size=size, channels=channels)
+            more = load_image_folder(
+                split_folders[split], class_names=class_names, size=size, channels=channels
+            )
             splits[split] = more[:2]
             skipped += more[3]
     if "test" not in splits and "validation" in splits:
@@ -104,22 +127,42 @@ def _load_path(path: Path, image_size, channels):
     return splits, class_names, test_split, {"skipped": skipped, "preprocessing": preprocessing}
 
 
-def _load_tfds(name: str, image_size):
+def _load_tfds(name: str, image_size, channels):
+    """tfds splits as uint8 arrays; images of several sizes are centre-cropped and resized."""
+    from PIL import Image
+
     raw_splits, class_names = load_tfds_arrays(name)
     shapes = {image.shape for images, _ in raw_splits.values() for image in images}
-    size = image_size or (next(iter(shapes))[:2] if len(shapes) == 1 else (160, 160))
-    channels = next(iter(shapes))[-1] if len({s[-1] for s in shapes}) == 1 else 3
+    size = (
+        tuple(image_size)
+        if image_size
+        else (next(iter(shapes))[:2] if len(shapes) == 1 else DEFAULT_PHOTO_SIZE)
+    )
+    channels = channels or (next(iter(shapes))[-1] if len({s[-1] for s in shapes}) == 1 else 3)
+    unchanged = shapes == {(*size, channels)}
     splits = {}
     for split_name, (images, labels) in raw_splits.items():
-        if len(shapes) == 1 and image_size is None:
-            array = np.stack(images)
+        if unchanged:
+            splits[split_name] = (np.stack(images), labels)
         else:
-            from PIL import Image
-
-            array = np.stack([to_array(Image.fromarray(i.squeeze()), size=size, channels=channels) for i in images])
-        splits[{"validation": "validation", "test": "test", "train": "train"}.get(split_name, split_name)] = (array, labels)
+            resized = [
+                to_array(
+                    Image.fromarray(i.squeeze(-1) if i.shape[-1] == 1 else i),
+                    size=size,
+                    channels=channels,
+                )
+                for i in images
+            ]
+            splits[split_name] = (np.stack(resized), labels)
     test_split = "the tfds 'test' split" if "test" in splits else None
-    preprocessing = {"image_size": list(size), "channels": int(channels), "dtype": "uint8", "value_range": [0, 255]}
+    preprocessing = {
+        "image_size": list(size),
+        "channels": int(channels),
+        "dtype": "uint8",
+        "value_range": [0, 255],
+    }
+    if not unchanged:
+        preprocessing["resize"] = "centre crop to the aspect ratio, then bilinear resize"
     return splits, class_names, test_split, {"preprocessing": preprocessing}
 
 
@@ -127,12 +170,24 @@ def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> 
     return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
 
 
-def _assemble(splits, class_names, *, source, test_split, extra, batch_size,
-              validation_fraction, test_fraction, seed) -> Dataset:
+def _assemble(
+    splits,
+    class_names,
+    *,
+    source,
+    test_split,
+    extra,
+    batch_size,
+    validation_fraction,
+    test_fraction,
+    seed,
+) -> Dataset:
     if "all" in splits:
         splits["train"] = splits.pop("all")
     if "train" not in splits:
-        raise ValueError(f"{source}: no training split found; provide a train split or a folder of class folders")
+        raise ValueError(
+            f"{source}: no training split found; provide a train split or a folder of class folders"
+        )
     features, labels = splits["train"]
     check_classes(labels, class_names, source)
     if "test" not in splits:

@@ -55,7 +55,9 @@ def load_tfds_arrays(name: str, *, data_dir: str | None = None):
     features = builder.info.features
     image_key = next((k for k in ("image", "img") if k in features), None)
     if image_key is None or "label" not in features:
-        raise ValueError(f"tfds dataset '{name}' has no image and label features; pick an image classification set")
+        raise ValueError(
+            f"tfds dataset '{name}' has no image and label features; pick an image classification set"
+        )
     try:
         builder.download_and_prepare()
         # A prepared dataset lists its splits; tfds knows none before preparing (and mock data

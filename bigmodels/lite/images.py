@@ -38,8 +38,7 @@ def is_grayscale(image: Image.Image) -> bool:
         return True
     if image.mode == "P":
         palette = np.asarray(image.convert("RGB"))
-        return bool(np.all(palette[..., 0] == palette[..., 1]) and
-                    np.all(palette[..., 1] == palette[..., 2]))
+        return bool(np.all(palette[..., 0] == palette[..., 1]) and np.all(palette[..., 1] == palette[..., 2]))
     return False
 
 

@@ -51,7 +51,9 @@ class TFLiteModel:
 
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
-            self._interpreter.resize_tensor_input(self.input_detail["index"], [batch, *self.input_detail["shape"][1:]])
+            self._interpreter.resize_tensor_input(
+                self.input_detail["index"], [batch, *self.input_detail["shape"][1:]]
+            )
             self._interpreter.allocate_tensors()
             self._batch = batch
 

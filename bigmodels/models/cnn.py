@@ -92,8 +92,13 @@ def cnn_classifier(
     else:
         x = _conv_block(x, _scaled(32, width_multiplier), stride=2, name="stem")
         for index, (filters, stride) in enumerate(MOBILE_BLOCKS):
-            x = _conv_block(x, _scaled(filters, width_multiplier), stride=stride, depthwise=True,
-                            name=f"block{index}")
+            x = _conv_block(
+                x,
+                _scaled(filters, width_multiplier),
+                stride=stride,
+                depthwise=True,
+                name=f"block{index}",
+            )
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)

@@ -1,0 +1,191 @@
+"""Benchmark: the compact CNN against the keras-io mnist_convnet recipe on real MNIST, same run.
+
+Usage:
+    python benchmarks/cnn_mnist.py --data ../shared/data/mnist
+
+Prints and writes benchmarks/results/cnn_mnist.json: parameters, test accuracy per epoch, wall
+time to 99.2% test accuracy, final accuracy for both models, and the compact CNN's export
+report (every TFLite mode, verified on ai-edge-litert). Training time excludes the per-epoch
+test evaluation, for both models alike.
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bigmodels.data import load_dataset  # noqa: E402
+from bigmodels.export import export_run  # noqa: E402
+from bigmodels.runs import train_run  # noqa: E402
+
+TARGET_ACCURACY = 0.992
+
+
+class TestAccuracyPerEpoch(keras.callbacks.Callback):
+    """Test accuracy after every epoch, and training wall time without this evaluation."""
+
+    def __init__(self, features, labels, name):
+        super().__init__()
+        self.features, self.labels, self.name = features, labels, name
+        self.accuracies, self.seconds, self._evaluating = [], [], 0.0
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._started - self._evaluating
+        began = time.perf_counter()
+        predictions = self.model.predict(self.features, batch_size=1000, verbose=0).argmax(-1)
+        accuracy = float(np.mean(predictions == self.labels))
+        self._evaluating += time.perf_counter() - began
+        self.accuracies.append(round(accuracy, 4))
+        self.seconds.append(round(elapsed, 1))
+        print(
+            f"[{self.name}] epoch {epoch + 1}: test accuracy {accuracy:.4f}, {elapsed:.1f} s",
+            flush=True,
+        )
+
+    def summary(self) -> dict:
+        reached = next(
+            (s for a, s in zip(self.accuracies, self.seconds, strict=True) if a >= TARGET_ACCURACY),
+            None,
+        )
+        return {
+            "test_accuracy_per_epoch": self.accuracies,
+            "seconds_at_epoch_end": self.seconds,
+            "seconds_to_99_2": reached,
+            "final_test_accuracy": self.accuracies[-1],
+            "best_test_accuracy": max(self.accuracies),
+            "training_seconds": self.seconds[-1],
+        }
+
+
+def keras_io_mnist_convnet() -> keras.Model:
+    """keras-io's "Simple MNIST convnet" (34,826 parameters), written from its description."""
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def run_reference(data, epochs: int, seed: int) -> dict:
+    keras.utils.set_random_seed(seed)
+    x_train = np.concatenate([data.arrays["train"][0], data.arrays["validation"][0]]).astype("float32") / 255
+    y_train = keras.utils.to_categorical(
+        np.concatenate([data.arrays["train"][1], data.arrays["validation"][1]]), 10
+    )
+    x_test, y_test = data.arrays["test"]
+    model = keras_io_mnist_convnet()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    probe = TestAccuracyPerEpoch(x_test.astype("float32") / 255, y_test, "reference")
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=128,
+        epochs=epochs,
+        validation_split=0.1,
+        verbose=0,
+        callbacks=[probe],
+    )
+    return {
+        "name": "keras-io mnist_convnet",
+        "parameters": model.count_params(),
+        "epochs": epochs,
+        "batch_size": 128,
+        **probe.summary(),
+    }
+
+
+def run_compact(source: str, data, args, work: Path) -> tuple[dict, dict]:
+    x_test, y_test = data.arrays["test"]
+    probe = TestAccuracyPerEpoch(x_test, y_test, "compact")
+    run_dir, metrics = train_run(
+        "cnn_classifier",
+        source,
+        work / "compact",
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=128,
+        learning_rate=args.learning_rate,
+        patience=args.epochs,
+        model_args={"variant": "compact"},
+        verbose=0,
+        callbacks=[probe],
+    )
+    report = export_run(run_dir)
+    result = {
+        "name": "bigmodels cnn_classifier (compact)",
+        "parameters": metrics["num_parameters"],
+        "epochs": args.epochs,
+        "batch_size": 128,
+        "learning_rate": args.learning_rate,
+        "checkpoint_test_accuracy": metrics["test_accuracy"],
+        "best_epoch": metrics["best_epoch"],
+        **probe.summary(),
+    }
+    return result, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="folder with the MNIST IDX .gz files")
+    parser.add_argument("--out", default="benchmarks/results/cnn_mnist.json")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--reference-epochs", type=int, default=15)
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data = load_dataset(args.data, batch_size=128, seed=args.seed)
+    reference = run_reference(data, args.reference_epochs, args.seed)
+    with tempfile.TemporaryDirectory() as work:
+        compact, report = run_compact(args.data, data, args, Path(work))
+    int8 = next(a for a in report["artifacts"] if a["quantization"] == "int8")
+    half_reference = reference["training_seconds"] / 2
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "keras": keras.__version__,
+        },
+        "reference": reference,
+        "compact": compact,
+        "export_report": report,
+        "targets": {
+            "compact_accuracy_at_least_99_4": compact["checkpoint_test_accuracy"] >= 0.994,
+            "compact_parameters_at_most_35k": compact["parameters"] <= 35_000,
+            "compact_99_2_within_half_reference_time": compact["seconds_to_99_2"] is not None
+            and compact["seconds_to_99_2"] <= half_reference,
+            "int8_accuracy_at_least_99_35": int8["accuracy"] >= 0.9935,
+            "int8_at_most_40_kb": int8["size_bytes"] <= 40 * 1024,
+        },
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("targets",)}, indent=2))
+    for model in (reference, compact):
+        print(
+            f"{model['name']}: {model['parameters']} params, final {model['final_test_accuracy']:.4f}, "
+            f"99.2% after {model['seconds_to_99_2']} s of {model['training_seconds']} s"
+        )
+    print(f"int8 TFLite: {int8['accuracy']:.4f}, {int8['size_bytes']} bytes; written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The apps' contract: files written, one-line errors with exit code 2, nothing half-written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import write_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_app(name, *args, cwd=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "apps" / f"{name}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one stderr line, got:\n{result.stderr}"
+    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_train_app_writes_a_run_and_evaluate_and_export_read_it(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_app(
+        "train",
+        "--model",
+        "cnn_classifier",
+        "--data",
+        "digits",
+        "--out",
+        run_dir,
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"run folder: {run_dir}" in result.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["training"]["seed"] == 3
+    result = run_app("evaluate", "--run", run_dir)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "evaluation.json").is_file() and (run_dir / "confusion_matrix.png").is_file()
+    assert "precision" in result.stdout
+    result = run_app(
+        "export", "--run", run_dir, "--quantization", "float32,int8", "--max-accuracy-drop", "100"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "export" / "report.json").read_text())
+    assert [a["file"] for a in report["artifacts"]] == [
+        "saved_model",
+        "model_float32.tflite",
+        "model_int8.tflite",
+    ]
+    assert "model_int8.tflite" in result.stdout
+
+
+def test_export_gate_failure_exits_non_zero_and_names_the_artifact(digits_run):
+    result = run_app(
+        "export", "--run", digits_run, "--quantization", "float32", "--max-accuracy-drop", "-100"
+    )
+    assert result.returncode == 1
+    assert "model_float32.tflite" in result.stderr and "parity gate failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "case", ["missing_path", "empty_class", "single_class", "unknown_model", "unknown_tfds"]
+)
+def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
+    data = tmp_path / "data"
+    if case == "empty_class":
+        write_image_folder(data, per_class=4)
+        (data / "wasps").mkdir()
+    elif case == "single_class":
+        write_image_folder(data, per_class=4, classes=("ants",))
+    arguments = {
+        "missing_path": ["--data", tmp_path / "nowhere"],
+        "empty_class": ["--data", data],
+        "single_class": ["--data", data],
+        "unknown_model": ["--model", "resnet9000"],
+        "unknown_tfds": ["--data", "not_a_dataset_xyz"],
+    }[case]
+    out = tmp_path / "run"
+    result = run_app("train", *arguments, "--out", out, "--epochs", "1")
+    expected = {
+        "missing_path": "does not exist",
+        "empty_class": "wasps",
+        "single_class": "at least two classes",
+        "unknown_model": "unknown model 'resnet9000'",
+        "unknown_tfds": "unknown dataset",
+    }[case]
+    assert_one_line_error(result, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])
+
+
+@pytest.mark.parametrize("app", ["evaluate", "export"])
+def test_run_that_is_not_a_run_folder(tmp_path, app):
+    (tmp_path / "notes.txt").write_text("hello")
+    result = run_app(app, "--run", tmp_path)
+    assert_one_line_error(result, "is not a run folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_unknown_flag_is_one_line(tmp_path):
+    result = run_app("train", "--out", tmp_path / "run", "--epochz", "3")
+    assert_one_line_error(result, "--epochz")
