@@ -48,8 +48,35 @@ def run_app(main, parse_args, argv=None) -> int:
         return EXIT_BAD_INPUT
 
 
-def add_model_flags(parser) -> None:
-    """Builder hyperparameters as flags named like the builder arguments."""
+def add_training_flags(parser, *, out_default: str | None = None) -> None:
+    """The flags of apps/train.py, shared by apps/pipeline.py so both accept the same options."""
+    parser.add_argument("--model", default="cnn_classifier", help="registered model name")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="tfds name, image folder, IDX folder, or 'digits' (embedded, the default)",
+    )
+    parser.add_argument(
+        "--out", required=out_default is None, default=out_default, help="run folder to create"
+    )
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=3e-3)
+    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
+    parser.add_argument(
+        "--augmentation", default=None, help="none, shift or shift_flip (default: chosen from the data)"
+    )
+    parser.add_argument(
+        "--image-size",
+        dest="image_size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("HEIGHT", "WIDTH"),
+        help="size photos are resized to when loading",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     group = parser.add_argument_group("model arguments (cnn_classifier)")
     group.add_argument("--variant", default="auto", help="compact, mobile, or auto (chosen from the data)")
     group.add_argument("--width-multiplier", dest="width_multiplier", type=float, default=None)
@@ -59,13 +86,31 @@ def add_model_flags(parser) -> None:
     group.add_argument("--dropout", type=float, default=None)
 
 
-def model_args_from(args) -> dict:
-    return {
+def train_from_args(args, *, verbose: int = 1):
+    """Calls ``train_run`` with the flags of ``add_training_flags``; returns (run_dir, metrics)."""
+    from bigmodels.runs import train_run
+
+    model_args = {
         "variant": args.variant,
         "width_multiplier": args.width_multiplier,
         "resolution": args.resolution,
         "dropout": args.dropout,
     }
+    return train_run(
+        args.model,
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        augmentation=args.augmentation,
+        image_size=args.image_size,
+        model_args=model_args,
+        overwrite=args.overwrite,
+        verbose=verbose,
+    )
 
 
 def print_export_table(report: dict) -> None:

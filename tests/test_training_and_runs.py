@@ -14,21 +14,21 @@ from bigmodels.runs import evaluate_run, read_run, train_run
 from bigmodels.training import fit_classifier
 
 
-def _dataset(count=96):
-    images, labels = separable_images(count, size=(16, 16), num_classes=2)
+def _dataset():
+    images, labels = separable_images(192, size=(16, 16), num_classes=2)
     arrays = {
-        "train": (images[:64], labels[:64]),
-        "validation": (images[64:80], labels[64:80]),
-        "test": (images[80:], labels[80:]),
+        "train": (images[:128], labels[:128]),
+        "validation": (images[128:160], labels[128:160]),
+        "test": (images[160:], labels[160:]),
     }
     info = DatasetInfo(
         source="made by the test",
         kind="image",
         class_names=["left", "right"],
         input_shape=(16, 16, 1),
-        counts={"train": 64, "validation": 16, "test": 16},
-        test_split="last 16",
-        validation_split="16 before",
+        counts={"train": 128, "validation": 32, "test": 32},
+        test_split="last 32",
+        validation_split="32 before",
     )
     return Dataset(arrays=arrays, info=info, batch_size=16)
 
