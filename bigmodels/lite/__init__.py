@@ -6,5 +6,6 @@ a Raspberry Pi or a point-of-sale box.
 
 from bigmodels.lite.images import load_image
 from bigmodels.lite.runtime import TFLiteModel
+from bigmodels.lite.tokenizer import WordPieceTokenizer
 
-__all__ = ["TFLiteModel", "load_image"]
+__all__ = ["TFLiteModel", "WordPieceTokenizer", "load_image"]
