@@ -115,5 +115,5 @@ def check_classes(labels: np.ndarray, class_names: list[str], source: str) -> No
         found = [class_names[i] for i in present] if len(class_names) else []
         raise ValueError(
             f"{source}: found {len(found)} class ({', '.join(found) or 'none'}); "
-            "a classifier needs at least two classes, add a folder per class"
+            "a classifier needs at least two classes; add examples of another class"
         )

@@ -13,6 +13,7 @@ from bigmodels.data.images import (
     load_image_folder,
 )
 from bigmodels.data.sources import EMBEDDED_DATASETS, load_digits_arrays, load_tfds_arrays
+from bigmodels.data.text import is_text_folder, load_text_source
 from bigmodels.lite.images import to_array
 
 DEFAULT_SOURCE = "digits"
@@ -27,6 +28,11 @@ def load_dataset(
     seed: int = 0,
     image_size: tuple[int, int] | None = None,
     channels: int | None = None,
+    text_columns: list[str | int] | str | int | None = None,
+    label_column: str | int | None = None,
+    test_source: str | None = None,
+    header: bool | None = None,
+    encoding: str = "utf-8",
 ) -> Dataset:
     """Loads a dataset into train / validation / test splits.
 
@@ -36,7 +42,9 @@ def load_dataset(
             - a folder of class subfolders of images, with optional train/ and test/ (or val/)
               subfolders that are then used as the splits;
             - a folder of MNIST-format IDX files (train-images-idx3-ubyte.gz, ...);
-            - a tensorflow-datasets name ("mnist", "fashion_mnist", "cifar10", "beans", ...).
+            - a tensorflow-datasets name ("mnist", "fashion_mnist", "cifar10", "beans", ...);
+            - a CSV/TSV file of texts and labels, or a folder with one subfolder of .txt files
+              per class.
         batch_size: batch size of the tf.data pipelines.
         validation_fraction: share of the training data held out for model selection when the
             source has no validation split of its own.
@@ -46,6 +54,11 @@ def load_dataset(
             they all share one, else 160x160 (centre crop, then resize).
         channels: 1 or 3 to force grayscale or RGB for image folders (by default grayscale
             only when every image is); other sources must already have this many.
+        text_columns: for CSV/TSV, the text column(s), by name or 0-based index (joined).
+        label_column: for CSV/TSV, the label column, by name or 0-based index.
+        test_source: a separate text file or folder used as the test split.
+        header: whether a CSV/TSV file's first row names its columns (guessed when None).
+        encoding: encoding of text files; undecodable bytes are replaced and reported.
 
     Returns:
         A ``Dataset`` with ``.train``, ``.validation``, ``.test`` tf.data pipelines, numpy
@@ -64,6 +77,15 @@ def load_dataset(
     if source in EMBEDDED_DATASETS:
         images, labels, class_names = load_digits_arrays()
         splits, test_split, extra = {"all": (images, labels)}, None, {}
+    elif path.exists() and (path.is_file() or is_text_folder(path)):
+        splits, class_names, test_split, extra = load_text_source(
+            path,
+            test_source=test_source,
+            text_columns=text_columns,
+            label_column=label_column,
+            header=header,
+            encoding=encoding,
+        )
     elif path.exists():
         splits, class_names, test_split, extra = _load_path(path, image_size, channels)
     elif any(mark in source for mark in ("/", "\\")) or source.startswith((".", "~")):
@@ -81,7 +103,7 @@ def load_dataset(
         test_fraction=test_fraction,
         seed=seed,
     )
-    found = dataset.info.input_shape[-1]
+    found = dataset.info.input_shape[-1] if dataset.info.kind == "image" else None
     if channels is not None and found != channels:
         raise ValueError(
             f"{source}: images have {found} channel(s) but {channels} are needed; "
@@ -205,21 +227,26 @@ def _assemble(
         if len(splits[split][1]) == 0:
             raise ValueError(f"{source}: the {split} split is empty; add more examples per class")
     arrays = {split: splits[split] for split in ("train", "validation", "test")}
+    features = arrays["train"][0]
+    kind = "text" if features.dtype == object else "image"
+    preprocessing = dict(extra.get("preprocessing", {}))
+    if kind == "image":
+        preprocessing = {
+            "image_size": list(features.shape[1:3]),
+            "channels": int(features.shape[-1]),
+            "dtype": "uint8",
+            "value_range": [0, 255],
+            **preprocessing,
+        }
     info = DatasetInfo(
         source=source,
-        kind="image",
+        kind=kind,
         class_names=list(class_names),
-        input_shape=tuple(int(d) for d in arrays["train"][0].shape[1:]),
+        input_shape=tuple(int(d) for d in features.shape[1:]),
         counts={split: int(len(labels)) for split, (_, labels) in arrays.items()},
         test_split=test_split,
         validation_split=validation_split,
-        preprocessing={
-            "image_size": list(arrays["train"][0].shape[1:3]),
-            "channels": int(arrays["train"][0].shape[-1]),
-            "dtype": "uint8",
-            "value_range": [0, 255],
-            **extra.get("preprocessing", {}),
-        },
+        preprocessing=preprocessing,
         skipped_files=extra.get("skipped", []),
     )
     return Dataset(arrays=arrays, info=info, batch_size=batch_size, seed=seed)

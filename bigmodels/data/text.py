@@ -1,0 +1,218 @@
+"""Text sources: CSV/TSV files (any columns, with or without a header) and folders of .txt files.
+
+Bad rows (undecodable bytes, empty text, missing label) are reported, not fatal; a source with
+no usable row is an error.
+"""
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+
+from bigmodels.lite.images import IMAGE_EXTENSIONS
+
+TEXT_FILE_EXTENSIONS = (".csv", ".tsv", ".txt", ".tab")
+
+
+def _decode(data: bytes, path: Path, encoding: str) -> tuple[str, bool]:
+    """Decodes a file; undecodable bytes become U+FFFD and the caller reports those rows."""
+    try:
+        return data.decode(encoding).lstrip("\ufeff"), False
+    except UnicodeDecodeError:
+        return data.decode(encoding, errors="replace").lstrip("\ufeff"), True
+    except LookupError as error:
+        raise ValueError(f"unknown text encoding '{encoding}'; use e.g. utf-8 or cp1252") from error
+
+
+def _delimiter(path: Path, sample: str) -> str:
+    if path.suffix.lower() in (".tsv", ".tab"):
+        return "\t"
+    if path.suffix.lower() == ".csv":
+        return ","
+    try:
+        return csv.Sniffer().sniff(sample[:65536], delimiters=",\t;|").delimiter
+    except csv.Error:
+        return "\t" if "\t" in sample else ","
+
+
+def _column_index(column: str | int, header: list[str] | None, path: Path, width: int) -> int:
+    """A column given by name (needs a header) or by 0-based index."""
+    if isinstance(column, int) or (isinstance(column, str) and column.lstrip("-").isdigit()):
+        index = int(column)
+        if not 0 <= index < width:
+            raise ValueError(f"{path}: column {index} does not exist (rows have {width} columns, 0-based)")
+        return index
+    if header is None or column not in header:
+        names = ", ".join(repr(name) for name in header) if header else "none (no header row)"
+        raise ValueError(
+            f"{path}: no column named '{column}'; columns are {names}; pass a name or a 0-based index"
+        )
+    return header.index(column)
+
+
+def _has_header(rows: list[list[str]], text_columns, label_column) -> bool:
+    """A header when a column is named, or when the first label occurs nowhere else."""
+    named = [c for c in (*text_columns, label_column) if isinstance(c, str) and not c.lstrip("-").isdigit()]
+    if named:
+        return True
+    if len(rows) < 3:
+        return False
+    index = int(label_column)
+    first = rows[0][index] if index < len(rows[0]) else ""
+    return all(index >= len(row) or row[index] != first for row in rows[1:])
+
+
+def read_table(
+    path: str | Path,
+    *,
+    text_columns: list[str | int],
+    label_column: str | int,
+    header: bool | None = None,
+    encoding: str = "utf-8",
+):
+    """Reads texts and labels from a CSV or TSV file.
+
+    Args:
+        path: the file; ``.tsv``/``.tab`` is tab-separated, ``.csv`` comma-separated, others sniffed.
+        text_columns: one or several columns (names or 0-based indices), joined with a space.
+        label_column: the label column (name or index); labels may be names or integers.
+        header: whether the first row names the columns; guessed when None.
+        encoding: the file's encoding.
+
+    Returns:
+        (texts, labels, problems): parallel lists of usable rows, and {"row", "reason"} for each
+        row that was skipped or repaired (row numbers count from 1, header included).
+    """
+    path = Path(path)
+    text, had_bad_bytes = _decode(path.read_bytes(), path, encoding)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text)))
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ValueError(f"{path}: the file has no rows; add one example per row")
+    header_row = (
+        rows[0] if (header if header is not None else _has_header(rows, text_columns, label_column)) else None
+    )
+    width = max(len(row) for row in rows)
+    text_indices = [_column_index(c, header_row, path, width) for c in text_columns]
+    label_index = _column_index(label_column, header_row, path, width)
+    texts, labels, problems = [], [], []
+    for number, row in enumerate(rows[1:] if header_row else rows, start=2 if header_row else 1):
+        label = row[label_index].strip() if label_index < len(row) else ""
+        joined = " ".join(row[i].strip() for i in text_indices if i < len(row) and row[i].strip())
+        if not label:
+            problems.append({"row": number, "reason": "missing label"})
+        elif not joined:
+            problems.append({"row": number, "reason": "empty text"})
+        else:
+            if had_bad_bytes and "\ufffd" in joined:
+                problems.append(
+                    {"row": number, "reason": f"bytes that are not {encoding} replaced by U+FFFD"}
+                )
+            texts.append(joined)
+            labels.append(label)
+    if not texts:
+        raise ValueError(f"{path}: no usable row ({len(problems)} skipped: missing labels or empty texts)")
+    return texts, labels, problems
+
+
+def read_text_folder(root: str | Path, *, encoding: str = "utf-8"):
+    """Reads root/<class>/*.txt, one example per file. Returns (texts, labels, problems)."""
+    root = Path(root)
+    texts, labels, problems = [], [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(p for p in folder.rglob("*.txt") if p.is_file()):
+            content, bad = _decode(path.read_bytes(), path, encoding)
+            if not content.strip():
+                problems.append({"path": str(path), "reason": "empty text"})
+                continue
+            if bad:
+                problems.append(
+                    {"path": str(path), "reason": f"bytes that are not {encoding} replaced by U+FFFD"}
+                )
+            texts.append(content.strip())
+            labels.append(folder.name)
+    if not texts:
+        raise ValueError(f"{root}: no usable .txt file in any class folder; put one text per .txt file")
+    return texts, labels, problems
+
+
+def class_names_of(labels: list[str]) -> list[str]:
+    """Sorted class names: numerically when every label is an integer, else alphabetically."""
+    unique = sorted(Counter(labels))
+    if all(label.lstrip("-").isdigit() for label in unique):
+        return sorted(unique, key=int)
+    return unique
+
+
+def is_text_folder(root: Path) -> bool:
+    """True when the class subfolders hold .txt files (and so the folder is a text source)."""
+    return any(
+        p.suffix.lower() == ".txt" for folder in root.iterdir() if folder.is_dir() for p in folder.rglob("*")
+    )
+
+
+def _read_text_source(path: Path, text_columns, label_column, header, encoding):
+    if path.is_dir():
+        return read_text_folder(path, encoding=encoding)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise ValueError(f"{path}: a single image is not a dataset; pass a folder of class subfolders")
+    if text_columns is None or label_column is None:
+        raise ValueError(
+            f"{path}: say which columns hold the text and the label "
+            "(--text-column NAME_OR_INDEX --label-column NAME_OR_INDEX)"
+        )
+    return read_table(
+        path, text_columns=text_columns, label_column=label_column, header=header, encoding=encoding
+    )
+
+
+def load_text_source(
+    path: Path,
+    *,
+    test_source: str | Path | None,
+    text_columns,
+    label_column,
+    header: bool | None,
+    encoding: str,
+):
+    """Reads a text source (and an optional separate test source) into splits of string arrays.
+
+    Returns:
+        (splits, class_names, test_split, extra) in the form ``load_dataset`` assembles.
+    """
+    import numpy as np
+
+    if text_columns is not None and not isinstance(text_columns, list | tuple):
+        text_columns = [text_columns]
+    texts, labels, problems = _read_text_source(path, text_columns, label_column, header, encoding)
+    for problem in problems:
+        problem.setdefault("path", str(path))
+    test = None
+    if test_source is not None:
+        test_path = Path(test_source).expanduser()
+        if not test_path.exists():
+            raise FileNotFoundError(f"test data '{test_source}' does not exist; check the --test-data path")
+        test_texts, test_labels, test_problems = _read_text_source(
+            test_path, text_columns, label_column, header, encoding
+        )
+        problems += [{**problem, "path": problem.get("path", str(test_path))} for problem in test_problems]
+        test = (test_texts, test_labels)
+    class_names = class_names_of(labels)
+    if test is not None:
+        unknown = sorted(set(test[1]) - set(class_names))
+        if unknown:
+            raise ValueError(
+                f"{test_source}: label(s) {', '.join(unknown[:5])} do not occur in the training data; "
+                "use the same labels in both files"
+            )
+
+    def as_arrays(texts_, labels_):
+        return np.asarray(texts_, dtype=object), np.asarray([class_names.index(label) for label in labels_])
+
+    splits = {"all": as_arrays(texts, labels)}
+    test_split = None
+    if test is not None:
+        splits = {"train": splits["all"], "test": as_arrays(*test)}
+        test_split = f"the separate test data '{test_source}'"
+    preprocessing = {"text_columns": text_columns, "label_column": label_column, "encoding": encoding}
+    return splits, class_names, test_split, {"skipped": problems, "preprocessing": preprocessing}
