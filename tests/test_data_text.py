@@ -148,3 +148,12 @@ def test_sst2_style_tsv_with_named_columns(tmp_path):
     )
     data = load_dataset(str(path), text_columns="sentence", label_column="label")
     assert data.info.preprocessing["text_columns"] == ["sentence"]
+
+
+def test_text_folder_with_train_and_test_subfolders(tmp_path):
+    for split, rows in (("train", ROWS), ("test", ROWS[:4])):
+        for index, (text, label) in enumerate(rows):
+            (tmp_path / split / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / split / label / f"{index}.txt").write_text(text, encoding="utf-8")
+    data = load_dataset(str(tmp_path))
+    assert data.info.class_names == ["neg", "pos"] and data.info.counts["test"] == 4

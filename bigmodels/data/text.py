@@ -145,10 +145,17 @@ def class_names_of(labels: list[str]) -> list[str]:
 
 
 def is_text_folder(root: Path) -> bool:
-    """True when the class subfolders hold .txt files (and so the folder is a text source)."""
-    return any(
-        p.suffix.lower() == ".txt" for folder in root.iterdir() if folder.is_dir() for p in folder.rglob("*")
+    """True when the class subfolders hold .txt files and no images (a stray README.txt beside
+    photos does not make a photo folder a text source)."""
+    suffixes = Counter(
+        p.suffix.lower()
+        for folder in root.iterdir()
+        if folder.is_dir()
+        for p in folder.rglob("*")
+        if p.is_file()
     )
+    has_images = any(suffixes[extension] for extension in IMAGE_EXTENSIONS)
+    return suffixes[".txt"] > 0 and not has_images
 
 
 def _read_text_source(path: Path, text_columns, label_column, header, encoding):
@@ -184,6 +191,13 @@ def load_text_source(
 
     if text_columns is not None and not isinstance(text_columns, list | tuple):
         text_columns = [text_columns]
+    if path.is_dir() and test_source is None:
+        from bigmodels.data.images import find_split_folders
+
+        split_folders = find_split_folders(path)
+        if "train" in split_folders:  # train/ and test/ (or val/) subfolders, as for images
+            path = split_folders["train"]
+            test_source = split_folders.get("test", split_folders.get("validation"))
     texts, labels, problems = _read_text_source(path, text_columns, label_column, header, encoding)
     for problem in problems:
         problem.setdefault("path", str(path))
