@@ -9,9 +9,7 @@ artifact's test accuracy falls more than --max-accuracy-drop points below the Ke
 
 import sys
 
-from bigmodels.cli import ArgumentParser, print_export_table, run_app
-
-EXIT_PARITY_FAILED = 1
+from bigmodels.cli import EXIT_PARITY_FAILED, ArgumentParser, print_export_table, run_app
 
 
 def parse_args(argv=None):

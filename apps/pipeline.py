@@ -9,9 +9,14 @@ Exits 1 when the parity gate fails (an artifact more than --max-accuracy-drop po
 
 import sys
 
-from bigmodels.cli import ArgumentParser, add_training_flags, print_export_table, run_app, train_from_args
-
-EXIT_PARITY_FAILED = 1
+from bigmodels.cli import (
+    EXIT_PARITY_FAILED,
+    ArgumentParser,
+    add_training_flags,
+    print_export_table,
+    run_app,
+    train_from_args,
+)
 
 
 def parse_args(argv=None):

@@ -5,6 +5,7 @@ import os
 import sys
 
 EXIT_BAD_INPUT = 2
+EXIT_PARITY_FAILED = 1  # export and pipeline: an artifact fell below Keras by more than allowed
 
 # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) would bury the one line a
 # user needs; real failures still surface as Python exceptions.
