@@ -56,6 +56,16 @@ def export_saved_model(model, directory: Path) -> Path:
     return directory
 
 
+def _calibration_batches(examples: np.ndarray):
+    """The converter's representative dataset: one example per batch."""
+
+    def batches():
+        for example in examples:
+            yield [np.asarray(example[None])]
+
+    return batches
+
+
 def convert_tflite(model, mode: str, representative_inputs: np.ndarray) -> bytes:
     """Converts a Keras model to TFLite through a SavedModel.
 
@@ -76,21 +86,22 @@ def convert_tflite(model, mode: str, representative_inputs: np.ndarray) -> bytes
     # uint8 images are calibrated as float pixel values (token ids stay integers).
     floats_in = full_integer and model.inputs[0].dtype == "uint8"
     source = float_input_twin(model) if floats_in else model
+    integer_ids_in = model.inputs[0].dtype in ("int32", "int64")
     with tempfile.TemporaryDirectory(prefix="bigmodels-savedmodel-") as directory:
         export_saved_model(source, Path(directory))
+        if mode == "int16x8" and integer_ids_in:
+            from bigmodels.tflite_int16 import convert_int16x8_integer_input
+
+            return convert_int16x8_integer_input(directory, _calibration_batches(representative_inputs))
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         if mode != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if mode == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if full_integer:
-            dtype = np.float32 if floats_in else representative_inputs.dtype
-
-            def representative_dataset():
-                for example in representative_inputs:
-                    yield [np.asarray(example[None], dtype=dtype)]
-
-            converter.representative_dataset = representative_dataset
+            converter.representative_dataset = _calibration_batches(
+                representative_inputs.astype(np.float32) if floats_in else representative_inputs
+            )
         if mode == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if floats_in:
