@@ -22,7 +22,9 @@ from bigmodels.cli import (
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_training_flags(parser, out_default="saved_models/demo")
-    parser.add_argument("--quantization", default="float32,dynamic,float16,int8")
+    parser.add_argument(
+        "--quantization", default=None, help="TFLite modes (default: 4 for images, all 5 for text)"
+    )
     parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0)
     return parser.parse_args(argv)
 
@@ -30,7 +32,8 @@ def parse_args(argv=None):
 def main(args) -> int:
     from bigmodels.export import export_run, parse_quantization
 
-    modes = parse_quantization(args.quantization)  # bad flags fail before training starts
+    # Bad flags fail before training starts; None lets the export choose the family's modes.
+    modes = parse_quantization(args.quantization) if args.quantization else None
     run_dir, metrics = train_from_args(args, verbose=2)
     report = export_run(run_dir, quantization=modes, max_accuracy_drop=args.max_accuracy_drop)
     print(

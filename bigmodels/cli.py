@@ -49,13 +49,23 @@ def run_app(main, parse_args, argv=None) -> int:
         return EXIT_BAD_INPUT
 
 
+def _column(text: str) -> str | int:
+    """A column flag: a 0-based index when it is a number, else a header name."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def add_training_flags(parser, *, out_default: str | None = None) -> None:
     """The flags of apps/train.py, shared by apps/pipeline.py so both accept the same options."""
-    parser.add_argument("--model", default="cnn_classifier", help="registered model name")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="registered model name (default: cnn_classifier for images, transformer_classifier for text)",
+    )
     parser.add_argument(
         "--data",
         default=None,
-        help="tfds name, image folder, IDX folder, or 'digits' (embedded, the default)",
+        help="tfds name, image folder, IDX folder, CSV/TSV file, folder of .txt class folders, "
+        "or 'digits' (embedded, the default)",
     )
     parser.add_argument(
         "--out", required=out_default is None, default=out_default, help="run folder to create"
@@ -78,24 +88,87 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
         help="size photos are resized to when loading",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    text = parser.add_argument_group("text data (CSV/TSV files)")
+    text.add_argument(
+        "--text-column",
+        dest="text_columns",
+        type=_column,
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="text column(s) by header name or 0-based index; several are joined",
+    )
+    text.add_argument("--label-column", dest="label_column", type=_column, default=None, metavar="COLUMN")
+    text.add_argument("--test-data", dest="test_source", default=None, help="separate test file or folder")
+    text.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the first row names the columns (default: guessed)",
+    )
+    text.add_argument(
+        "--encoding", default=None, help="text encoding (default utf-8; bad bytes are reported)"
+    )
+    tokenizer = parser.add_argument_group("tokenizer (learned from the training texts)")
+    tokenizer.add_argument("--vocabulary-size", dest="vocabulary_size", type=int, default=8000)
+    tokenizer.add_argument(
+        "--sequence-length",
+        dest="sequence_length",
+        type=int,
+        default=None,
+        help="token ids per text (default: covers 95%% of the training texts)",
+    )
+    tokenizer.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True)
+    tokenizer.add_argument(
+        "--strip-accents",
+        dest="strip_accents",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="drop diacritics (off: in Yoruba or Vietnamese they change the word)",
+    )
+    tokenizer.add_argument(
+        "--split-on-cjk", dest="split_on_cjk", action=argparse.BooleanOptionalAction, default=True
+    )
     group = parser.add_argument_group("model arguments (cnn_classifier)")
     group.add_argument("--variant", default="auto", help="compact, mobile, or auto (chosen from the data)")
     group.add_argument("--width-multiplier", dest="width_multiplier", type=float, default=None)
     group.add_argument(
         "--resolution", type=int, default=None, help="resize inside the model to this square size"
     )
-    group.add_argument("--dropout", type=float, default=None)
+    group.add_argument("--dropout", type=float, default=None, help="dropout rate (every family)")
+    text_model = parser.add_argument_group(
+        "model arguments (transformer_classifier, embedding_bag_classifier)"
+    )
+    text_model.add_argument("--width", type=int, default=None, help="embedding and model width")
+    text_model.add_argument("--num-heads", dest="num_heads", type=int, default=None)
+    text_model.add_argument("--feedforward-size", dest="feedforward_size", type=int, default=None)
+    text_model.add_argument("--depth", type=int, default=None, help="number of Transformer encoder blocks")
+
+
+MODEL_FLAGS = ("width_multiplier", "resolution", "dropout", "width", "num_heads", "feedforward_size", "depth")
 
 
 def train_from_args(args, *, verbose: int = 1):
     """Calls ``train_run`` with the flags of ``add_training_flags``; returns (run_dir, metrics)."""
+    from bigmodels.data.vocabulary import TokenizerSettings
     from bigmodels.runs import train_run
 
-    model_args = {
-        "variant": args.variant,
-        "width_multiplier": args.width_multiplier,
-        "resolution": args.resolution,
-        "dropout": args.dropout,
+    model_args = {name: getattr(args, name) for name in MODEL_FLAGS}
+    if args.variant != "auto":
+        model_args["variant"] = args.variant
+    tokenizer = TokenizerSettings(
+        vocabulary_size=args.vocabulary_size,
+        sequence_length=args.sequence_length,
+        lowercase=args.lowercase,
+        strip_accents=args.strip_accents,
+        split_on_cjk=args.split_on_cjk,
+    )
+    data_options = {
+        "text_columns": args.text_columns,
+        "label_column": args.label_column,
+        "test_source": args.test_source,
+        "header": args.header,
+        "encoding": args.encoding,
     }
     return train_run(
         args.model,
@@ -109,6 +182,8 @@ def train_from_args(args, *, verbose: int = 1):
         augmentation=args.augmentation,
         image_size=args.image_size,
         model_args=model_args,
+        data_options=data_options,
+        tokenizer=tokenizer,
         overwrite=args.overwrite,
         verbose=verbose,
     )
@@ -124,6 +199,9 @@ def print_export_table(report: dict) -> None:
             f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
             f"{artifact['latency_ms']:>8.3f}"
         )
+    chosen = report.get("chosen", {})
+    if chosen.get("file"):
+        print(f"chosen: {chosen['file']}: {chosen['reason']}")
     gate = report["parity_gate"]
     for failure in gate["failures"]:
         print(

@@ -10,6 +10,7 @@ import numpy as np
 
 QUANTIZATION_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 DEFAULT_IMAGE_MODES = ("float32", "dynamic", "float16", "int8")
+DEFAULT_TEXT_MODES = QUANTIZATION_MODES
 
 
 def parse_quantization(text: str, allowed=QUANTIZATION_MODES) -> list[str]:
@@ -38,8 +39,9 @@ def float_input_twin(model):
     return twin
 
 
-def export_saved_model(model, directory: Path) -> Path:
-    """Writes a SavedModel whose serving signature takes the model's own input dtype.
+def export_saved_model(model, directory: Path, *, tokenizer=None) -> Path:
+    """Writes a SavedModel whose serving signature takes the model's own input dtype, or raw
+    strings when a (keras-hub) ``tokenizer`` is given: the tokenizer then runs inside the graph.
 
     The endpoint calls the model with ``training=False`` explicitly: ``model.export`` traces a
     model that contains a Resizing layer with BatchNormalization in training mode (batch
@@ -48,10 +50,19 @@ def export_saved_model(model, directory: Path) -> Path:
     import keras
     import tensorflow as tf
 
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], dtype=model.inputs[0].dtype, name="inputs")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", lambda inputs: model(inputs, training=False), input_signature=[spec])
+    if tokenizer is None:
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], dtype=model.inputs[0].dtype, name="inputs")
+        archive.add_endpoint("serve", lambda inputs: model(inputs, training=False), input_signature=[spec])
+    else:
+        if not tokenizer.built:
+            tokenizer.build(None)  # a tokenizer has no weights; export still asks for a built layer
+        archive.track(tokenizer)
+        spec = tf.TensorSpec([None], dtype=tf.string, name="texts")
+        archive.add_endpoint(
+            "serve", lambda texts: model(tokenizer(texts), training=False), input_signature=[spec]
+        )
     archive.write_out(str(directory), verbose=False)
     return directory
 
@@ -165,6 +176,27 @@ def _verify_saved_model(directory: Path, features, labels, keras_top1) -> dict:
     return entry
 
 
+def choose_artifact(artifacts: list[dict], keras_accuracy: float, max_accuracy_drop: float) -> dict:
+    """The smallest TFLite file whose accuracy is within the parity gate, and why."""
+    within = [
+        a
+        for a in artifacts
+        if a["format"] == "tflite" and (keras_accuracy - a["accuracy"]) * 100 <= max_accuracy_drop
+    ]
+    if not within:
+        return {"file": None, "reason": "no TFLite file is within the parity gate"}
+    best = min(within, key=lambda a: (a["size_bytes"], a["latency_ms"]))
+    drop = (keras_accuracy - best["accuracy"]) * 100
+    return {
+        "file": best["file"],
+        "reason": (
+            f"smallest of the {len(within)} TFLite file(s) within {max_accuracy_drop} points of Keras: "
+            f"{best['size_bytes'] / 1024:.1f} KB, accuracy {best['accuracy']:.4f} "
+            f"({drop:+.2f} points below Keras), {best['latency_ms']:.3f} ms per example"
+        ),
+    }
+
+
 def _representative(dataset, count: int = 200) -> np.ndarray:
     features, _ = dataset.arrays["train"]
     order = np.random.default_rng(dataset.seed).permutation(len(features))[:count]
@@ -174,18 +206,21 @@ def _representative(dataset, count: int = 200) -> np.ndarray:
 def export_run(
     run_dir: str | Path,
     *,
-    quantization: list[str] | tuple[str, ...] = DEFAULT_IMAGE_MODES,
+    quantization: list[str] | tuple[str, ...] | None = None,
     max_accuracy_drop: float = 1.0,
     latency_repeats: int = 200,
 ) -> dict:
     """Exports a run: SavedModel, one TFLite file per mode, each verified on the test split.
 
-    Writes RUN_DIR/export/ (saved_model/, model_<mode>.tflite, report.json) atomically: the
-    folder appears only once every artifact has been converted and checked.
+    Writes RUN_DIR/export/ (saved_model/, model_<mode>.tflite, report.json; for text also
+    vocabulary.txt and tokenizer.json) atomically: the folder appears only once every artifact
+    has been converted and checked. A text model's SavedModel takes raw strings (tokenizer in
+    the graph); its TFLite files take int32 token ids.
 
     Args:
         run_dir: a finished run folder.
-        quantization: TFLite modes to produce.
+        quantization: TFLite modes to produce (default: float32, dynamic, float16 and int8 for
+            images; all five, int16x8 included, for text).
         max_accuracy_drop: parity gate, in percentage points below the Keras accuracy.
         latency_repeats: single-example invokes timed per artifact (1 thread).
 
@@ -200,7 +235,9 @@ def export_run(
     from bigmodels.runs import load_run_dataset, load_run_model, read_run, write_json
 
     run_dir, config = read_run(run_dir)
-    modes = parse_quantization(",".join(quantization))
+    is_text = "tokenizer" in config
+    default_modes = DEFAULT_TEXT_MODES if is_text else DEFAULT_IMAGE_MODES
+    modes = parse_quantization(",".join(quantization or default_modes))
     dataset = load_run_dataset(run_dir, config)
     model = load_run_model(run_dir)
     features, labels = dataset.arrays["test"]
@@ -210,8 +247,22 @@ def export_run(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        export_saved_model(model, staging / "saved_model")
         saved_model_dir = staging / "saved_model"
+        served_inputs = features
+        if is_text:
+            from bigmodels.data.vocabulary import (
+                TOKENIZER_FILE,
+                VOCABULARY_FILE,
+                keras_tokenizer,
+                load_tokenizer,
+            )
+
+            for name in (VOCABULARY_FILE, TOKENIZER_FILE):
+                shutil.copy2(run_dir / name, staging / name)
+            export_saved_model(model, saved_model_dir, tokenizer=keras_tokenizer(*load_tokenizer(run_dir)))
+            served_inputs = dataset.texts["test"].astype(str)
+        else:
+            export_saved_model(model, saved_model_dir)
         artifacts = [
             {
                 "file": "saved_model",
@@ -219,7 +270,8 @@ def export_run(
                 "quantization": "none",
                 "size_bytes": directory_size(saved_model_dir),
                 "gzip_bytes": sum(gzip_size(p) for p in saved_model_dir.rglob("*") if p.is_file()),
-                **_verify_saved_model(saved_model_dir, features, labels, keras_top1),
+                "input": "raw strings (tokenizer inside)" if is_text else "raw uint8 pixels",
+                **_verify_saved_model(saved_model_dir, served_inputs, labels, keras_top1),
             }
         ]
         representative = _representative(dataset)
@@ -258,6 +310,7 @@ def export_run(
             "test_split": dataset.info.test_split,
             "latency_threads": 1,
             "artifacts": artifacts,
+            "chosen": choose_artifact(artifacts, keras_accuracy, max_accuracy_drop),
             "parity_gate": {
                 "max_accuracy_drop_points": max_accuracy_drop,
                 "passed": not failures,

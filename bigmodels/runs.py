@@ -45,30 +45,79 @@ def load_run_model(run_dir: Path):
     """Loads model.keras in Keras safe mode (a model file cannot run arbitrary code)."""
     import keras
 
+    import bigmodels.models  # noqa: F401  registers the package's own layers for loading
+
+    if (run_dir / "tokenizer.json").is_file():
+        import keras_hub  # noqa: F401  registers TokenAndPositionEmbedding, TransformerEncoder
+
     return keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+
+
+TEXT_MODEL_ARGUMENT = "vocabulary_size"  # builders that take token ids have this argument
+DEFAULT_MODELS = {"image": "cnn_classifier", "text": "transformer_classifier"}
+
+
+def inspect_arguments(model_name: str):
+    """The builder's keyword arguments (name -> inspect.Parameter)."""
+    import inspect
+
+    return inspect.signature(get_builder(model_name)).parameters
+
+
+def _check_model_fits_data(model_name: str, accepted, kind: str) -> None:
+    takes_text = TEXT_MODEL_ARGUMENT in accepted
+    if takes_text != (kind == "text"):
+        suggestion = DEFAULT_MODELS[kind]
+        raise ValueError(
+            f"model '{model_name}' takes {'text' if takes_text else 'images'} but the data is {kind}; "
+            f"pass --model {suggestion} (or leave --model out)"
+        )
 
 
 def resolve_model_args(model_name: str, info, model_args: dict) -> dict:
     """Fills the builder's data-dependent arguments and the automatic choices."""
-    import inspect
-
     from bigmodels.models import choose_cnn_variant
 
-    builder = get_builder(model_name)
-    accepted = inspect.signature(builder).parameters
-    unknown = sorted(set(model_args) - set(accepted))
+    accepted = inspect_arguments(model_name)
+    given = {k: v for k, v in model_args.items() if v is not None}
+    unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise ValueError(
             f"model '{model_name}' has no argument(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
     resolved = {name: p.default for name, p in accepted.items()}
-    resolved.update({k: v for k, v in model_args.items() if v is not None})
-    resolved["input_shape"] = list(info.input_shape)
+    resolved.update(given)
     resolved["num_classes"] = info.num_classes
-    if "variant" in accepted and model_args.get("variant") in (None, "auto"):
+    if info.kind == "text":
+        resolved["sequence_length"] = info.input_shape[0]
+        resolved["vocabulary_size"] = info.preprocessing["tokenizer"]["vocabulary_length"]
+    else:
+        resolved["input_shape"] = list(info.input_shape)
+    if "variant" in accepted and given.get("variant", "auto") == "auto":
         resolved["variant"] = choose_cnn_variant(info.input_shape)
         resolved["variant_chosen_by"] = "auto (small grayscale images -> compact, colour photos -> mobile)"
     return resolved
+
+
+def prepare_text(dataset, staging: Path, settings):
+    """Learns the run's WordPiece vocabulary from the training texts and tokenizes every split."""
+    from dataclasses import replace
+
+    from bigmodels.data.vocabulary import (
+        choose_sequence_length,
+        learn_vocabulary,
+        save_tokenizer,
+        token_counts,
+        tokenize_dataset,
+    )
+
+    train_texts = dataset.arrays["train"][0]
+    vocabulary = learn_vocabulary(train_texts, settings)
+    if settings.sequence_length is None:
+        counts = token_counts(train_texts, vocabulary, settings)
+        settings = replace(settings, sequence_length=choose_sequence_length(counts))
+    save_tokenizer(staging, vocabulary, settings)
+    return tokenize_dataset(dataset, vocabulary, settings)
 
 
 def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
@@ -82,8 +131,11 @@ def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
     return staging
 
 
+TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "header", "encoding")
+
+
 def train_run(
-    model_name: str,
+    model_name: str | None,
     data_source: str | None,
     out_dir: str | Path,
     *,
@@ -95,37 +147,70 @@ def train_run(
     augmentation: str | None = None,
     image_size: tuple[int, int] | None = None,
     model_args: dict | None = None,
+    data_options: dict | None = None,
+    tokenizer=None,
     overwrite: bool = False,
     verbose: int = 1,
     callbacks: list | None = None,
 ) -> tuple[Path, dict]:
     """Trains a registered model on a data source and writes a complete run folder.
 
+    Args:
+        model_name: a registered model; None picks cnn_classifier for images and
+            transformer_classifier for text.
+        data_source: anything ``load_dataset`` takes.
+        out_dir: the run folder to create.
+        data_options: text-source options of ``load_dataset`` (text_columns, label_column,
+            test_source, header, encoding).
+        tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
+        model_args: builder arguments; data-dependent ones are filled in.
+        Other arguments are the training settings recorded in config.json.
+
     Example:
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
+        train_run(None, "reviews.csv", "saved_models/reviews",
+                  data_options={"text_columns": ["title", "body"], "label_column": "stars"})
 
     Returns:
         (run_dir, metrics) where metrics is what metrics.json holds.
     """
+    from bigmodels.data.vocabulary import TokenizerSettings
     from bigmodels.training import default_augmentation, fit_classifier
 
-    get_builder(model_name)  # an unknown model fails before any data is read
+    if model_name is not None:
+        get_builder(model_name)  # an unknown model fails before any data is read
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     out_dir = Path(out_dir)
+    data_options = {k: v for k, v in (data_options or {}).items() if v is not None}
+    unknown = sorted(set(data_options) - set(TEXT_DATA_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown data option(s) {', '.join(unknown)}; use {', '.join(TEXT_DATA_OPTIONS)}")
+    dataset = load_dataset(
+        data_source, batch_size=batch_size, seed=seed, image_size=image_size, **data_options
+    )
+    model_chosen_by = None
+    if model_name is None:
+        model_name = DEFAULT_MODELS[dataset.info.kind]
+        model_chosen_by = f"auto ({dataset.info.kind} data)"
     data_args = {
         "source": data_source,
         "batch_size": batch_size,
         "seed": seed,
         "image_size": list(image_size) if image_size else None,
+        **data_options,
     }
-    dataset = load_dataset(data_source, batch_size=batch_size, seed=seed, image_size=image_size)
-    resolved = resolve_model_args(model_name, dataset.info, model_args or {})
+    _check_model_fits_data(model_name, inspect_arguments(model_name), dataset.info.kind)
     staging = prepare_output(out_dir, overwrite=overwrite)
     try:
+        if dataset.info.kind == "text":
+            if isinstance(tokenizer, dict):
+                tokenizer = TokenizerSettings(**tokenizer)
+            dataset = prepare_text(dataset, staging, tokenizer or TokenizerSettings())
+        resolved = resolve_model_args(model_name, dataset.info, model_args or {})
         builder_args = {k: v for k, v in resolved.items() if k != "variant_chosen_by"}
         model = get_builder(model_name)(**builder_args)
-        augmentation = augmentation or default_augmentation(dataset.info.input_shape)
+        augmentation = augmentation or default_augmentation(dataset.info)
         training = {
             "epochs": epochs,
             "learning_rate": learning_rate,
@@ -141,6 +226,10 @@ def train_run(
             "training": training,
             "bigmodels_version": __version__,
         }
+        if model_chosen_by:
+            config["model_chosen_by"] = model_chosen_by
+        if dataset.info.kind == "text":
+            config["tokenizer"] = dataset.info.preprocessing["tokenizer"]
         write_json(staging / "config.json", config)
         summary = fit_classifier(
             model,
@@ -192,9 +281,27 @@ def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") ->
 
 
 def load_run_dataset(run_dir: Path, config: dict, source: str | None = None, **overrides):
-    """Loads the run's data with its recorded split settings (or ``source`` shaped the same way)."""
+    """Loads the run's data with its recorded split settings (or ``source`` shaped the same way).
+
+    Text is tokenized with the run's own vocabulary, never a new one.
+    """
     data = dict(config["data"])
     model_args = config["model_args"]
+    text_options = {k: data[k] for k in TEXT_DATA_OPTIONS if data.get(k) is not None}
+    if source is not None:
+        text_options.pop("test_source", None)  # other data brings its own split
+    if "tokenizer" in config:
+        from bigmodels.data.vocabulary import load_tokenizer, tokenize_dataset
+
+        raw = load_dataset(
+            source if source is not None else data["source"],
+            batch_size=overrides.get("batch_size", data["batch_size"]),
+            seed=data["seed"],
+            **text_options,
+        )
+        if raw.info.kind != "text":
+            raise ValueError(f"{source}: the run was trained on text; evaluate it on text data")
+        return tokenize_dataset(raw, *load_tokenizer(run_dir))
     image_size = data.get("image_size") or model_args.get("input_shape", [None, None])[:2]
     return load_dataset(
         source if source is not None else data["source"],

@@ -9,9 +9,12 @@ import numpy as np
 AUGMENTATIONS = ("none", "shift", "shift_flip")
 
 
-def default_augmentation(input_shape) -> str:
-    """Shifts suit digits and glyphs (a flipped 2 is not a 2); photos are also flipped."""
-    return "shift" if input_shape[-1] == 1 else "shift_flip"
+def default_augmentation(info) -> str:
+    """Shifts suit digits and glyphs (a flipped 2 is not a 2); photos are also flipped; token
+    ids are never shifted."""
+    if info.kind == "text":
+        return "none"
+    return "shift" if info.input_shape[-1] == 1 else "shift_flip"
 
 
 def augment_pipeline(dataset, augmentation: str, seed: int):
@@ -22,6 +25,8 @@ def augment_pipeline(dataset, augmentation: str, seed: int):
         raise ValueError(f"unknown augmentation '{augmentation}'; choose one of {', '.join(AUGMENTATIONS)}")
     if augmentation == "none":
         return dataset
+    if dataset.element_spec[0].dtype != tf.uint8:
+        raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
     steps = [keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed)]
     if augmentation == "shift_flip":
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed))

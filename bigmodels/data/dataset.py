@@ -13,7 +13,7 @@ class DatasetInfo:
 
     Attributes:
         source: what the user asked for (a path, a tfds name or "digits").
-        kind: "image" for now; the text and generator families add their own.
+        kind: "image" or "text".
         class_names: label names, index = class id.
         input_shape: shape of one example as the model receives it.
         counts: examples per split.
@@ -51,6 +51,7 @@ class Dataset:
     info: DatasetInfo
     batch_size: int = 64
     seed: int = 0
+    texts: dict[str, np.ndarray] | None = None  # raw texts of a tokenized text dataset
 
     def pipeline(self, split: str, *, shuffle: bool | None = None, batch_size: int | None = None):
         """A batched, prefetched ``tf.data.Dataset`` of (inputs, labels) for ``split``.
