@@ -13,3 +13,33 @@ def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "digits"
     run_dir, _ = train_run("cnn_classifier", "digits", out, epochs=3, learning_rate=5e-3, verbose=0)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    """A short Transformer run on a multilingual CSV (two text columns joined), shared by tests."""
+    from helpers import write_reviews_csv
+
+    from bigmodels.runs import train_run
+
+    folder = tmp_path_factory.mktemp("text")
+    data = write_reviews_csv(folder / "reviews.csv", 160)
+    run_dir, _ = train_run(
+        None,
+        str(data),
+        folder / "run",
+        epochs=12,
+        learning_rate=3e-3,
+        batch_size=16,
+        model_args={"width": 16, "feedforward_size": 32},
+        data_options={"text_columns": ["title", "body"], "label_column": "sentiment"},
+        verbose=0,
+    )
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def text_export(text_run):
+    from bigmodels.export import export_run
+
+    return export_run(text_run, latency_repeats=20)

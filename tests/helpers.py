@@ -89,14 +89,34 @@ SMALL_MODEL_CONFIGS = {
             "resolution": 24,
         },
     ],
+    "transformer_classifier": [
+        {
+            "vocabulary_size": 300,
+            "sequence_length": 16,
+            "num_classes": 3,
+            "width": 16,
+            "num_heads": 2,
+            "feedforward_size": 32,
+            "depth": 2,
+        }
+    ],
+    "embedding_bag_classifier": [
+        {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 2, "width": 8}
+    ],
 }
 
 
 def sample_inputs(model, count=8, seed=0):
-    """Random inputs of the model's input dtype and shape."""
+    """Random inputs of the model's input dtype and shape: pixels, or token ids (1..255) of
+    varied lengths followed by padding zeros."""
     generator = np.random.default_rng(seed)
     shape = (count, *model.input_shape[1:])
-    return generator.integers(0, 256, size=shape).astype(model.inputs[0].dtype)
+    if model.inputs[0].dtype == "uint8":
+        return generator.integers(0, 256, size=shape).astype("uint8")
+    ids = generator.integers(1, 256, size=shape).astype(model.inputs[0].dtype)
+    for row, length in zip(ids, generator.integers(1, shape[1] + 1, size=count), strict=True):
+        row[length:] = 0
+    return ids
 
 
 def check_config_round_trip(model):
@@ -140,3 +160,37 @@ def check_tflite_matches_keras(model, mode="float32", atol=1e-4):
     assert expected.std(axis=0).max() > 1e-3, "outputs do not depend on inputs: the check would be empty"
     runner = TFLiteModel(convert_tflite(model, mode, sample_inputs(model, count=16, seed=1)))
     np.testing.assert_allclose(runner.predict(inputs), expected, atol=atol)
+
+
+# Short reviews in English, Chinese (no spaces) and Yorùbá (tone marks and underdots): the
+# sentiment phrase decides the label, the filler words are shared by both classes.
+SENTIMENT_PHRASES = {
+    "positive": ["a wonderful, moving film", "这部电影非常精彩", "Fíìmù yìí dára púpọ̀"],
+    "negative": ["a dull, tedious mess", "这部电影很无聊", "Fíìmù yìí burú jáì"],
+}
+FILLER = ["the", "story", "of", "ọmọ", "ilé", "今天", "我们", "actors", "àṣà", "ending"]
+
+
+def review_rows(count: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(title, body, label) rows: multilingual, with commas, quotes and a newline inside fields."""
+    generator = np.random.default_rng(seed)
+    rows = []
+    for index in range(count):
+        label = "positive" if index % 2 == 0 else "negative"
+        phrase = SENTIMENT_PHRASES[label][index % 3]
+        filler = " ".join(generator.choice(FILLER, size=int(generator.integers(1, 6))))
+        title = f'Review {index}, "{filler}"'
+        body = f"{filler}\n{phrase}" if index % 5 == 0 else f"{phrase} {filler}"
+        rows.append((title, body, label))
+    return rows
+
+
+def write_reviews_csv(path: Path, count: int = 120, *, seed: int = 0, header: bool = True) -> Path:
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(["title", "body", "sentiment"])
+        writer.writerows(review_rows(count, seed))
+    return path

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import write_image_folder
+from helpers import write_image_folder, write_reviews_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,6 +105,53 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
     }[case]
     assert_one_line_error(result, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("cnn_on_text", "takes images but the data is text"),
+        ("wrong_column", "no column named 'review'"),
+        ("no_usable_row", "no usable row"),
+        ("columns_not_given", "--text-column"),
+        ("augmentation_on_text", "text takes --augmentation none"),
+    ],
+)
+def test_text_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case, expected):
+    data = write_reviews_csv(tmp_path / "reviews.csv", 20)
+    if case == "no_usable_row":
+        data.write_text("title,body,sentiment\nonly a title,,\n,,positive\n", encoding="utf-8")
+    columns = ["--text-column", "title", "body", "--label-column", "sentiment"]
+    arguments = {
+        "cnn_on_text": ["--model", "cnn_classifier", *columns],
+        "wrong_column": ["--text-column", "review", "--label-column", "sentiment"],
+        "no_usable_row": columns,
+        "columns_not_given": [],
+        "augmentation_on_text": [*columns, "--augmentation", "shift"],
+    }[case]
+    result = run_app("train", "--data", data, *arguments, "--out", tmp_path / "run", "--epochs", "1")
+    assert_one_line_error(result, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]
+
+
+def test_text_apps_headerless_csv_by_index_train_evaluate_export(tmp_path):
+    data = write_reviews_csv(tmp_path / "reviews.csv", 80, header=False)
+    run_dir = tmp_path / "run"
+    columns = ["--text-column", "0", "1", "--label-column", "2"]
+    model = ["--model", "embedding_bag_classifier", "--width", "8"]
+    result = run_app("train", "--data", data, *columns, *model, "--out", run_dir, "--epochs", "3")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["text_columns"] == [0, 1] and config["model_args"]["width"] == 8
+    result = run_app("evaluate", "--run", run_dir)
+    assert result.returncode == 0, result.stderr
+    result = run_app(
+        "export", "--run", run_dir, "--quantization", "float32,int16x8", "--max-accuracy-drop", "100"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "chosen: model_" in result.stdout
+    report = json.loads((run_dir / "export" / "report.json").read_text())
+    assert [a["file"] for a in report["artifacts"]][1:] == ["model_float32.tflite", "model_int16x8.tflite"]
 
 
 @pytest.mark.parametrize("app", ["evaluate", "export"])

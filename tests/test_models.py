@@ -33,7 +33,9 @@ def test_unknown_model_lists_the_known_ones():
 @pytest.mark.parametrize("name, config", CASES, ids=IDS)
 def test_builder_contract(name, config, tmp_path):
     model = get_model(name, **config)
-    assert model.inputs[0].dtype == "uint8", "image models take raw uint8 pixels"
+    takes_text = "vocabulary_size" in config
+    # Images go in as raw uint8 pixels, text as int32 token ids (string ops are not TFLite builtins).
+    assert model.inputs[0].dtype == ("int32" if takes_text else "uint8")
     assert model.output_shape == (None, config["num_classes"])
     assert all(layer.name for layer in model.layers)
     check_config_round_trip(model)

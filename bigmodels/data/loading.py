@@ -91,7 +91,7 @@ def load_dataset(
     elif any(mark in source for mark in ("/", "\\")) or source.startswith((".", "~")):
         raise FileNotFoundError(f"data path '{source}' does not exist; check the path or pass a tfds name")
     else:
-        splits, class_names, test_split, extra = _load_tfds(source, image_size, channels)
+        splits, class_names, test_split, extra = _load_tfds(source, image_size, channels, text_columns)
     dataset = _assemble(
         splits,
         class_names,
@@ -149,11 +149,16 @@ def _load_path(path: Path, image_size, channels):
     return splits, class_names, test_split, {"skipped": skipped, "preprocessing": preprocessing}
 
 
-def _load_tfds(name: str, image_size, channels):
-    """tfds splits as uint8 arrays; images of several sizes are centre-cropped and resized."""
+def _load_tfds(name: str, image_size, channels, text_columns):
+    """tfds splits as arrays; images of several sizes are centre-cropped and resized."""
     from PIL import Image
 
-    raw_splits, class_names = load_tfds_arrays(name)
+    if text_columns is not None and not isinstance(text_columns, list | tuple):
+        text_columns = [text_columns]
+    raw_splits, class_names, kind = load_tfds_arrays(name, text_columns=text_columns)
+    test_split = "the tfds 'test' split" if "test" in raw_splits else None
+    if kind == "text":
+        return raw_splits, class_names, test_split, {"preprocessing": {"text_columns": text_columns}}
     shapes = {image.shape for images, _ in raw_splits.values() for image in images}
     size = (
         tuple(image_size)
@@ -176,7 +181,6 @@ def _load_tfds(name: str, image_size, channels):
                 for i in images
             ]
             splits[split_name] = (np.stack(resized), labels)
-    test_split = "the tfds 'test' split" if "test" in splits else None
     preprocessing = {
         "image_size": list(size),
         "channels": int(channels),

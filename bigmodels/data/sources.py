@@ -27,21 +27,26 @@ def _tfds_module():
     return tfds
 
 
-def load_tfds_arrays(name: str, *, data_dir: str | None = None):
-    """Loads a tensorflow-datasets image classification set with its own splits.
+STANDARD_SPLITS = ("train", "validation", "test")
+
+
+def load_tfds_arrays(name: str, *, data_dir: str | None = None, text_columns=None):
+    """Loads a tensorflow-datasets classification set (images or text) with its own splits.
 
     Args:
-        name: a tfds name such as "mnist", "fashion_mnist", "cifar10" or "beans"
-            (optionally with a version, "mnist:3.0.1").
+        name: a tfds name such as "mnist", "cifar10", "beans" (images) or "ag_news_subset",
+            "imdb_reviews" (text), optionally with a version ("mnist:3.0.1").
         data_dir: where tfds keeps its files (its default when None).
+        text_columns: for text sets, the Text features to join (default: all of them).
 
     Returns:
-        (splits, class_names, feature_keys) where splits maps each tfds split name to
-        (images, labels) numpy arrays.
+        (splits, class_names, kind): splits maps each tfds split name to (examples, labels):
+        a list of uint8 images, or an object array of strings, for kind "image" or "text".
+        Examples without a label (imdb_reviews' "unsupervised" split) are left out.
 
     Raises:
-        ValueError: the name is not a tfds dataset, is not an image classification set, or
-            cannot be downloaded.
+        ValueError: the name is not a tfds dataset, is not a classification set, or cannot be
+            downloaded.
     """
     tfds = _tfds_module()
     try:
@@ -54,28 +59,44 @@ def load_tfds_arrays(name: str, *, data_dir: str | None = None):
         ) from error
     features = builder.info.features
     image_key = next((k for k in ("image", "img") if k in features), None)
-    if image_key is None or "label" not in features:
+    text_keys = [k for k, feature in features.items() if isinstance(feature, tfds.features.Text)]
+    if text_columns:
+        missing = [str(c) for c in text_columns if c not in text_keys]
+        if missing:
+            raise ValueError(
+                f"tfds dataset '{name}' has no text feature {', '.join(missing)}; "
+                f"its text features are {', '.join(text_keys) or 'none'}"
+            )
+        text_keys = list(text_columns)
+    if (image_key is None and not text_keys) or "label" not in features:
         raise ValueError(
-            f"tfds dataset '{name}' has no image and label features; pick an image classification set"
+            f"tfds dataset '{name}' has no image or text feature with a label; pick a classification set"
         )
     try:
         builder.download_and_prepare()
         # A prepared dataset lists its splits; tfds knows none before preparing (and mock data
-        # never prepares), and train/test is what every tfds image classification set has.
-        split_names = list(builder.info.splits) or ["train", "test"]
+        # never prepares), and train/test is what every tfds classification set has.
+        split_names = [s for s in builder.info.splits if s in STANDARD_SPLITS] or ["train", "test"]
         loaded = tfds.load(name, split=split_names, data_dir=data_dir, as_supervised=False)
     except Exception as error:  # tfds raises many kinds (network, checksum, disk)
         raise ValueError(
             f"tfds dataset '{name}' could not be downloaded or prepared ({type(error).__name__}); "
             "connect to the network once, or pass a local folder instead"
         ) from error
-    loaded = dict(zip(split_names, loaded, strict=True))
+    kind = "image" if image_key is not None else "text"
     splits = {}
-    for split_name, dataset in loaded.items():
-        images, labels = [], []
+    for split_name, dataset in zip(split_names, loaded, strict=True):
+        examples, labels = [], []
         for example in tfds.as_numpy(dataset):
-            images.append(example[image_key])
+            if example["label"] < 0:
+                continue
+            if kind == "image":
+                examples.append(example[image_key])
+            else:
+                parts = (example[key].decode("utf-8", errors="replace").strip() for key in text_keys)
+                examples.append(" ".join(part for part in parts if part))
             labels.append(example["label"])
-        splits[split_name] = (images, np.asarray(labels, dtype=np.int64))
-    class_names = list(features["label"].names)
-    return splits, class_names
+        if kind == "text":
+            examples = np.asarray(examples, dtype=object)
+        splits[split_name] = (examples, np.asarray(labels, dtype=np.int64))
+    return splits, list(features["label"].names), kind

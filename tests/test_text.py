@@ -1,0 +1,143 @@
+"""The text family end to end: vocabulary in three scripts, runs, export in five modes, tfds text."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import review_rows
+
+from bigmodels import get_model
+from bigmodels.data.vocabulary import (
+    TokenizerSettings,
+    learn_vocabulary,
+    load_tokenizer,
+    save_tokenizer,
+    tokenize,
+)
+from bigmodels.lite.tokenizer import WordPieceTokenizer
+
+CORPUS = [f"{title} {body}" for title, body, _ in review_rows(300)]
+
+
+@pytest.mark.parametrize("strip_accents", [False, True])
+def test_vocabulary_learned_from_english_chinese_and_yoruba(tmp_path, strip_accents):
+    settings = TokenizerSettings(vocabulary_size=400, sequence_length=32, strip_accents=strip_accents)
+    vocabulary = learn_vocabulary(CORPUS, settings)
+    assert vocabulary[:2] == ["[PAD]", "[UNK]"]
+    unknown = vocabulary.index("[UNK]")
+    sentences = ["这部电影非常精彩", "Fíìmù yìí dára púpọ̀", "A WONDERFUL film"]
+    ids = tokenize(sentences, vocabulary, settings)
+    chinese = ids[0][ids[0] != 0]
+    assert len(chinese) == 8 and unknown not in chinese  # one piece per ideograph, no spaces needed
+    assert unknown not in ids[1] and unknown not in ids[2]
+    assert "wonderful" in vocabulary  # lowercased
+    if strip_accents:
+        assert "pupo" in vocabulary and "púpọ̀" not in vocabulary
+    else:  # the tone marks and underdots that tell Yorùbá words apart survive
+        assert "púpọ̀" in vocabulary and "pupo" not in vocabulary
+    save_tokenizer(tmp_path, vocabulary, settings)
+    lite = WordPieceTokenizer.from_files(tmp_path / "vocabulary.txt", tmp_path / "tokenizer.json")
+    np.testing.assert_array_equal(lite(CORPUS), tokenize(CORPUS, vocabulary, settings))
+    assert load_tokenizer(tmp_path) == (vocabulary, settings)
+
+
+def test_transformer_attention_and_pooling_ignore_padding():
+    model = get_model(
+        "transformer_classifier", vocabulary_size=50, sequence_length=12, num_classes=2, width=16
+    )
+    ids = np.array([[5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 3, 2, 0, 0, 0, 0]], np.int32)
+    mask = ids != 0
+    embedded = model.get_layer("embedding")(ids)
+    encoded = model.get_layer("encoder_0")(embedded, padding_mask=mask)
+    pooled = np.array(
+        [encoded[i].numpy()[mask[i]].mean(axis=0) for i in range(2)]
+    )  # mean over real tokens only
+    expected = model.get_layer("classifier")(pooled).numpy()
+    np.testing.assert_allclose(model.predict(ids, verbose=0), expected, atol=1e-5)
+    unmasked = model.get_layer("encoder_0")(embedded)
+    assert np.abs(unmasked.numpy() - encoded.numpy()).max() > 1e-3  # the check above is not empty
+
+
+def test_text_run_folder(text_run):
+    config = json.loads((text_run / "config.json").read_text())
+    metrics = json.loads((text_run / "metrics.json").read_text())
+    assert config["model"] == "transformer_classifier" and config["model_chosen_by"] == "auto (text data)"
+    assert config["data"]["text_columns"] == ["title", "body"]
+    vocabulary = (text_run / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
+    assert config["model_args"]["vocabulary_size"] == len(vocabulary)
+    assert config["model_args"]["sequence_length"] == config["tokenizer"]["sequence_length"]
+    assert metrics["test_accuracy"] >= 0.9, metrics  # the sentiment phrase decides the label
+    assert metrics["class_names"] == ["negative", "positive"]
+
+
+def test_text_export_has_every_mode_and_a_raw_string_saved_model(text_run, text_export):
+    report = text_export
+    files = [a["file"] for a in report["artifacts"]]
+    assert files == ["saved_model"] + [
+        f"model_{m}.tflite" for m in ("float32", "dynamic", "float16", "int8", "int16x8")
+    ]
+    for artifact in report["artifacts"]:
+        assert artifact["agreement"] >= 0.95, artifact
+        assert {"accuracy", "size_bytes", "gzip_bytes", "latency_ms"} <= set(artifact)
+    assert report["chosen"]["file"] in files and "smallest" in report["chosen"]["reason"]
+    export = text_run / "export"
+    assert (export / "vocabulary.txt").is_file() and (export / "tokenizer.json").is_file()
+
+    import tensorflow as tf
+
+    from bigmodels.runs import load_run_model
+
+    texts = [f"{title} {body}" for title, body, _ in review_rows(20, seed=7)]
+    serve = tf.saved_model.load(str(export / "saved_model")).signatures["serving_default"]
+    from_strings = next(iter(serve(tf.constant(texts)).values())).numpy()
+    vocabulary, settings = load_tokenizer(text_run)
+    keras_probabilities = load_run_model(text_run).predict(tokenize(texts, vocabulary, settings), verbose=0)
+    np.testing.assert_allclose(from_strings, keras_probabilities, atol=1e-5)
+
+
+def test_tflite_with_the_tf_free_tokenizer_matches_keras(text_run, text_export):
+    from bigmodels.lite import TFLiteModel
+    from bigmodels.runs import load_run_model
+
+    export = text_run / "export"
+    tokenizer = WordPieceTokenizer.from_files(export / "vocabulary.txt", export / "tokenizer.json")
+    texts = [f"{title} {body}" for title, body, _ in review_rows(20, seed=8)]
+    ids = tokenizer(texts)
+    expected = load_run_model(text_run).predict(ids, verbose=0)
+    np.testing.assert_allclose(TFLiteModel(export / "model_float32.tflite").predict(ids), expected, atol=1e-4)
+    int16 = TFLiteModel(export / "model_int16x8.tflite")
+    assert int16.input_dtype == np.int32
+    np.testing.assert_allclose(int16.predict(ids), expected, atol=0.05)
+
+
+def test_evaluate_run_on_text(text_run):
+    from bigmodels.runs import evaluate_run
+
+    report = evaluate_run(text_run)
+    assert set(report["per_class"]) == {"negative", "positive"}
+
+
+@pytest.mark.parametrize(
+    "name, classes, columns",
+    [("ag_news_subset", 4, None), ("imdb_reviews", 2, None), ("ag_news_subset", 4, ["title"])],
+)
+def test_tfds_text_sets_through_mock_data(name, classes, columns):
+    import tensorflow_datasets as tfds
+
+    from bigmodels.data import load_dataset
+
+    with tfds.testing.mock_data(num_examples=30):
+        data = load_dataset(name, text_columns=columns)
+    assert data.info.kind == "text" and data.info.num_classes == classes
+    assert data.info.test_split == "the tfds 'test' split"
+    texts = data.arrays["train"][0]
+    assert all(isinstance(text, str) and text for text in texts)
+
+
+def test_tfds_unknown_text_feature_is_a_clear_error():
+    import tensorflow_datasets as tfds
+
+    from bigmodels.data import load_dataset
+
+    with tfds.testing.mock_data(num_examples=10), pytest.raises(ValueError, match="has no text feature body"):
+        load_dataset("imdb_reviews", text_columns=["body"])
