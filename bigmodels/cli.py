@@ -101,6 +101,12 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
     text.add_argument("--label-column", dest="label_column", type=_column, default=None, metavar="COLUMN")
     text.add_argument("--test-data", dest="test_source", default=None, help="separate test file or folder")
     text.add_argument(
+        "--validation-data",
+        dest="validation_source",
+        default=None,
+        help="separate validation (dev) file used for model selection",
+    )
+    text.add_argument(
         "--header",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -167,6 +173,7 @@ def train_from_args(args, *, verbose: int = 1):
         "text_columns": args.text_columns,
         "label_column": args.label_column,
         "test_source": args.test_source,
+        "validation_source": args.validation_source,
         "header": args.header,
         "encoding": args.encoding,
     }

@@ -131,7 +131,7 @@ def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
     return staging
 
 
-TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "header", "encoding")
+TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "validation_source", "header", "encoding")
 
 
 def train_run(
@@ -161,7 +161,7 @@ def train_run(
         data_source: anything ``load_dataset`` takes.
         out_dir: the run folder to create.
         data_options: text-source options of ``load_dataset`` (text_columns, label_column,
-            test_source, header, encoding).
+            test_source, validation_source, header, encoding).
         tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
         model_args: builder arguments; data-dependent ones are filled in.
         Other arguments are the training settings recorded in config.json.
@@ -289,7 +289,8 @@ def load_run_dataset(run_dir: Path, config: dict, source: str | None = None, **o
     model_args = config["model_args"]
     text_options = {k: data[k] for k in TEXT_DATA_OPTIONS if data.get(k) is not None}
     if source is not None:
-        text_options.pop("test_source", None)  # other data brings its own split
+        text_options.pop("test_source", None)  # other data brings its own splits
+        text_options.pop("validation_source", None)
     if "tokenizer" in config:
         from bigmodels.data.vocabulary import load_tokenizer, tokenize_dataset
 

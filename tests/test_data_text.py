@@ -157,3 +157,28 @@ def test_text_folder_with_train_and_test_subfolders(tmp_path):
             (tmp_path / split / label / f"{index}.txt").write_text(text, encoding="utf-8")
     data = load_dataset(str(tmp_path))
     assert data.info.class_names == ["neg", "pos"] and data.info.counts["test"] == 4
+
+
+def test_separate_validation_and_test_files(tmp_path):
+    train = write_csv(tmp_path / "train.csv", ROWS, header=("text", "label"))
+    dev = write_csv(tmp_path / "dev.csv", ROWS[:4], header=("text", "label"))
+    test = write_csv(tmp_path / "test.csv", ROWS[:6], header=("text", "label"))
+    data = load_dataset(
+        str(train),
+        text_columns="text",
+        label_column="label",
+        test_source=str(test),
+        validation_source=str(dev),
+    )
+    assert data.info.counts == {"train": 30, "validation": 4, "test": 6}
+    assert data.info.validation_split == "the source's own validation split"
+    only_dev = load_dataset(str(train), text_columns="text", label_column="label", validation_source=str(dev))
+    assert only_dev.info.counts["validation"] == 4 and "seeded stratified" in only_dev.info.test_split
+
+
+def test_separate_test_data_is_refused_for_images(tmp_path):
+    from helpers import write_image_folder
+
+    folder = write_image_folder(tmp_path / "photos", per_class=3)
+    with pytest.raises(ValueError, match="apply to text files"):
+        load_dataset(str(folder), test_source=str(folder))

@@ -31,6 +31,7 @@ def load_dataset(
     text_columns: list[str | int] | str | int | None = None,
     label_column: str | int | None = None,
     test_source: str | None = None,
+    validation_source: str | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
 ) -> Dataset:
@@ -57,6 +58,7 @@ def load_dataset(
         text_columns: for CSV/TSV, the text column(s), by name or 0-based index (joined).
         label_column: for CSV/TSV, the label column, by name or 0-based index.
         test_source: a separate text file or folder used as the test split.
+        validation_source: a separate text file or folder used for model selection (a "dev" set).
         header: whether a CSV/TSV file's first row names its columns (guessed when None).
         encoding: encoding of text files; undecodable bytes are replaced and reported.
 
@@ -81,10 +83,16 @@ def load_dataset(
         splits, class_names, test_split, extra = load_text_source(
             path,
             test_source=test_source,
+            validation_source=validation_source,
             text_columns=text_columns,
             label_column=label_column,
             header=header,
             encoding=encoding,
+        )
+    elif test_source is not None or validation_source is not None:
+        raise ValueError(
+            f"{source}: --test-data and --validation-data apply to text files and folders; "
+            "image folders take train/ and test/ subfolders instead"
         )
     elif path.exists():
         splits, class_names, test_split, extra = _load_path(path, image_size, channels)

@@ -173,6 +173,23 @@ def _read_text_source(path: Path, text_columns, label_column, header, encoding):
     )
 
 
+def _read_extra_source(
+    source, what: str, flag: str, class_names, text_columns, label_column, header, encoding
+):
+    """A separate test or validation file: its rows, problems, and a check on its labels."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{what} data '{source}' does not exist; check the {flag} path")
+    texts, labels, problems = _read_text_source(path, text_columns, label_column, header, encoding)
+    unknown = sorted(set(labels) - set(class_names))
+    if unknown:
+        raise ValueError(
+            f"{source}: label(s) {', '.join(unknown[:5])} do not occur in the training data; "
+            "use the same labels in every file"
+        )
+    return (texts, labels), [{**problem, "path": problem.get("path", str(path))} for problem in problems]
+
+
 def load_text_source(
     path: Path,
     *,
@@ -181,8 +198,9 @@ def load_text_source(
     label_column,
     header: bool | None,
     encoding: str,
+    validation_source: str | Path | None = None,
 ):
-    """Reads a text source (and an optional separate test source) into splits of string arrays.
+    """Reads a text source (and optional separate test and validation sources) into splits.
 
     Returns:
         (splits, class_names, test_split, extra) in the form ``load_dataset`` assembles.
@@ -201,32 +219,25 @@ def load_text_source(
     texts, labels, problems = _read_text_source(path, text_columns, label_column, header, encoding)
     for problem in problems:
         problem.setdefault("path", str(path))
-    test = None
-    if test_source is not None:
-        test_path = Path(test_source).expanduser()
-        if not test_path.exists():
-            raise FileNotFoundError(f"test data '{test_source}' does not exist; check the --test-data path")
-        test_texts, test_labels, test_problems = _read_text_source(
-            test_path, text_columns, label_column, header, encoding
-        )
-        problems += [{**problem, "path": problem.get("path", str(test_path))} for problem in test_problems]
-        test = (test_texts, test_labels)
     class_names = class_names_of(labels)
-    if test is not None:
-        unknown = sorted(set(test[1]) - set(class_names))
-        if unknown:
-            raise ValueError(
-                f"{test_source}: label(s) {', '.join(unknown[:5])} do not occur in the training data; "
-                "use the same labels in both files"
-            )
+    reading = (class_names, text_columns, label_column, header, encoding)
 
     def as_arrays(texts_, labels_):
         return np.asarray(texts_, dtype=object), np.asarray([class_names.index(label) for label in labels_])
 
     splits = {"all": as_arrays(texts, labels)}
     test_split = None
-    if test is not None:
-        splits = {"train": splits["all"], "test": as_arrays(*test)}
+    for name, source, flag in (
+        ("test", test_source, "--test-data"),
+        ("validation", validation_source, "--validation-data"),
+    ):
+        if source is not None:
+            rows, more_problems = _read_extra_source(source, name, flag, *reading)
+            splits[name] = as_arrays(*rows)
+            problems += more_problems
+    if len(splits) > 1:
+        splits["train"] = splits.pop("all")
+    if test_source is not None:
         test_split = f"the separate test data '{test_source}'"
     preprocessing = {"text_columns": text_columns, "label_column": label_column, "encoding": encoding}
     return splits, class_names, test_split, {"skipped": problems, "preprocessing": preprocessing}

@@ -1,6 +1,17 @@
 """Model builders; importing this package registers every family."""
 
 from bigmodels.models.cnn import choose_cnn_variant, cnn_classifier
+from bigmodels.models.dcgan import DCGAN, dcgan, dcgan_discriminator, dcgan_generator, uint8_generator
 from bigmodels.models.text import embedding_bag_classifier, transformer_classifier
 
-__all__ = ["choose_cnn_variant", "cnn_classifier", "embedding_bag_classifier", "transformer_classifier"]
+__all__ = [
+    "DCGAN",
+    "choose_cnn_variant",
+    "cnn_classifier",
+    "dcgan",
+    "dcgan_discriminator",
+    "dcgan_generator",
+    "embedding_bag_classifier",
+    "transformer_classifier",
+    "uint8_generator",
+]

@@ -1,0 +1,269 @@
+"""DCGAN (Radford et al., 2015): a generator and a discriminator trained by a custom train_step.
+
+The generator maps a latent vector to an image in [-1, 1] (tanh); ``uint8_generator`` wraps it
+so a device gets ordinary uint8 pixels. The discriminator takes uint8-range images scaled to
+[-1, 1] and returns one logit. Both are sized from the image shape: the generator starts from a
+small square (4x4 for 32x32 and 64x64, 7x7 for 28x28) and doubles it with strided transposed
+convolutions until the image size is reached.
+"""
+
+import keras
+
+from bigmodels.registry import register_model
+
+
+def upsampling_steps(image_shape) -> int:
+    """How many times the generator doubles its start size: as often as the size stays an
+    integer of at least 4 (28 -> 7x7 start, 2 steps; 32 -> 4x4, 3 steps; 64 -> 4x4, 4 steps)."""
+    height, width, channels = image_shape
+    if height != width or channels not in (1, 3):
+        raise ValueError(
+            f"the DCGAN needs square images with 1 or 3 channels, got {tuple(image_shape)}; "
+            "resize the data (--image-size N N)"
+        )
+    steps = 0
+    while height % (2 ** (steps + 1)) == 0 and height // 2 ** (steps + 1) >= 4:
+        steps += 1
+    if steps == 0:
+        raise ValueError(f"image size {height} is too small or odd for the DCGAN; use e.g. 28, 32 or 64")
+    return steps
+
+
+def _filters(base_filters: int, steps: int, index: int) -> int:
+    """Widest at the smallest resolution, halving towards the image (capped at 8 x base)."""
+    return base_filters * min(8, 2 ** (steps - 1 - index))
+
+
+@register_model("dcgan_generator")
+def dcgan_generator(*, image_shape=(28, 28, 1), latent_size: int = 64, base_filters: int = 32) -> keras.Model:
+    """Latent vector -> image in [-1, 1].
+
+    Args:
+        image_shape: (size, size, channels) of the training images.
+        latent_size: length of the latent vector.
+        base_filters: filters of the last transposed convolution; earlier ones double.
+
+    Example:
+        generator = get_model("dcgan_generator", image_shape=(32, 32, 3), latent_size=100)
+    """
+    steps = upsampling_steps(image_shape)
+    start = image_shape[0] // 2**steps
+    latent = keras.Input(shape=(latent_size,), name="latent")
+    x = keras.layers.Dense(start * start * _filters(base_filters, steps, -1), use_bias=False, name="project")(
+        latent
+    )
+    x = keras.layers.BatchNormalization(name="project_bn")(x)
+    x = keras.layers.ReLU(name="project_relu")(x)
+    x = keras.layers.Reshape((start, start, _filters(base_filters, steps, -1)), name="to_grid")(x)
+    for index in range(steps - 1):
+        x = keras.layers.Conv2DTranspose(
+            _filters(base_filters, steps, index),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            name=f"up_{index}",
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"up_{index}_bn")(x)
+        x = keras.layers.ReLU(name=f"up_{index}_relu")(x)
+    image = keras.layers.Conv2DTranspose(
+        image_shape[-1], 4, strides=2, padding="same", activation="tanh", name="to_image"
+    )(x)
+    return keras.Model(latent, image, name="generator")
+
+
+@register_model("dcgan_discriminator")
+def dcgan_discriminator(
+    *, image_shape=(28, 28, 1), base_filters: int = 32, dropout: float = 0.3
+) -> keras.Model:
+    """Image in [-1, 1] -> one logit (real > 0).
+
+    Args:
+        image_shape: (size, size, channels).
+        base_filters: filters of the first strided convolution; later ones double.
+        dropout: dropout after each block (keeps the discriminator from winning too early).
+    """
+    steps = upsampling_steps(image_shape)
+    image = keras.Input(shape=tuple(image_shape), name="image")
+    x = image
+    for index in range(steps):
+        x = keras.layers.Conv2D(base_filters * 2**index, 4, strides=2, padding="same", name=f"down_{index}")(
+            x
+        )
+        x = keras.layers.LeakyReLU(0.2, name=f"down_{index}_lrelu")(x)
+        x = keras.layers.Dropout(dropout, name=f"down_{index}_dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logit = keras.layers.Dense(1, name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+@keras.saving.register_keras_serializable(package="bigmodels")
+class DCGAN(keras.Model):
+    """A generator and a discriminator trained against each other.
+
+    ``compile(d_optimizer, g_optimizer, loss_fn)``; each ``train_step`` first updates the
+    discriminator on a real batch and a generated batch, then the generator through the frozen
+    discriminator. Latent vectors come from a seeded generator, so a run is repeatable. Real
+    images arrive as uint8 pixels (the data layer's format) and are scaled to [-1, 1] here.
+
+    Args:
+        generator: latent -> image in [-1, 1].
+        discriminator: image in [-1, 1] -> logit.
+        latent_size: length of the latent vector.
+        label_smoothing: real targets become 1 - label_smoothing for the discriminator
+            (one-sided smoothing, Salimans et al. 2016).
+        seed: seed of the latent sampling.
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        *,
+        latent_size: int,
+        label_smoothing: float = 0.0,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        self.generator, self.discriminator = generator, discriminator
+        self.latent_size, self.label_smoothing, self.seed = (
+            int(latent_size),
+            float(label_smoothing),
+            int(seed),
+        )
+        self.latent_seed = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.built = True  # both networks are built Functional models
+
+    def call(self, latent, training=False):
+        return self.generator(latent, training=training)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, loss_fn=None, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
+        # Slot variables now, not at the first step, so a checkpoint (BackupAndRestore, a
+        # loaded .keras file) restores both optimizers' state instead of skipping it.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "d_optimizer": serialize(self.d_optimizer),
+            "g_optimizer": serialize(self.g_optimizer),
+            "loss_fn": serialize(self.loss_fn),
+        }
+
+    def compile_from_config(self, config):
+        deserialize = keras.saving.deserialize_keras_object
+        self.compile(**{key: deserialize(value) for key, value in config.items()})
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def sample_latent(self, count):
+        return keras.random.normal((count, self.latent_size), seed=self.latent_seed)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        images = data[0] if isinstance(data, tuple) else data
+        real = keras.ops.cast(images, "float32") / 127.5 - 1.0
+        batch = keras.ops.shape(real)[0]
+        fake = self.generator(self.sample_latent(batch), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            real_targets = keras.ops.full_like(real_logits, 1.0 - self.label_smoothing)
+            d_loss = self.loss_fn(real_targets, real_logits) + self.loss_fn(
+                keras.ops.zeros_like(fake_logits), fake_logits
+            )
+        weights = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(
+                self.generator(self.sample_latent(batch), training=True), training=True
+            )
+            g_loss = self.loss_fn(keras.ops.ones_like(fake_logits), fake_logits)
+        weights = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_size": self.latent_size,
+            "label_smoothing": self.label_smoothing,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@register_model("dcgan")
+def dcgan(
+    *,
+    image_shape=(28, 28, 1),
+    latent_size: int = 64,
+    base_filters: int = 32,
+    dropout: float = 0.3,
+    label_smoothing: float = 0.0,
+    seed: int = 0,
+) -> DCGAN:
+    """The DCGAN model: ``dcgan_generator`` and ``dcgan_discriminator`` in one trainable model.
+
+    Args:
+        image_shape: (size, size, channels) of the training images (28x28x1, 32x32x3, 64x64x3, ...).
+        latent_size: length of the latent vector.
+        base_filters: width of both networks.
+        dropout: the discriminator's dropout.
+        label_smoothing: one-sided smoothing of the discriminator's real targets.
+        seed: seed of the latent sampling.
+
+    Example:
+        gan = get_model("dcgan", image_shape=(28, 28, 1))
+        gan.compile()  # Adam(2e-4, beta_1=0.5) for both, binary cross-entropy on logits
+        gan.fit(uint8_images, epochs=5)
+    """
+    image_shape = tuple(int(d) for d in image_shape)
+    generator = dcgan_generator(image_shape=image_shape, latent_size=latent_size, base_filters=base_filters)
+    discriminator = dcgan_discriminator(image_shape=image_shape, base_filters=base_filters, dropout=dropout)
+    return DCGAN(
+        generator,
+        discriminator,
+        latent_size=latent_size,
+        label_smoothing=label_smoothing,
+        seed=seed,
+        name="dcgan",
+    )
+
+
+@keras.saving.register_keras_serializable(package="bigmodels")
+class ToUint8Pixels(keras.layers.Layer):
+    """[-1, 1] -> uint8 pixels, so a device receives an ordinary image."""
+
+    def call(self, images):
+        pixels = keras.ops.round((images + 1.0) * 127.5)
+        return keras.ops.cast(keras.ops.clip(pixels, 0.0, 255.0), "uint8")
+
+
+def uint8_generator(generator) -> keras.Model:
+    """The generator with uint8 pixels out: what is exported and shipped."""
+    latent = keras.Input(shape=generator.input_shape[1:], name="latent")
+    return keras.Model(latent, ToUint8Pixels(name="to_uint8")(generator(latent)), name="uint8_generator")
