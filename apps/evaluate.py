@@ -1,11 +1,12 @@
-"""Evaluate a trained run: accuracy, per-class precision/recall/F1, confusion matrix.
+"""Evaluate a trained run: accuracy, per-class precision/recall/F1, confusion matrix (DCGAN: scores).
 
 Usage:
     python apps/evaluate.py --run saved_models/digits
     python apps/evaluate.py --run saved_models/bees --data path/to/other/bees_and_ants
 
 Writes RUN_DIR/evaluation.json and confusion_matrix.png (with --data:
-evaluation_other_data.json and confusion_matrix_other_data.png).
+evaluation_other_data.json and confusion_matrix_other_data.png). For a DCGAN run it recomputes
+the classifier score and the Frechet distance of 2,000 samples from fixed latent vectors.
 """
 
 import sys
@@ -24,6 +25,15 @@ def main(args) -> int:
     from bigmodels.runs import evaluate_run
 
     report = evaluate_run(args.run, args.data)
+    if "classifier_score" in report:  # a DCGAN run
+        real = report["real_test_images"]
+        print(
+            f"classifier score {report['classifier_score']:.3f} "
+            f"(real test images {real['classifier_score']:.3f}), "
+            f"Frechet distance {report['frechet_distance']:.3f} on {report['num_generated']} samples, "
+            f"scored by {report['score_classifier']['run']}"
+        )
+        return 0
     print(
         f"accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
         f"on {report['num_examples']} examples of {report['data_source']}"

@@ -28,6 +28,13 @@ def parse_args(argv=None):
         default=1.0,
         help="parity gate in percentage points below the Keras accuracy",
     )
+    parser.add_argument(
+        "--max-pixel-difference",
+        dest="max_pixel_difference",
+        type=float,
+        default=8.0,
+        help="DCGAN parity gate: mean absolute pixel difference from Keras (0-255)",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,6 +45,7 @@ def main(args) -> int:
         args.run,
         quantization=parse_quantization(args.quantization) if args.quantization else None,
         max_accuracy_drop=args.max_accuracy_drop,
+        max_pixel_difference=args.max_pixel_difference,
     )
     print_export_table(report)
     print(f"report: {args.run}/export/report.json")

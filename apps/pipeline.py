@@ -26,6 +26,13 @@ def parse_args(argv=None):
         "--quantization", default=None, help="TFLite modes (default: 4 for images, all 5 for text)"
     )
     parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0)
+    parser.add_argument(
+        "--max-pixel-difference",
+        dest="max_pixel_difference",
+        type=float,
+        default=8.0,
+        help="DCGAN parity gate: mean absolute pixel difference from Keras (0-255)",
+    )
     return parser.parse_args(argv)
 
 
@@ -35,9 +42,14 @@ def main(args) -> int:
     # Bad flags fail before training starts; None lets the export choose the family's modes.
     modes = parse_quantization(args.quantization) if args.quantization else None
     run_dir, metrics = train_from_args(args, verbose=2)
-    report = export_run(run_dir, quantization=modes, max_accuracy_drop=args.max_accuracy_drop)
+    report = export_run(
+        run_dir,
+        quantization=modes,
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_pixel_difference=args.max_pixel_difference,
+    )
     print(
-        f"\ntrained {args.model} on {metrics['data_source']}: {metrics['counts']} examples, "
+        f"\ntrained {report['model']} on {metrics['data_source']}: {metrics['counts']} examples, "
         f"{metrics['epochs_trained']} epochs, {metrics['training_seconds']:.0f} s"
     )
     print_export_table(report)

@@ -3,9 +3,12 @@
 Usage:
     python apps/train.py --model cnn_classifier --data digits --out saved_models/digits --epochs 20
     python apps/train.py --data ../shared/data/hymenoptera --out saved_models/bees --width-multiplier 0.5
+    python apps/train.py --data reviews.csv --text-column title body --label-column stars --out runs/rv
+    python apps/train.py --model dcgan --data ../shared/data/mnist --out saved_models/gan --epochs 20
 
 Writes RUN_DIR/model.keras, config.json, metrics.json, history.csv, logs/ (TensorBoard),
-training_curves.png, evaluation.json and confusion_matrix.png.
+training_curves.png, evaluation.json and confusion_matrix.png; text runs add vocabulary.txt and
+tokenizer.json, DCGAN runs samples/, score_history.json and score_classifier/.
 """
 
 import sys
@@ -21,6 +24,13 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     run_dir, metrics = train_from_args(args)
+    if "classifier_score" in metrics:  # a DCGAN run
+        print(
+            f"classifier score {metrics['classifier_score']:.3f} of {metrics['max_classifier_score']}, "
+            f"Frechet distance {metrics['frechet_distance']:.3f}; samples: {run_dir}/samples; "
+            f"run folder: {run_dir}"
+        )
+        return 0
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['num_test_examples']} examples "
         f"({metrics['num_skipped_files']} file(s) skipped); run folder: {run_dir}"

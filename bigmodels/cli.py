@@ -73,7 +73,13 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
-    parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=3e-3)
+    parser.add_argument(
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN)",
+    )
     parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
     parser.add_argument(
         "--augmentation", default=None, help="none, shift or shift_flip (default: chosen from the data)"
@@ -149,9 +155,38 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
     text_model.add_argument("--num-heads", dest="num_heads", type=int, default=None)
     text_model.add_argument("--feedforward-size", dest="feedforward_size", type=int, default=None)
     text_model.add_argument("--depth", type=int, default=None, help="number of Transformer encoder blocks")
+    gan = parser.add_argument_group("model arguments (dcgan)")
+    gan.add_argument("--latent-size", dest="latent_size", type=int, default=None)
+    gan.add_argument(
+        "--base-filters", dest="base_filters", type=int, default=None, help="width of both networks"
+    )
+    gan.add_argument(
+        "--label-smoothing",
+        dest="label_smoothing",
+        type=float,
+        default=None,
+        help="one-sided smoothing of the discriminator's real targets (e.g. 0.1)",
+    )
+    gan.add_argument(
+        "--score-classifier",
+        dest="score_classifier",
+        default=None,
+        help="classifier run on the same data that scores the samples (default: one is trained)",
+    )
 
 
-MODEL_FLAGS = ("width_multiplier", "resolution", "dropout", "width", "num_heads", "feedforward_size", "depth")
+MODEL_FLAGS = (
+    "width_multiplier",
+    "resolution",
+    "dropout",
+    "width",
+    "num_heads",
+    "feedforward_size",
+    "depth",
+    "latent_size",
+    "base_filters",
+    "label_smoothing",
+)
 
 
 def train_from_args(args, *, verbose: int = 1):
@@ -191,13 +226,35 @@ def train_from_args(args, *, verbose: int = 1):
         model_args=model_args,
         data_options=data_options,
         tokenizer=tokenizer,
+        score_classifier=args.score_classifier,
         overwrite=args.overwrite,
         verbose=verbose,
     )
 
 
+def _print_generator_table(report: dict) -> None:
+    keras_scores = report["keras"]
+    print(
+        f"keras generator: classifier score {keras_scores['classifier_score']:.3f}, "
+        f"Frechet distance {keras_scores['frechet_distance']:.3f} on {keras_scores['num_generated']} samples"
+    )
+    print(f"{'artifact':<26}{'pixel diff':>11}{'score':>8}{'FD':>8}{'size KB':>9}{'gzip KB':>9}{'ms/img':>8}")
+    for artifact in report["artifacts"]:
+        latency = artifact.get("latency_ms")
+        print(
+            f"{artifact['file']:<26}{artifact['mean_abs_pixel_difference']:>11.3f}"
+            f"{artifact['classifier_score']:>8.3f}{artifact['frechet_distance']:>8.3f}"
+            f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
+            f"{latency if latency is not None else float('nan'):>8.3f}"
+        )
+
+
 def print_export_table(report: dict) -> None:
     """The short per-artifact table the export and pipeline apps print."""
+    if "keras" in report:
+        _print_generator_table(report)
+        _print_chosen_and_failures(report)
+        return
     print(f"keras accuracy {report['keras_accuracy']:.4f} on {report['num_test_examples']} test examples")
     print(f"{'artifact':<26}{'accuracy':>9}{'agree':>8}{'size KB':>9}{'gzip KB':>9}{'ms/ex':>8}")
     for artifact in report["artifacts"]:
@@ -206,13 +263,22 @@ def print_export_table(report: dict) -> None:
             f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
             f"{artifact['latency_ms']:>8.3f}"
         )
+    _print_chosen_and_failures(report)
+
+
+def _print_chosen_and_failures(report: dict) -> None:
     chosen = report.get("chosen", {})
-    if chosen.get("file"):
-        print(f"chosen: {chosen['file']}: {chosen['reason']}")
+    print(
+        f"chosen: {chosen['file']}: {chosen['reason']}" if chosen.get("file") else f"chosen: none ({chosen})"
+    )
     gate = report["parity_gate"]
     for failure in gate["failures"]:
-        print(
-            f"error: parity gate failed: {failure['file']} is {failure['drop_points']:.2f} points "
-            f"below Keras (allowed {gate['max_accuracy_drop_points']})",
-            file=sys.stderr,
-        )
+        if "drop_points" in failure:
+            allowed = gate["max_accuracy_drop_points"]
+            what = f"is {failure['drop_points']:.2f} points below Keras (allowed {allowed})"
+        else:
+            what = (
+                f"differs from Keras by {failure['mean_abs_pixel_difference']:.2f} pixel levels on average "
+                f"(allowed {gate['max_mean_abs_pixel_difference']})"
+            )
+        print(f"error: parity gate failed: {failure['file']} {what}", file=sys.stderr)

@@ -75,8 +75,8 @@ def plot_confusion_matrix(report: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_history(history_csv: Path, path: Path) -> None:
-    """Writes training curves (loss and accuracy, train and validation) from history.csv."""
+def plot_history(history_csv: Path, path: Path, metrics=("loss", "accuracy")) -> None:
+    """Writes training curves (one panel per metric, train and validation) from history.csv."""
     import csv
 
     import matplotlib
@@ -89,11 +89,12 @@ def plot_history(history_csv: Path, path: Path) -> None:
     if not rows:
         return
     epochs = [int(row["epoch"]) + 1 for row in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
         for prefix, label in (("", "train"), ("val_", "validation")):
-            if prefix + metric in rows[0]:
-                axis.plot(epochs, [float(row[prefix + metric]) for row in rows], marker="o", label=label)
+            values = [row.get(prefix + metric, "NA") for row in rows]
+            if "NA" not in values:  # CSVLogger writes NA for metrics a model does not report
+                axis.plot(epochs, [float(value) for value in values], marker="o", label=label)
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

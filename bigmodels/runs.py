@@ -55,6 +55,8 @@ def load_run_model(run_dir: Path):
 
 TEXT_MODEL_ARGUMENT = "vocabulary_size"  # builders that take token ids have this argument
 DEFAULT_MODELS = {"image": "cnn_classifier", "text": "transformer_classifier"}
+GENERATIVE_MODELS = ("dcgan",)  # trained by gan_training.fit_gan and scored, not classified
+DEFAULT_LEARNING_RATES = {"classifier": 3e-3, "generative": 2e-4}  # DCGAN paper: Adam 2e-4, beta1 0.5
 
 
 def inspect_arguments(model_name: str):
@@ -74,7 +76,7 @@ def _check_model_fits_data(model_name: str, accepted, kind: str) -> None:
         )
 
 
-def resolve_model_args(model_name: str, info, model_args: dict) -> dict:
+def resolve_model_args(model_name: str, info, model_args: dict, *, seed: int = 0) -> dict:
     """Fills the builder's data-dependent arguments and the automatic choices."""
     from bigmodels.models import choose_cnn_variant
 
@@ -87,12 +89,13 @@ def resolve_model_args(model_name: str, info, model_args: dict) -> dict:
         )
     resolved = {name: p.default for name, p in accepted.items()}
     resolved.update(given)
-    resolved["num_classes"] = info.num_classes
+    from_data = {"num_classes": info.num_classes, "seed": given.get("seed", seed)}
     if info.kind == "text":
-        resolved["sequence_length"] = info.input_shape[0]
-        resolved["vocabulary_size"] = info.preprocessing["tokenizer"]["vocabulary_length"]
+        from_data["sequence_length"] = info.input_shape[0]
+        from_data["vocabulary_size"] = info.preprocessing["tokenizer"]["vocabulary_length"]
     else:
-        resolved["input_shape"] = list(info.input_shape)
+        from_data["input_shape"] = from_data["image_shape"] = list(info.input_shape)
+    resolved.update({name: value for name, value in from_data.items() if name in accepted})
     if "variant" in accepted and given.get("variant", "auto") == "auto":
         resolved["variant"] = choose_cnn_variant(info.input_shape)
         resolved["variant_chosen_by"] = "auto (small grayscale images -> compact, colour photos -> mobile)"
@@ -142,13 +145,14 @@ def train_run(
     epochs: int = 30,
     seed: int = 0,
     batch_size: int = 64,
-    learning_rate: float = 3e-3,
+    learning_rate: float | None = None,
     patience: int = 8,
     augmentation: str | None = None,
     image_size: tuple[int, int] | None = None,
     model_args: dict | None = None,
     data_options: dict | None = None,
     tokenizer=None,
+    score_classifier: str | Path | None = None,
     overwrite: bool = False,
     verbose: int = 1,
     callbacks: list | None = None,
@@ -164,6 +168,9 @@ def train_run(
             test_source, validation_source, header, encoding).
         tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
         model_args: builder arguments; data-dependent ones are filled in.
+        learning_rate: peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN).
+        score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
+            samples; by default one is trained into RUN_DIR/score_classifier.
         Other arguments are the training settings recorded in config.json.
 
     Example:
@@ -175,7 +182,7 @@ def train_run(
         (run_dir, metrics) where metrics is what metrics.json holds.
     """
     from bigmodels.data.vocabulary import TokenizerSettings
-    from bigmodels.training import default_augmentation, fit_classifier
+    from bigmodels.training import default_augmentation
 
     if model_name is not None:
         get_builder(model_name)  # an unknown model fails before any data is read
@@ -207,10 +214,13 @@ def train_run(
             if isinstance(tokenizer, dict):
                 tokenizer = TokenizerSettings(**tokenizer)
             dataset = prepare_text(dataset, staging, tokenizer or TokenizerSettings())
-        resolved = resolve_model_args(model_name, dataset.info, model_args or {})
+        generative = model_name in GENERATIVE_MODELS
+        if learning_rate is None:
+            learning_rate = DEFAULT_LEARNING_RATES["generative" if generative else "classifier"]
+        resolved = resolve_model_args(model_name, dataset.info, model_args or {}, seed=seed)
         builder_args = {k: v for k, v in resolved.items() if k != "variant_chosen_by"}
         model = get_builder(model_name)(**builder_args)
-        augmentation = augmentation or default_augmentation(dataset.info)
+        augmentation = "none" if generative else augmentation or default_augmentation(dataset.info)
         training = {
             "epochs": epochs,
             "learning_rate": learning_rate,
@@ -230,23 +240,21 @@ def train_run(
             config["model_chosen_by"] = model_chosen_by
         if dataset.info.kind == "text":
             config["tokenizer"] = dataset.info.preprocessing["tokenizer"]
-        write_json(staging / "config.json", config)
-        summary = fit_classifier(
-            model,
-            dataset,
-            staging,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            seed=seed,
-            patience=patience,
-            augmentation=augmentation,
-            verbose=verbose,
-            callbacks=callbacks,
-        )
-        metrics = evaluate_into(staging, dataset, load_run_model(staging))
-        metrics.update(summary, num_parameters=int(model.count_params()))
-        write_json(staging / "metrics.json", metrics)
-        plot_history(staging / "history.csv", staging / "training_curves.png")
+        if generative:
+            from bigmodels.gan_runs import train_gan_into
+
+            metrics = train_gan_into(
+                staging,
+                model,
+                dataset,
+                config,
+                score_classifier=score_classifier,
+                verbose=verbose,
+                callbacks=callbacks,
+            )
+        else:
+            write_json(staging / "config.json", config)
+            metrics = _fit_classifier_into(staging, model, dataset, training, verbose, callbacks)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -254,6 +262,28 @@ def train_run(
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
     return out_dir, metrics
+
+
+def _fit_classifier_into(staging: Path, model, dataset, training: dict, verbose: int, callbacks) -> dict:
+    from bigmodels.training import fit_classifier
+
+    summary = fit_classifier(
+        model,
+        dataset,
+        staging,
+        epochs=training["epochs"],
+        learning_rate=training["learning_rate"],
+        seed=training["seed"],
+        patience=training["patience"],
+        augmentation=training["augmentation"],
+        verbose=verbose,
+        callbacks=callbacks,
+    )
+    metrics = evaluate_into(staging, dataset, load_run_model(staging))
+    metrics.update(summary, num_parameters=int(model.count_params()))
+    write_json(staging / "metrics.json", metrics)
+    plot_history(staging / "history.csv", staging / "training_curves.png")
+    return metrics
 
 
 def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") -> dict:
@@ -314,8 +344,15 @@ def load_run_dataset(run_dir: Path, config: dict, source: str | None = None, **o
 
 
 def evaluate_run(run_dir: str | Path, data_source: str | None = None) -> dict:
-    """Recomputes accuracy, per-class precision/recall/F1 and the confusion matrix of a run."""
+    """Recomputes accuracy, per-class precision/recall/F1 and the confusion matrix of a run (or
+    the quality scores of a DCGAN run)."""
     run_dir, config = read_run(run_dir)
+    if config["model"] in GENERATIVE_MODELS:
+        if data_source is not None:
+            raise ValueError("a DCGAN run is scored against its own data; leave out --data")
+        from bigmodels.gan_runs import evaluate_gan_run
+
+        return evaluate_gan_run(run_dir, config)
     dataset = load_run_dataset(run_dir, config, data_source)
     model = load_run_model(run_dir)
     trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
