@@ -143,9 +143,11 @@ class DCGAN(keras.Model):
         return self.generator(latent, training=training)
 
     def compile(self, d_optimizer=None, g_optimizer=None, loss_fn=None, **kwargs):
-        super().compile(**kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        # Keras's own ``optimizer`` slot gets the generator's, not an unused default optimizer
+        # whose state would differ between a fresh and a restored model.
+        super().compile(optimizer=self.g_optimizer, **kwargs)
         self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
         # Slot variables now, not at the first step, so a checkpoint (BackupAndRestore, a
         # loaded .keras file) restores both optimizers' state instead of skipping it.

@@ -1,0 +1,196 @@
+"""The DCGAN family: builders, train_step, save/load/resume, quality scores, run folder, export."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from helpers import SMALL_MODEL_CONFIGS, separable_images
+
+from bigmodels import get_model
+from bigmodels.gan_quality import GeneratedImageScorer, classifier_score, frechet_distance
+
+
+@pytest.mark.parametrize(
+    "shape, start", [((28, 28, 1), 7), ((32, 32, 3), 4), ((64, 64, 3), 4), ((8, 8, 1), 4)]
+)
+def test_networks_are_sized_from_the_image_shape(shape, start):
+    gan = get_model("dcgan", image_shape=shape, latent_size=16, base_filters=4)
+    assert gan.generator.output_shape == (None, *shape)
+    assert gan.generator.get_layer("to_grid").output.shape[1:3] == (start, start)
+    assert gan.discriminator.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize("shape", [(28, 30, 1), (28, 28, 2), (5, 5, 1)])
+def test_unusable_image_shapes_are_refused(shape):
+    with pytest.raises(ValueError):
+        get_model("dcgan", image_shape=shape)
+
+
+def test_generator_and_discriminator_builders_round_trip_their_config():
+    for name in ("dcgan_generator", "dcgan_discriminator"):
+        model = get_model(name, **SMALL_MODEL_CONFIGS[name][0])
+        clone = keras.Model.from_config(model.get_config())
+        assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+def tiny_gan(**overrides):
+    config = {**SMALL_MODEL_CONFIGS["dcgan"][0], **overrides}
+    gan = get_model("dcgan", **config)
+    gan.compile()
+    return gan
+
+
+def tiny_images(count=64):
+    images, _ = separable_images(count, size=(8, 8))
+    return images
+
+
+def test_train_step_updates_both_networks_with_finite_losses():
+    gan = tiny_gan(label_smoothing=0.1)
+    generator_before = [w.copy() for w in gan.generator.get_weights()]
+    discriminator_before = [w.copy() for w in gan.discriminator.get_weights()]
+    history = gan.fit(tiny_images(), batch_size=16, epochs=2, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss"}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    for before, network in ((generator_before, gan.generator), (discriminator_before, gan.discriminator)):
+        assert any(not np.array_equal(a, b) for a, b in zip(before, network.get_weights(), strict=True))
+    assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 8
+
+
+def test_latent_sampling_is_seeded():
+    a, b, c = tiny_gan(seed=3), tiny_gan(seed=3), tiny_gan(seed=4)
+    np.testing.assert_array_equal(a.sample_latent(5).numpy(), b.sample_latent(5).numpy())
+    assert not np.array_equal(a.sample_latent(5).numpy(), c.sample_latent(5).numpy())
+
+
+def test_label_smoothing_is_validated():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        get_model("dcgan", image_shape=(8, 8, 1), label_smoothing=0.7)
+
+
+def test_save_and_load_keep_both_networks_and_both_optimizers(tmp_path):
+    gan = tiny_gan()
+    gan.fit(tiny_images(), batch_size=16, epochs=1, verbose=0)
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras", safe_mode=True)
+    latents = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
+    np.testing.assert_allclose(loaded.generator(latents), gan.generator(latents), atol=1e-6)
+    for name in ("d_optimizer", "g_optimizer"):
+        saved, restored = getattr(gan, name), getattr(loaded, name)
+        assert int(restored.iterations.numpy()) == int(saved.iterations.numpy()) == 4
+        for a, b in zip(saved.variables, restored.variables, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    loaded.fit(tiny_images(), batch_size=16, epochs=1, verbose=0)  # training goes on after loading
+    assert int(loaded.g_optimizer.iterations.numpy()) == 8
+
+
+def test_a_stopped_fit_resumes_from_its_backup(tmp_path):
+    from bigmodels.data.dataset import Dataset, DatasetInfo
+    from bigmodels.gan_training import fit_gan
+
+    images = tiny_images()
+    info = DatasetInfo("tiny", "image", ["a", "b"], (8, 8, 1), {"train": 64}, "none", "none")
+    dataset = Dataset(arrays={"train": (images, np.zeros(64))}, info=info, batch_size=16)
+
+    class StopAfterSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("simulated crash")
+
+    arguments = {"epochs": 4, "learning_rate": 2e-4, "seed": 0, "verbose": 0}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit_gan(tiny_gan(), dataset, tmp_path, callbacks=[StopAfterSecondEpoch()], **arguments)
+    resumed = tiny_gan()
+    summary = fit_gan(resumed, dataset, tmp_path, **arguments)
+    assert summary["epochs_trained"] == 2  # epochs 3 and 4 only
+    assert int(resumed.d_optimizer.iterations.numpy()) == 16  # 4 epochs x 4 steps in total
+    epochs = [line.split(",")[0] for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == [
+        f"epoch_00{i}.png" for i in range(1, 5)
+    ]
+
+
+def test_classifier_score_and_frechet_distance_by_hand():
+    assert classifier_score(np.eye(4)) == pytest.approx(4.0)  # confident and balanced: the maximum
+    assert classifier_score(np.tile([1.0, 0, 0, 0], (4, 1))) == pytest.approx(1.0)  # one class only
+    mean, covariance = np.zeros(3), np.eye(3)
+    assert frechet_distance(mean, covariance, mean, covariance) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(mean, covariance, mean + 2.0, covariance) == pytest.approx(12.0)
+    assert frechet_distance(mean, covariance, mean, 4 * covariance) == pytest.approx(3.0)  # 3 x (1 + 4 - 4)
+
+
+def test_score_ranks_real_images_above_noise(digits_run):
+    from bigmodels.data import load_dataset
+    from bigmodels.runs import load_run_model
+
+    data = load_dataset("digits")
+    test_images = data.arrays["test"][0]
+    scorer = GeneratedImageScorer(load_run_model(digits_run), test_images)
+    real = scorer.score(data.arrays["train"][0][:300])
+    noise = scorer.score(np.random.default_rng(0).integers(0, 256, size=(300, 8, 8, 1)).astype(np.uint8))
+    assert real["classifier_score"] > 2 * noise["classifier_score"]
+    assert real["frechet_distance"] < noise["frechet_distance"] / 3
+    with pytest.raises(ValueError, match="uint8 images of shape"):
+        scorer.score(np.zeros((4, 28, 28, 1), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    from bigmodels.runs import train_run
+
+    run_dir, _ = train_run(
+        "dcgan",
+        "digits",
+        tmp_path_factory.mktemp("gan") / "run",
+        epochs=2,
+        learning_rate=1e-3,
+        model_args={"latent_size": 16, "base_filters": 8},
+        verbose=0,
+    )
+    return run_dir
+
+
+def test_gan_run_folder(gan_run):
+    metrics = json.loads((gan_run / "metrics.json").read_text())
+    config = json.loads((gan_run / "config.json").read_text())
+    assert [entry["epoch"] for entry in metrics["score_per_epoch"]] == [1, 2]
+    assert metrics["classifier_score"] == metrics["score_per_epoch"][-1]["classifier_score"]
+    assert metrics["score_classifier"]["run"] == "score_classifier"
+    assert (gan_run / "score_classifier" / "model.keras").is_file()
+    assert config["score_classifier"]["test_accuracy"] > 0.8
+    assert (gan_run / "samples" / "epoch_002.png").is_file() and (
+        gan_run / "samples" / "progression.gif"
+    ).is_file()
+    assert any((gan_run / "logs" / "samples").iterdir())  # sample grids in TensorBoard
+    assert not (gan_run / "backup").exists()
+
+
+def test_evaluate_recomputes_the_final_score(gan_run):
+    from bigmodels.runs import evaluate_run
+
+    metrics = json.loads((gan_run / "metrics.json").read_text())
+    report = evaluate_run(gan_run)
+    assert report["classifier_score"] == pytest.approx(metrics["classifier_score"], abs=1e-3)
+    assert report["frechet_distance"] == pytest.approx(metrics["frechet_distance"], rel=1e-3)
+
+
+def test_generator_export_agrees_with_keras(gan_run):
+    from bigmodels.export import export_run
+
+    report = export_run(gan_run, latency_repeats=10)
+    artifacts = {a["file"]: a for a in report["artifacts"]}
+    assert list(artifacts) == ["saved_model"] + [
+        f"generator_{m}.tflite" for m in ("float32", "dynamic", "float16", "int8")
+    ]
+    assert artifacts["saved_model"]["mean_abs_pixel_difference"] == 0.0
+    assert artifacts["generator_float32.tflite"]["mean_abs_pixel_difference"] < 0.5
+    for artifact in artifacts.values():
+        assert {"classifier_score", "frechet_distance", "size_bytes", "gzip_bytes"} <= set(artifact)
+    from bigmodels.lite import TFLiteModel
+
+    generator = TFLiteModel(gan_run / "export" / "generator_float32.tflite")
+    assert generator.output_detail["dtype"] == np.uint8
+    images = generator.predict(np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32))
+    assert images.shape == (3, 8, 8, 1) and images.min() >= 0 and images.max() <= 255
