@@ -141,6 +141,13 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
     tokenizer.add_argument(
         "--split-on-cjk", dest="split_on_cjk", action=argparse.BooleanOptionalAction, default=True
     )
+    tokenizer.add_argument(
+        "--min-frequency",
+        dest="min_frequency",
+        type=int,
+        default=2,
+        help="times a token must occur in the training texts to be learned (1-10)",
+    )
     group = parser.add_argument_group("model arguments (cnn_classifier)")
     group.add_argument("--variant", default="auto", help="compact, mobile, or auto (chosen from the data)")
     group.add_argument("--width-multiplier", dest="width_multiplier", type=float, default=None)
@@ -203,6 +210,7 @@ def train_from_args(args, *, verbose: int = 1):
         lowercase=args.lowercase,
         strip_accents=args.strip_accents,
         split_on_cjk=args.split_on_cjk,
+        min_frequency=args.min_frequency,
     )
     data_options = {
         "text_columns": args.text_columns,

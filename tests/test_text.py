@@ -141,3 +141,12 @@ def test_tfds_unknown_text_feature_is_a_clear_error():
 
     with tfds.testing.mock_data(num_examples=10), pytest.raises(ValueError, match="has no text feature body"):
         load_dataset("imdb_reviews", text_columns=["body"])
+
+
+def test_min_frequency_decides_which_rare_words_are_learned():
+    texts = ["zebra crossing"] * 3 + [f"common words here {i % 7}" for i in range(200)]
+    rare_kept = learn_vocabulary(texts, TokenizerSettings(vocabulary_size=500, min_frequency=2))
+    rare_dropped = learn_vocabulary(texts, TokenizerSettings(vocabulary_size=500, min_frequency=10))
+    assert "zebra" in rare_kept and "zebra" not in rare_dropped
+    with pytest.raises(ValueError, match="--min-frequency"):
+        learn_vocabulary(texts, TokenizerSettings(min_frequency=0))

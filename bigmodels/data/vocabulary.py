@@ -16,6 +16,7 @@ VOCABULARY_FILE = "vocabulary.txt"
 TOKENIZER_FILE = "tokenizer.json"
 RESERVED_TOKENS = ["[PAD]", "[UNK]"]  # padding must be id 0: the models mask id 0
 MAX_AUTO_SEQUENCE_LENGTH = 256
+LEARNER_MIN_COUNT = 10  # tensorflow-text's wordpiece learner: lower_thresh
 
 
 @dataclass
@@ -31,6 +32,10 @@ class TokenizerSettings:
             other languages a diacritic changes the word (ọ is not o).
         split_on_cjk: make every CJK ideograph a token of its own, so Chinese and Japanese
             text without spaces still splits into learnable pieces.
+        min_frequency: a token must occur at least this often in the training texts to be
+            learned. keras-hub's learner alone uses 10 (tensorflow-text's lower threshold),
+            which leaves a small corpus with a tiny vocabulary (SST-2: 2,365 tokens, against
+            8,482 at 2, and 2-3 points of accuracy).
     """
 
     vocabulary_size: int = 8000
@@ -38,6 +43,7 @@ class TokenizerSettings:
     lowercase: bool = True
     strip_accents: bool = False
     split_on_cjk: bool = True
+    min_frequency: int = 2
 
     def keras_hub_options(self) -> dict:
         return {
@@ -59,8 +65,16 @@ def learn_vocabulary(texts, settings: TokenizerSettings) -> list[str]:
 
     if settings.vocabulary_size < len(RESERVED_TOKENS) + 1:
         raise ValueError(f"--vocabulary-size must be at least 3, got {settings.vocabulary_size}")
+    if not 1 <= settings.min_frequency <= LEARNER_MIN_COUNT:
+        raise ValueError(
+            f"--min-frequency must be between 1 and {LEARNER_MIN_COUNT}, got {settings.min_frequency}"
+        )
+    # The learner ignores tokens seen fewer than 10 times. Presenting the corpus k times
+    # multiplies every count by k and changes nothing else, so a token seen min_frequency
+    # times passes that bar.
+    repeats = -(-LEARNER_MIN_COUNT // settings.min_frequency)
     vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
-        _string_batches(texts),
+        _string_batches(texts).repeat(repeats),
         vocabulary_size=settings.vocabulary_size,
         reserved_tokens=RESERVED_TOKENS,
         **settings.keras_hub_options(),
