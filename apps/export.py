@@ -35,6 +35,12 @@ def parse_args(argv=None):
         default=8.0,
         help="DCGAN parity gate: mean absolute pixel difference from Keras (0-255)",
     )
+    parser.add_argument(
+        "--bundle-artifact",
+        dest="bundle_artifact",
+        default=None,
+        help="TFLite file to ship in export/bundle (default: the smallest within the parity gate)",
+    )
     return parser.parse_args(argv)
 
 
@@ -46,6 +52,7 @@ def main(args) -> int:
         quantization=parse_quantization(args.quantization) if args.quantization else None,
         max_accuracy_drop=args.max_accuracy_drop,
         max_pixel_difference=args.max_pixel_difference,
+        bundle_artifact=args.bundle_artifact,
     )
     print_export_table(report)
     print(f"report: {args.run}/export/report.json")

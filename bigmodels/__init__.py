@@ -30,6 +30,7 @@ _PUBLIC = {
     "convert_tflite": "bigmodels.export",
     "classification_report": "bigmodels.evaluation",
     "TFLiteModel": "bigmodels.lite.runtime",
+    "load_bundle": "bigmodels.lite.bundle",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -27,21 +27,21 @@ def import_tensorflow_quietly() -> None:
     configured, so no environment variable silences them, and they would bury the one line a
     user needs. An import error still raises (and is shown) as usual.
     """
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    from bigmodels.lite.runtime import quiet_stderr
+
+    with quiet_stderr():
         import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
-def run_app(main, parse_args, argv=None) -> int:
-    """Runs ``main(parse_args(argv))``; bad input becomes one stderr line and exit code 2."""
+def run_app(main, parse_args, argv=None, *, tensorflow: bool = True) -> int:
+    """Runs ``main(parse_args(argv))``; bad input becomes one stderr line and exit code 2.
+
+    ``tensorflow=False`` is for the device apps (predict, benchmark), which must run where only
+    numpy, Pillow and ai-edge-litert are installed.
+    """
     args = parse_args(argv)
-    import_tensorflow_quietly()
+    if tensorflow:
+        import_tensorflow_quietly()
     try:
         return int(main(args) or 0)
     except (ValueError, FileNotFoundError) as error:
@@ -275,6 +275,9 @@ def print_export_table(report: dict) -> None:
 
 
 def _print_chosen_and_failures(report: dict) -> None:
+    bundle = report.get("bundle") or {}
+    if bundle.get("folder"):
+        print(f"bundle: export/{bundle['folder']}/ and export/{bundle['archive']} ({bundle['artifact']})")
     chosen = report.get("chosen", {})
     print(
         f"chosen: {chosen['file']}: {chosen['reason']}" if chosen.get("file") else f"chosen: none ({chosen})"

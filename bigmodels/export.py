@@ -203,6 +203,7 @@ def export_run(
     max_accuracy_drop: float = 1.0,
     max_pixel_difference: float = 8.0,
     latency_repeats: int = 200,
+    bundle_artifact: str | None = None,
 ) -> dict:
     """Exports a run: SavedModel, one TFLite file per mode, each verified on the test split.
 
@@ -220,6 +221,8 @@ def export_run(
         max_pixel_difference: parity gate of the DCGAN generator: mean absolute difference from
             Keras's images, in pixel levels (0-255), on the same latent vectors.
         latency_repeats: single-example invokes timed per artifact (1 thread).
+        bundle_artifact: the TFLite file to ship in export/bundle/ and export/bundle.zip
+            (default: the chosen one, the smallest within the parity gate).
 
     Returns:
         The report; ``report["parity_gate"]["passed"]`` is False when an artifact dropped more
@@ -228,6 +231,7 @@ def export_run(
     Example:
         report = export_run("saved_models/digits", quantization=["float32", "int8"])
     """
+    from bigmodels.bundle import write_bundle
     from bigmodels.lite.runtime import TFLiteModel
     from bigmodels.runs import GENERATIVE_MODELS, load_run_dataset, load_run_model, read_run, write_json
 
@@ -241,6 +245,7 @@ def export_run(
             quantization=quantization,
             max_pixel_difference=max_pixel_difference,
             latency_repeats=latency_repeats,
+            bundle_artifact=bundle_artifact,
         )
     is_text = "tokenizer" in config
     default_modes = DEFAULT_TEXT_MODES if is_text else DEFAULT_IMAGE_MODES
@@ -328,6 +333,7 @@ def export_run(
                 "failures": failures,
             },
         }
+        report["bundle"] = write_bundle(staging, run_dir, config, report, artifact_file=bundle_artifact)
         write_json(staging / "report.json", report)
         replace_directory(staging, run_dir / "export")
     except BaseException:

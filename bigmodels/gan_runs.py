@@ -155,6 +155,7 @@ def export_generator_run(
     quantization=None,
     max_pixel_difference: float = 8.0,
     latency_repeats: int = 200,
+    bundle_artifact: str | None = None,
 ) -> dict:
     """Exports the generator (latent in, uint8 image out) as a SavedModel and TFLite files.
 
@@ -162,6 +163,7 @@ def export_generator_run(
     difference (0-255) and the quality scores of its own samples. The parity gate fails an
     artifact whose mean pixel difference exceeds ``max_pixel_difference``.
     """
+    from bigmodels.bundle import write_bundle
     from bigmodels.export import (
         choose_smallest,
         convert_tflite,
@@ -256,6 +258,7 @@ def export_generator_run(
                 "failures": failures,
             },
         }
+        report["bundle"] = write_bundle(staging, run_dir, config, report, artifact_file=bundle_artifact)
         write_json(staging / "report.json", report)
         replace_directory(staging, run_dir / "export")
     except BaseException:

@@ -43,3 +43,20 @@ def text_export(text_run):
     from bigmodels.export import export_run
 
     return export_run(text_run, latency_repeats=20)
+
+
+@pytest.fixture(scope="session")
+def gan_run(tmp_path_factory):
+    """A two-epoch DCGAN run on the embedded digits (with its own scoring classifier)."""
+    from bigmodels.runs import train_run
+
+    run_dir, _ = train_run(
+        "dcgan",
+        "digits",
+        tmp_path_factory.mktemp("gan") / "run",
+        epochs=2,
+        learning_rate=1e-3,
+        model_args={"latent_size": 16, "base_filters": 8},
+        verbose=0,
+    )
+    return run_dir

@@ -136,22 +136,6 @@ def test_score_ranks_real_images_above_noise(digits_run):
         scorer.score(np.zeros((4, 28, 28, 1), np.uint8))
 
 
-@pytest.fixture(scope="module")
-def gan_run(tmp_path_factory):
-    from bigmodels.runs import train_run
-
-    run_dir, _ = train_run(
-        "dcgan",
-        "digits",
-        tmp_path_factory.mktemp("gan") / "run",
-        epochs=2,
-        learning_rate=1e-3,
-        model_args={"latent_size": 16, "base_filters": 8},
-        verbose=0,
-    )
-    return run_dir
-
-
 def test_gan_run_folder(gan_run):
     metrics = json.loads((gan_run / "metrics.json").read_text())
     config = json.loads((gan_run / "config.json").read_text())

@@ -1,9 +1,26 @@
 """Runs TFLite files on ai-edge-litert with numpy only (no TensorFlow), as a device would."""
 
+import contextlib
+import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Mutes file descriptor 2 (the C++ runtime's info lines); Python exceptions still raise."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class TFLiteModel:
@@ -22,8 +39,9 @@ class TFLiteModel:
         from ai_edge_litert.interpreter import Interpreter
 
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
-        self._interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with quiet_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+            self._interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
         self.input_detail = self._interpreter.get_input_details()[0]
         self.output_detail = self._interpreter.get_output_details()[0]
         self._batch = int(self.input_detail["shape"][0])

@@ -1,0 +1,112 @@
+"""Predict with a bundle: JSON lines out. Needs only numpy, Pillow and ai-edge-litert (no TensorFlow).
+
+Usage:
+    python apps/predict.py --bundle saved_models/demo/export/bundle.zip photo.jpg more_photos/
+    python apps/predict.py --bundle reviews/export/bundle.zip reviews.txt     # one text per line
+    echo "what a lovely film" | python apps/predict.py --bundle reviews/export/bundle.zip -
+    python apps/predict.py --bundle gan/export/bundle.zip --count 16 --seed 0 --out samples/
+
+Image bundles take image files and folders of them (or, with -, paths on stdin); text bundles
+take text files (one text per line), -, or the texts themselves. Each input gives one JSON line:
+{"input", "label", "score", "scores"} or {"input", "error"}. An unreadable input is reported and
+the others go on; the exit code is then 1 (2 when the bundle itself cannot be used).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from bigmodels.cli import ArgumentParser, run_app
+
+EXIT_SOME_INPUTS_FAILED = 1
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True, help="bundle folder or .zip written by apps/export.py")
+    parser.add_argument("inputs", nargs="*", help="image files or folders, text files, texts, or - for stdin")
+    parser.add_argument("--top-k", dest="top_k", type=int, default=3, help="scores to print per input")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--count", type=int, default=16, help="images to generate (generator bundles)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (generator bundles)")
+    parser.add_argument("--out", default=None, help="folder for generated PNGs (generator bundles)")
+    return parser.parse_args(argv)
+
+
+def image_inputs(arguments: list[str]) -> list[str]:
+    from bigmodels.lite.images import IMAGE_EXTENSIONS
+
+    paths = []
+    for argument in arguments:
+        if argument == "-":
+            paths += [line.strip() for line in sys.stdin if line.strip()]
+        elif Path(argument).is_dir():
+            paths += sorted(
+                str(p)
+                for p in Path(argument).rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        else:
+            paths.append(argument)
+    return paths
+
+
+def text_inputs(arguments: list[str]) -> list[str]:
+    texts = []
+    for argument in arguments:
+        if argument == "-":
+            lines = sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
+        elif Path(argument).is_file():
+            lines = Path(argument).read_bytes().decode("utf-8", errors="replace").splitlines()
+        else:
+            lines = [argument]
+        texts += [line for line in lines if line.strip()]
+    return texts
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+def generate(bundle, args) -> int:
+    from PIL import Image
+
+    if args.out is None:
+        raise ValueError("a generator bundle writes images: pass --out FOLDER")
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, image in enumerate(bundle.generate(args.count, seed=args.seed)):
+        path = folder / f"sample_{args.seed}_{index:03d}.png"
+        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path)
+        emit({"file": str(path), "seed": args.seed, "index": index})
+    return 0
+
+
+def main(args) -> int:
+    from bigmodels.lite.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle, num_threads=args.threads)
+    if bundle.task == "image_generation":
+        return generate(bundle, args)
+    if not args.inputs:
+        raise ValueError("give inputs to predict on: files, folders, texts, or - for stdin")
+    inputs = text_inputs(args.inputs) if bundle.task == "text_classification" else image_inputs(args.inputs)
+    if not inputs:
+        raise ValueError(f"no inputs found in {', '.join(args.inputs)}")
+    failed = 0
+    for item in inputs:  # one at a time, so one bad file costs only its own line
+        try:
+            emit({"input": item, **bundle.predict([item], top_k=args.top_k)[0]})
+        except (ValueError, OSError) as error:
+            failed += 1
+            emit({"input": item, "error": str(error)})
+    if failed:
+        print(
+            f"error: {failed} of {len(inputs)} input(s) could not be read; see their JSON lines",
+            file=sys.stderr,
+        )
+    return EXIT_SOME_INPUTS_FAILED if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_app(main, parse_args, tensorflow=False))
