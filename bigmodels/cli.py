@@ -293,3 +293,32 @@ def _print_chosen_and_failures(report: dict) -> None:
                 f"(allowed {gate['max_mean_abs_pixel_difference']})"
             )
         print(f"error: parity gate failed: {failure['file']} {what}", file=sys.stderr)
+
+
+def parse_model_arguments(text: str) -> dict:
+    """--student-config: JSON ('{"width": 32}') or comma-separated key=value ('width=32,depth=1')."""
+    import json
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"--student-config is not valid JSON ({error}); e.g. '{{\"width\": 32}}'"
+            ) from error
+        if not isinstance(parsed, dict):
+            raise ValueError("--student-config must be a JSON object, e.g. '{\"width\": 32}'")
+        return parsed
+    arguments = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--student-config item '{item}' is not key=value; e.g. width=32,depth=1")
+        try:
+            arguments[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key.strip()] = value.strip()
+    if not arguments:
+        raise ValueError("--student-config is empty; e.g. width=32 or '{\"width\": 32}'")
+    return arguments

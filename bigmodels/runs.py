@@ -6,6 +6,7 @@ confusion_matrix.png. It is written under RUN_DIR.partial and renamed when compl
 folder named RUN_DIR is always a finished run.
 """
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -123,6 +124,25 @@ def prepare_text(dataset, staging: Path, settings):
     return tokenize_dataset(dataset, vocabulary, settings)
 
 
+@contextlib.contextmanager
+def staged_run_folder(out_dir: Path, *, overwrite: bool):
+    """Yields OUT_DIR.partial to write into; renames it to OUT_DIR only if the block succeeds.
+
+    On an exception the partial folder is removed; a process killed outright (SIGKILL, power
+    loss) leaves OUT_DIR.partial, which the same command resumes from.
+    """
+    out_dir = Path(out_dir)
+    staging = prepare_output(out_dir, overwrite=overwrite)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+
+
 def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
     """Returns the staging folder for ``out_dir`` after checking it may be written."""
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -208,8 +228,7 @@ def train_run(
         **data_options,
     }
     _check_model_fits_data(model_name, inspect_arguments(model_name), dataset.info.kind)
-    staging = prepare_output(out_dir, overwrite=overwrite)
-    try:
+    with staged_run_folder(out_dir, overwrite=overwrite) as staging:
         if dataset.info.kind == "text":
             if isinstance(tokenizer, dict):
                 tokenizer = TokenizerSettings(**tokenizer)
@@ -254,17 +273,13 @@ def train_run(
             )
         else:
             write_json(staging / "config.json", config)
-            metrics = _fit_classifier_into(staging, model, dataset, training, verbose, callbacks)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
+            metrics = fit_classifier_into(staging, model, dataset, training, verbose, callbacks)
     return out_dir, metrics
 
 
-def _fit_classifier_into(staging: Path, model, dataset, training: dict, verbose: int, callbacks) -> dict:
+def fit_classifier_into(
+    staging: Path, model, dataset, training: dict, verbose: int, callbacks, *, keep_best: bool = True
+) -> dict:
     from bigmodels.training import fit_classifier
 
     summary = fit_classifier(
@@ -278,6 +293,7 @@ def _fit_classifier_into(staging: Path, model, dataset, training: dict, verbose:
         augmentation=training["augmentation"],
         verbose=verbose,
         callbacks=callbacks,
+        keep_best=keep_best,
     )
     metrics = evaluate_into(staging, dataset, load_run_model(staging))
     metrics.update(summary, num_parameters=int(model.count_params()))

@@ -55,6 +55,21 @@ def compile_classifier(model, *, learning_rate: float, total_steps: int, label_s
     return model
 
 
+class SaveOnImprovement(keras.callbacks.Callback):
+    """Saves ``target`` to ``path`` when validation accuracy improves (or every epoch)."""
+
+    def __init__(self, target, path: Path, *, keep_best: bool = True):
+        super().__init__()
+        self.target, self.path, self.keep_best = target, Path(path), keep_best
+        self.best = -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy", -np.inf)
+        if not self.keep_best or accuracy > self.best:
+            self.best = max(self.best, accuracy)
+            self.target.save(self.path)
+
+
 def fit_classifier(
     model,
     dataset,
@@ -67,12 +82,17 @@ def fit_classifier(
     augmentation: str,
     verbose: int = 1,
     callbacks: list | None = None,
+    keep_best: bool = True,
+    saved_model=None,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
     Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard),
     backup/ (deleted when training finishes; lets a killed run resume). ``callbacks`` are
-    added to the standard ones (a benchmark's per-epoch test, for instance).
+    added to the standard ones (a benchmark's per-epoch test, for instance). ``keep_best=False``
+    keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
+    ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
+    trains a wrapper around the student but saves the student).
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
@@ -81,11 +101,12 @@ def fit_classifier(
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
     compile_classifier(model, learning_rate=learning_rate, total_steps=epochs * steps_per_epoch)
     train = augment_pipeline(dataset.train, augmentation, seed)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / "model.keras"), monitor="val_accuracy", save_best_only=True
-    )
+    checkpoint = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", patience=patience, restore_best_weights=True
+        monitor="val_accuracy",
+        mode="max",
+        patience=patience if keep_best else epochs,
+        restore_best_weights=keep_best,
     )
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),

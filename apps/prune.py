@@ -1,0 +1,72 @@
+"""Prune a trained run (magnitude pruning, fine-tuned) into a new run folder, then export it.
+
+Usage:
+    python apps/prune.py --run saved_models/mnist --sparsity 0.8 --out saved_models/mnist_80
+    python apps/prune.py --run saved_models/sst2 --sparsity 0.5 --schedule constant --epochs 3
+    python apps/prune.py --run saved_models/mnist --structure 2:4 --out saved_models/mnist_24
+    python apps/prune.py --run saved_models/gan --sparsity 0.5   # prunes the generator
+
+Writes OUT (default RUN_80 for --sparsity 0.8) as an ordinary run folder with the per-weight
+sparsity in metrics.json, then OUT/export/ through the same export path as apps/export.py (every
+TFLite mode, the parity gate, report.json with gzip sizes, which is where the zeros show).
+"""
+
+import sys
+
+from bigmodels.cli import EXIT_PARITY_FAILED, ArgumentParser, print_export_table, run_app
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
+    parser.add_argument("--sparsity", type=float, default=0.8, help="share of zeros per pruned kernel")
+    parser.add_argument("--schedule", default="polynomial", help="polynomial (from 0) or constant")
+    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (target reached at 70%%)")
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
+    parser.add_argument(
+        "--layers", default="dense,conv,depthwise,embedding,transformer", help="layer kinds to prune"
+    )
+    parser.add_argument("--structure", default=None, help="2:4 for two of every four weights (50%%)")
+    parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quantization", default=None, help="TFLite modes (default: the family's)")
+    parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0)
+    parser.add_argument("--max-pixel-difference", dest="max_pixel_difference", type=float, default=8.0)
+    return parser.parse_args(argv)
+
+
+def main(args) -> int:
+    from bigmodels.compress.runs import prune_run
+    from bigmodels.export import export_run, parse_quantization
+
+    modes = parse_quantization(args.quantization) if args.quantization else None
+    suffix = "24" if args.structure == "2:4" else f"{round(args.sparsity * 100)}"
+    out = args.out or f"{args.run.rstrip('/')}_{suffix}"
+    run_dir, metrics = prune_run(
+        args.run,
+        out,
+        sparsity=args.sparsity,
+        schedule=args.schedule,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        kinds=[kind.strip() for kind in args.layers.split(",") if kind.strip()],
+        structure=args.structure,
+        overwrite=args.overwrite,
+        verbose=2,
+    )
+    print(f"sparsity {metrics['sparsity']:.4f} over {len(metrics['sparsity_per_weight'])} kernels")
+    for entry in metrics["sparsity_per_weight"]:
+        print(f"  {entry['weight']:<60}{entry['sparsity']:>8.4f}  {entry['shape']}")
+    report = export_run(
+        run_dir,
+        quantization=modes,
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_pixel_difference=args.max_pixel_difference,
+    )
+    print_export_table(report)
+    print(f"pruned run folder: {run_dir}")
+    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(run_app(main, parse_args))
