@@ -31,13 +31,14 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="folder with the MNIST IDX .gz files")
     parser.add_argument("--out", default="benchmarks/results/dcgan_mnist.json")
     parser.add_argument("--work", default=None, help="where run folders go (default: a temporary folder)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=2e-4)
     parser.add_argument("--latent-size", dest="latent_size", type=int, default=64)
     parser.add_argument("--base-filters", dest="base_filters", type=int, default=32)
     parser.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=0.1)
     parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--ema-momentum", dest="ema_momentum", type=float, default=0.999)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--score-classifier", dest="score_classifier", default=None, help="existing classifier run"
@@ -58,6 +59,7 @@ def main() -> None:
             "base_filters": args.base_filters,
             "label_smoothing": args.label_smoothing,
             "dropout": args.dropout,
+            "ema_momentum": args.ema_momentum,
         },
         score_classifier=args.score_classifier,
         overwrite=True,

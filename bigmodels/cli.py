@@ -175,6 +175,13 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
         help="one-sided smoothing of the discriminator's real targets (e.g. 0.1)",
     )
     gan.add_argument(
+        "--ema-momentum",
+        dest="ema_momentum",
+        type=float,
+        default=None,
+        help="sample from an exponential moving average of the generator (e.g. 0.999)",
+    )
+    gan.add_argument(
         "--score-classifier",
         dest="score_classifier",
         default=None,
@@ -193,6 +200,7 @@ MODEL_FLAGS = (
     "latent_size",
     "base_filters",
     "label_smoothing",
+    "ema_momentum",
 )
 
 

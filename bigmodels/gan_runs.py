@@ -133,7 +133,7 @@ def evaluate_gan_run(run_dir: Path, config: dict) -> dict:
 
     dataset = load_run_dataset(run_dir, config)
     scorer = make_scorer(run_dir, config, dataset)
-    generator = load_run_model(run_dir).generator
+    generator = load_run_model(run_dir).sampling_generator
     report = {
         **scorer.score(generate_uint8(generator, _score_latents(config))),
         "real_test_images": {
@@ -180,7 +180,7 @@ def export_generator_run(
     modes = parse_quantization(",".join(quantization or GENERATOR_MODES), allowed=GENERATOR_MODES)
     dataset = load_run_dataset(run_dir, config)
     scorer = make_scorer(run_dir, config, dataset)
-    generator = uint8_generator(load_run_model(run_dir).generator)
+    generator = uint8_generator(load_run_model(run_dir).sampling_generator)
     latents = _score_latents(config)
     keras_images = np.concatenate(
         [np.asarray(generator.predict_on_batch(latents[i : i + 500])) for i in range(0, len(latents), 500)]

@@ -79,14 +79,14 @@ class GANMonitor(keras.callbacks.Callback):
         import tensorflow as tf
 
         self.seconds.append(round(time.perf_counter() - self._started, 2))
-        grid = image_grid(generate_uint8(self.model.generator, self.grid_latents))
+        grid = image_grid(generate_uint8(self.model.sampling_generator, self.grid_latents))
         save_png(grid, self.samples / f"epoch_{epoch + 1:03d}.png")
         with self.writer.as_default():
             tf.summary.image("samples", grid[None], step=epoch + 1)
         if self.scorer is not None and (
             (epoch + 1) % self.score_every == 0 or epoch + 1 == self.params["epochs"]
         ):
-            score = self.scorer.score(generate_uint8(self.model.generator, self.score_latents))
+            score = self.scorer.score(generate_uint8(self.model.sampling_generator, self.score_latents))
             self.scores.append({"epoch": epoch + 1, **score})
             with self.writer.as_default():
                 for name, value in score.items():

@@ -178,3 +178,16 @@ def test_generator_export_agrees_with_keras(gan_run):
     assert generator.output_detail["dtype"] == np.uint8
     images = generator.predict(np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32))
     assert images.shape == (3, 8, 8, 1) and images.min() >= 0 and images.max() <= 255
+
+
+def test_ema_generator_averages_and_survives_save_load(tmp_path):
+    gan = tiny_gan(ema_momentum=0.9)
+    assert gan.sampling_generator is gan.ema_generator
+    gan.fit(tiny_images(), batch_size=16, epochs=2, verbose=0)
+    current, average = gan.generator.get_weights(), gan.ema_generator.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(current, average, strict=True))  # it lags behind
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras", safe_mode=True)
+    for a, b in zip(loaded.ema_generator.get_weights(), average, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert tiny_gan().sampling_generator is not None and tiny_gan().ema_generator is None
