@@ -330,3 +330,17 @@ def parse_model_arguments(text: str) -> dict:
     if not arguments:
         raise ValueError("--student-config is empty; e.g. width=32 or '{\"width\": 32}'")
     return arguments
+
+
+def print_stage_table(stages: list) -> None:
+    """One table of every artifact of every pipeline stage, so a user can pick."""
+    print(f"\n{'stage':<11}{'artifact':<26}{'quality':>9}{'size KB':>9}{'gzip KB':>9}{'ms/ex':>8}")
+    for stage, _, report in stages:
+        for artifact in report["artifacts"]:
+            quality = artifact.get("accuracy", artifact.get("classifier_score"))
+            latency = artifact.get("latency_ms", float("nan"))
+            print(
+                f"{stage:<11}{artifact['file']:<26}{quality:>9.4f}{artifact['size_bytes'] / 1024:>9.1f}"
+                f"{artifact['gzip_bytes'] / 1024:>9.1f}{latency:>8.3f}"
+            )
+    print("quality: test accuracy (classifiers) or classifier score (DCGAN)")
