@@ -165,3 +165,35 @@ def test_run_that_is_not_a_run_folder(tmp_path, app):
 def test_unknown_flag_is_one_line(tmp_path):
     result = run_app("train", "--out", tmp_path / "run", "--epochz", "3")
     assert_one_line_error(result, "--epochz")
+
+
+def test_pipeline_chains_train_distill_prune_and_reports_every_artifact(tmp_path):
+    out = tmp_path / "digits"
+    chain = ["--distill", "width_multiplier=0.5", "--prune", "0.5", "--prune-epochs", "1"]
+    gate = ["--quantization", "float32,int8", "--max-accuracy-drop", "100"]
+    result = run_app("pipeline", "--data", "digits", "--out", out, "--epochs", "2", *chain, *gate)
+    assert result.returncode == 0, result.stderr
+    stages = ("trained ", "distilled ", "pruned ")
+    table = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith(stages)]
+    rows = [stage for stage, artifact in table if artifact.endswith(".tflite") or artifact == "saved_model"]
+    assert rows == ["trained"] * 3 + ["distilled"] * 3 + ["pruned"] * 3
+    pruned = json.loads((tmp_path / "digits_student_pruned" / "metrics.json").read_text())
+    assert pruned["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert (tmp_path / "digits_student" / "student_alone" / "model.keras").is_file()
+
+
+@pytest.mark.parametrize(
+    "app, arguments, expected",
+    [
+        ("prune", ["--schedule", "cubic"], "unknown schedule 'cubic'"),
+        ("prune", ["--sparsity", "1.5"], "sparsity must be in [0, 1)"),
+        ("prune", ["--layers", "lstm"], "unknown layer kind"),
+        ("distill", ["--student-config", "width_multiplier"], "is not key=value"),
+        ("distill", ["--student-config", "depth=2"], "no argument(s) depth"),
+    ],
+)
+def test_compression_apps_bad_input_is_one_line_exit_2(digits_run, tmp_path, app, arguments, expected):
+    source = ["--run", digits_run] if app == "prune" else ["--teacher", digits_run]
+    result = run_app(app, *source, "--out", tmp_path / "out", *arguments)
+    assert_one_line_error(result, expected)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
