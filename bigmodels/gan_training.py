@@ -7,6 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from bigmodels.training import DivergenceGuard, start_fresh
+
 SAMPLES_FOLDER = "samples"
 GRID_SIDE = 8  # an 8x8 grid of samples from fixed latent vectors
 SCORE_SEED = 12345  # latent vectors used for every quality score, so scores are comparable
@@ -136,24 +138,27 @@ def fit_gan(
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    start_fresh(run_dir, logs=("history.csv", "score_history.json"))
     model.compile(
         d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
         g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
         loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
     )
     images = dataset.pipeline("train").map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
+    guard = DivergenceGuard()
     monitor = GANMonitor(run_dir, scorer=scorer, score_samples=score_samples, score_every=score_every)
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "model.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        keras.callbacks.TerminateOnNaN(),
+        guard,
         monitor,
         *(callbacks or []),
     ]
     started = time.perf_counter()
     history = model.fit(images, epochs=epochs, callbacks=all_callbacks, verbose=verbose, shuffle=False)
+    guard.raise_if_diverged(run_dir, learning_rate)
     return {
         "epochs_trained": len(history.history.get("d_loss", [])),
         "training_seconds": round(time.perf_counter() - started, 2),

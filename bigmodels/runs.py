@@ -51,7 +51,16 @@ def load_run_model(run_dir: Path):
     if (run_dir / "tokenizer.json").is_file():
         import keras_hub  # noqa: F401  registers TokenAndPositionEmbedding, TransformerEncoder
 
-    return keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+    path = run_dir / "model.keras"
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise
+        raise ValueError(
+            f"{path} holds code (a Lambda layer or a Python function) and is refused: models are loaded "
+            "in Keras safe mode so that a file cannot run code; rebuild the model from registered layers"
+        ) from None
 
 
 TEXT_MODEL_ARGUMENT = "vocabulary_size"  # builders that take token ids have this argument
@@ -128,13 +137,21 @@ def prepare_text(dataset, staging: Path, settings):
 def staged_run_folder(out_dir: Path, *, overwrite: bool):
     """Yields OUT_DIR.partial to write into; renames it to OUT_DIR only if the block succeeds.
 
-    On an exception the partial folder is removed; a process killed outright (SIGKILL, power
-    loss) leaves OUT_DIR.partial, which the same command resumes from.
+    On an exception the partial folder is removed (on divergence only its backup, so the last
+    good checkpoint stays); a process killed outright (SIGKILL, power loss) leaves
+    OUT_DIR.partial, which the same command resumes from.
     """
+    from bigmodels.training import TrainingDiverged
+
     out_dir = Path(out_dir)
     staging = prepare_output(out_dir, overwrite=overwrite)
     try:
         yield staging
+    except TrainingDiverged:
+        # Keep the last good checkpoint for the user; drop the backup so the next run (with a
+        # lower learning rate) starts clean instead of resuming into the divergence.
+        shutil.rmtree(staging / "backup", ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -238,6 +255,9 @@ def train_run(
             learning_rate = DEFAULT_LEARNING_RATES["generative" if generative else "classifier"]
         resolved = resolve_model_args(model_name, dataset.info, model_args or {}, seed=seed)
         builder_args = {k: v for k, v in resolved.items() if k != "variant_chosen_by"}
+        import keras
+
+        keras.utils.set_random_seed(seed)  # the initial weights too: same seed, same run
         model = get_builder(model_name)(**builder_args)
         augmentation = "none" if generative else augmentation or default_augmentation(dataset.info)
         training = {

@@ -37,7 +37,9 @@ def augment_pipeline(dataset, augmentation: str, seed: int):
             x = layer(x, training=True)
         return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype), labels
 
-    return dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Sequential map: parallel calls would draw from the random layers in a varying order, and
+    # the same seed would no longer give the same run.
+    return dataset.map(apply).prefetch(tf.data.AUTOTUNE)
 
 
 def compile_classifier(model, *, learning_rate: float, total_steps: int, label_smoothing: float = 0.0):
@@ -55,13 +57,65 @@ def compile_classifier(model, *, learning_rate: float, total_steps: int, label_s
     return model
 
 
+class TrainingDiverged(ValueError):
+    """The loss stopped being a finite number; the run folder keeps its last good checkpoint."""
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss (as TerminateOnNaN) and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.where = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        losses = {name: value for name, value in (logs or {}).items() if "loss" in name}
+        bad = {name: float(value) for name, value in losses.items() if not np.isfinite(float(value))}
+        if bad and self.where is None:
+            self.where = {"epoch": self.epoch + 1, "step": batch + 1, "losses": bad}
+            self.model.stop_training = True
+
+    def raise_if_diverged(self, run_dir: Path, learning_rate: float) -> None:
+        if self.where is None:
+            return
+        checkpoint = run_dir / "model.keras"
+        kept = f"the last good checkpoint is {checkpoint}" if checkpoint.is_file() else "no epoch finished"
+        raise TrainingDiverged(
+            f"training diverged: the loss became {next(iter(self.where['losses'].values()))} in epoch "
+            f"{self.where['epoch']}, step {self.where['step']}; {kept}; lower --learning-rate "
+            f"(it was {learning_rate}) and run again"
+        )
+
+
+def start_fresh(run_dir: Path, logs=("history.csv",)) -> None:
+    """Without a backup to resume from, training starts over: old per-epoch logs go."""
+    if not (Path(run_dir) / "backup").is_dir():
+        for name in logs:
+            (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def best_logged(history_csv: Path, metric: str) -> float:
+    """The best value of ``metric`` in an existing history.csv (a resumed run keeps its best)."""
+    import csv
+
+    if not Path(history_csv).is_file():
+        return -np.inf
+    with open(history_csv, newline="") as handle:
+        values = [row.get(metric, "NA") for row in csv.DictReader(handle)]
+    numbers = [float(value) for value in values if value not in ("NA", "", None)]
+    return max(numbers, default=-np.inf)
+
+
 class SaveOnImprovement(keras.callbacks.Callback):
     """Saves ``target`` to ``path`` when validation accuracy improves (or every epoch)."""
 
     def __init__(self, target, path: Path, *, keep_best: bool = True):
         super().__init__()
         self.target, self.path, self.keep_best = target, Path(path), keep_best
-        self.best = -np.inf
+        self.best = best_logged(self.path.with_name("history.csv"), "val_accuracy")
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy", -np.inf)
@@ -98,10 +152,12 @@ def fit_classifier(
         {"epochs_trained", "best_epoch", "training_seconds"}.
     """
     keras.utils.set_random_seed(seed)
+    start_fresh(run_dir)
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
     compile_classifier(model, learning_rate=learning_rate, total_steps=epochs * steps_per_epoch)
     train = augment_pipeline(dataset.train, augmentation, seed)
     checkpoint = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
+    guard = DivergenceGuard()
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_accuracy",
         mode="max",
@@ -114,7 +170,7 @@ def fit_classifier(
         early_stopping,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        keras.callbacks.TerminateOnNaN(),
+        guard,
         *(callbacks or []),
     ]
     started = time.perf_counter()
@@ -127,6 +183,7 @@ def fit_classifier(
         verbose=verbose,
         shuffle=False,
     )
+    guard.raise_if_diverged(run_dir, learning_rate)
     val_accuracy = history.history.get("val_accuracy", [])
     return {
         "epochs_trained": len(val_accuracy),

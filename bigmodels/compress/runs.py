@@ -177,6 +177,9 @@ def distill_run(
     )
     student_config = {**config, "model_args": model_args, "training": training}
     comparison = {"teacher": _size_and_accuracy(teacher_dir, teacher, name=str(teacher_dir))}
+    import keras
+
+    keras.utils.set_random_seed(training["seed"])
     with staged_run_folder(Path(out_dir), overwrite=overwrite) as staging:
         for folder in [staging] + ([staging / "student_alone"] if train_alone else []):
             folder.mkdir(exist_ok=True)
