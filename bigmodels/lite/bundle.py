@@ -60,6 +60,8 @@ def read_verified_metadata(folder: Path) -> dict:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable metadata ({error}); export the bundle again") from error
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("files"), dict):
+        raise ValueError(f"{path}: not bundle metadata (no file list); export the bundle again")
     version = metadata.get("format_version")
     if metadata.get("format") != BUNDLE_FORMAT or version != BUNDLE_FORMAT_VERSION:
         raise ValueError(

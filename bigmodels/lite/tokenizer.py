@@ -128,6 +128,10 @@ class WordPieceTokenizer:
         with open(vocabulary_path, encoding="utf-8") as handle:
             vocabulary = [line.rstrip("\n").rstrip("\r") for line in handle]
         settings = json.loads(Path(settings_path).read_text(encoding="utf-8")) if settings_path else {}
+        if not isinstance(settings, dict):
+            raise ValueError(
+                f"{settings_path}: tokenizer settings must be a JSON object; export the run again"
+            )
         accepted = (
             "lowercase",
             "strip_accents",
