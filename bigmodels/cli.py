@@ -94,6 +94,18 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
         help="size photos are resized to when loading",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        help="default, mirrored (all GPUs, or --logical-cpus) or multi_worker (machines from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        dest="logical_cpus",
+        type=int,
+        default=None,
+        help="split the CPU into this many devices for --strategy mirrored without GPUs",
+    )
     text = parser.add_argument_group("text data (CSV/TSV files)")
     text.add_argument(
         "--text-column",
@@ -243,6 +255,8 @@ def train_from_args(args, *, verbose: int = 1):
         data_options=data_options,
         tokenizer=tokenizer,
         score_classifier=args.score_classifier,
+        strategy=args.strategy,
+        logical_cpus=args.logical_cpus,
         overwrite=args.overwrite,
         verbose=verbose,
     )

@@ -9,6 +9,7 @@ folder named RUN_DIR is always a finished run.
 import contextlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from bigmodels import __version__
@@ -190,6 +191,8 @@ def train_run(
     data_options: dict | None = None,
     tokenizer=None,
     score_classifier: str | Path | None = None,
+    strategy: str = "default",
+    logical_cpus: int | None = None,
     overwrite: bool = False,
     verbose: int = 1,
     callbacks: list | None = None,
@@ -208,6 +211,9 @@ def train_run(
         learning_rate: peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN).
         score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
             samples; by default one is trained into RUN_DIR/score_classifier.
+        strategy: "default", "mirrored" (every GPU, or every logical CPU) or "multi_worker"
+            (machines from TF_CONFIG; only the chief writes ``out_dir``).
+        logical_cpus: split the CPU into this many devices first (for "mirrored" without GPUs).
         Other arguments are the training settings recorded in config.json.
 
     Example:
@@ -219,8 +225,10 @@ def train_run(
         (run_dir, metrics) where metrics is what metrics.json holds.
     """
     from bigmodels.data.vocabulary import TokenizerSettings
+    from bigmodels.distribute import describe, is_chief, make_strategy
     from bigmodels.training import default_augmentation
 
+    distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
     if model_name is not None:
         get_builder(model_name)  # an unknown model fails before any data is read
     if epochs < 1:
@@ -245,7 +253,10 @@ def train_run(
         **data_options,
     }
     _check_model_fits_data(model_name, inspect_arguments(model_name), dataset.info.kind)
-    with staged_run_folder(out_dir, overwrite=overwrite) as staging:
+    chief = is_chief(distribution)
+    # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
+    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="bigmodels-worker-")) / out_dir.name
+    with staged_run_folder(write_dir, overwrite=overwrite) as staging, distribution.scope():
         if dataset.info.kind == "text":
             if isinstance(tokenizer, dict):
                 tokenizer = TokenizerSettings(**tokenizer)
@@ -267,6 +278,7 @@ def train_run(
             "patience": patience,
             "augmentation": augmentation,
             "batch_size": batch_size,
+            "strategy": describe(distribution, strategy),
         }
         config = {
             "model": model_name,
@@ -294,6 +306,8 @@ def train_run(
         else:
             write_json(staging / "config.json", config)
             metrics = fit_classifier_into(staging, model, dataset, training, verbose, callbacks)
+    if not chief:
+        shutil.rmtree(write_dir.parent, ignore_errors=True)
     return out_dir, metrics
 
 

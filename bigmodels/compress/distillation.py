@@ -59,6 +59,9 @@ class Distiller(keras.Model):
         import tensorflow as tf
 
         inputs, labels = data
+        # Replicas' gradients are summed under tf.distribute; this loss is a plain mean, so each
+        # replica takes its share (Keras loss objects do the same on their own).
+        share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
         teacher_probabilities = self.teacher(inputs, training=False)
         with tf.GradientTape() as tape:
             student_probabilities = self.student(inputs, training=True)
@@ -69,8 +72,9 @@ class Distiller(keras.Model):
                 alpha=self.alpha,
                 temperature=self.temperature,
             )
+            scaled = loss * share
         weights = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights, strict=True))
         self.loss_tracker.update_state(loss)
         self.accuracy.update_state(labels, student_probabilities)
         return {metric.name: metric.result() for metric in self.metrics}

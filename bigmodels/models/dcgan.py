@@ -194,6 +194,9 @@ class DCGAN(keras.Model):
         import tensorflow as tf
 
         images = data[0] if isinstance(data, tuple) else data
+        # Under tf.distribute, Keras loss objects already divide by the number of replicas
+        # (whose gradients are then summed); the logged losses undo that.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         real = keras.ops.cast(images, "float32") / 127.5 - 1.0
         batch = keras.ops.shape(real)[0]
         fake = self.generator(self.sample_latent(batch), training=True)
@@ -217,8 +220,8 @@ class DCGAN(keras.Model):
             momentum = self.ema_momentum
             for average, current in zip(self.ema_generator.weights, self.generator.weights, strict=True):
                 average.assign(momentum * average + (1.0 - momentum) * current)
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
+        self.d_loss_tracker.update_state(d_loss * replicas)
+        self.g_loss_tracker.update_state(g_loss * replicas)
         return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
 
     def get_config(self):
