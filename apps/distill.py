@@ -17,6 +17,8 @@ import sys
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
+    add_export_flags,
+    export_from_args,
     parse_model_arguments,
     print_export_table,
     run_app,
@@ -39,16 +41,16 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
     parser.add_argument("--no-student-alone", dest="train_alone", action="store_false")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--quantization", default=None, help="TFLite modes (default: the family's)")
-    parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0)
+    add_export_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(args) -> int:
     from bigmodels.compress.runs import distill_run
-    from bigmodels.export import export_run, parse_quantization
+    from bigmodels.export import parse_quantization
 
-    modes = parse_quantization(args.quantization) if args.quantization else None
+    if args.quantization:
+        parse_quantization(args.quantization)  # bad flags fail before the fine-tuning
     run_dir, metrics = distill_run(
         args.teacher,
         args.out,
@@ -64,7 +66,7 @@ def main(args) -> int:
     print(f"{'model':<20}{'test accuracy':>14}{'parameters':>12}")
     for name, entry in metrics["distillation"].items():
         print(f"{name:<20}{entry['test_accuracy']:>14.4f}{entry['num_parameters']:>12,}")
-    report = export_run(run_dir, quantization=modes, max_accuracy_drop=args.max_accuracy_drop)
+    report = export_from_args(run_dir, args)
     print_export_table(report)
     print(f"distilled run folder: {run_dir}")
     return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

@@ -9,51 +9,25 @@ artifact's test accuracy falls more than --max-accuracy-drop points below the Ke
 
 import sys
 
-from bigmodels.cli import EXIT_PARITY_FAILED, ArgumentParser, print_export_table, run_app
+from bigmodels.cli import (
+    EXIT_PARITY_FAILED,
+    ArgumentParser,
+    add_export_flags,
+    export_from_args,
+    print_export_table,
+    run_app,
+)
 
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
-    parser.add_argument(
-        "--quantization",
-        default=None,
-        help="comma-separated TFLite modes: float32, dynamic, float16, int8, int16x8 "
-        "(default: the first four for images, all five for text)",
-    )
-    parser.add_argument(
-        "--max-accuracy-drop",
-        dest="max_accuracy_drop",
-        type=float,
-        default=1.0,
-        help="parity gate in percentage points below the Keras accuracy",
-    )
-    parser.add_argument(
-        "--max-pixel-difference",
-        dest="max_pixel_difference",
-        type=float,
-        default=8.0,
-        help="DCGAN parity gate: mean absolute pixel difference from Keras (0-255)",
-    )
-    parser.add_argument(
-        "--bundle-artifact",
-        dest="bundle_artifact",
-        default=None,
-        help="TFLite file to ship in export/bundle (default: the smallest within the parity gate)",
-    )
+    add_export_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(args) -> int:
-    from bigmodels.export import export_run, parse_quantization
-
-    report = export_run(
-        args.run,
-        quantization=parse_quantization(args.quantization) if args.quantization else None,
-        max_accuracy_drop=args.max_accuracy_drop,
-        max_pixel_difference=args.max_pixel_difference,
-        bundle_artifact=args.bundle_artifact,
-    )
+    report = export_from_args(args.run, args)
     print_export_table(report)
     print(f"report: {args.run}/export/report.json")
     return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

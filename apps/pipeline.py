@@ -17,7 +17,9 @@ import sys
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
+    add_export_flags,
     add_training_flags,
+    export_from_args,
     parse_model_arguments,
     print_export_table,
     print_stage_table,
@@ -29,23 +31,7 @@ from bigmodels.cli import (
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_training_flags(parser, out_default="saved_models/demo")
-    parser.add_argument(
-        "--quantization", default=None, help="TFLite modes (default: 4 for images, all 5 for text)"
-    )
-    parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0)
-    parser.add_argument(
-        "--max-pixel-difference",
-        dest="max_pixel_difference",
-        type=float,
-        default=8.0,
-        help="DCGAN parity gate: mean absolute pixel difference from Keras (0-255)",
-    )
-    parser.add_argument(
-        "--bundle-artifact",
-        dest="bundle_artifact",
-        default=None,
-        help="TFLite file to ship in export/bundle (default: the smallest within the parity gate)",
-    )
+    add_export_flags(parser)
     parser.add_argument("--distill", default=None, metavar="STUDENT_CONFIG", help="e.g. width=32")
     parser.add_argument("--prune", type=float, default=None, metavar="SPARSITY", help="e.g. 0.8")
     parser.add_argument("--prune-epochs", dest="prune_epochs", type=int, default=4)
@@ -54,20 +40,15 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     from bigmodels.compress.runs import distill_run, prune_run
-    from bigmodels.export import export_run, parse_quantization
+    from bigmodels.export import parse_quantization
 
-    # Bad flags fail before training starts; None lets the export choose the family's modes.
-    modes = parse_quantization(args.quantization) if args.quantization else None
+    # Bad flags fail before training starts.
+    if args.quantization:
+        parse_quantization(args.quantization)
     student_args = parse_model_arguments(args.distill) if args.distill else None
 
     def export(run_dir):
-        return export_run(
-            run_dir,
-            quantization=modes,
-            max_accuracy_drop=args.max_accuracy_drop,
-            max_pixel_difference=args.max_pixel_difference,
-            bundle_artifact=args.bundle_artifact,
-        )
+        return export_from_args(run_dir, args)
 
     run_dir, metrics = train_from_args(args, verbose=2)
     stages = [("trained", run_dir, export(run_dir))]

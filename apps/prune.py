@@ -13,7 +13,14 @@ TFLite mode, the parity gate, report.json with gzip sizes, which is where the ze
 
 import sys
 
-from bigmodels.cli import EXIT_PARITY_FAILED, ArgumentParser, print_export_table, run_app
+from bigmodels.cli import (
+    EXIT_PARITY_FAILED,
+    ArgumentParser,
+    add_export_flags,
+    export_from_args,
+    print_export_table,
+    run_app,
+)
 
 
 def parse_args(argv=None):
@@ -29,17 +36,16 @@ def parse_args(argv=None):
     parser.add_argument("--structure", default=None, help="2:4 for two of every four weights (50%%)")
     parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--quantization", default=None, help="TFLite modes (default: the family's)")
-    parser.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=1.0)
-    parser.add_argument("--max-pixel-difference", dest="max_pixel_difference", type=float, default=8.0)
+    add_export_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(args) -> int:
     from bigmodels.compress.runs import prune_run
-    from bigmodels.export import export_run, parse_quantization
+    from bigmodels.export import parse_quantization
 
-    modes = parse_quantization(args.quantization) if args.quantization else None
+    if args.quantization:
+        parse_quantization(args.quantization)  # bad flags fail before the fine-tuning
     suffix = "24" if args.structure == "2:4" else f"{round(args.sparsity * 100)}"
     out = args.out or f"{args.run.rstrip('/')}_{suffix}"
     run_dir, metrics = prune_run(
@@ -57,12 +63,7 @@ def main(args) -> int:
     print(f"sparsity {metrics['sparsity']:.4f} over {len(metrics['sparsity_per_weight'])} kernels")
     for entry in metrics["sparsity_per_weight"]:
         print(f"  {entry['weight']:<60}{entry['sparsity']:>8.4f}  {entry['shape']}")
-    report = export_run(
-        run_dir,
-        quantization=modes,
-        max_accuracy_drop=args.max_accuracy_drop,
-        max_pixel_difference=args.max_pixel_difference,
-    )
+    report = export_from_args(run_dir, args)
     print_export_table(report)
     print(f"pruned run folder: {run_dir}")
     return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

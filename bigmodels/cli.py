@@ -358,3 +358,46 @@ def print_stage_table(stages: list) -> None:
                 f"{artifact['gzip_bytes'] / 1024:>9.1f}{latency:>8.3f}"
             )
     print("quality: test accuracy (classifiers) or classifier score (DCGAN)")
+
+
+def add_export_flags(parser) -> None:
+    """The flags of apps/export.py, shared by every app that ends with an export."""
+    parser.add_argument(
+        "--quantization",
+        default=None,
+        help="comma-separated TFLite modes: float32, dynamic, float16, int8, int16x8 "
+        "(default: the first four for images, all five for text)",
+    )
+    parser.add_argument(
+        "--max-accuracy-drop",
+        dest="max_accuracy_drop",
+        type=float,
+        default=1.0,
+        help="parity gate in percentage points below the Keras accuracy",
+    )
+    parser.add_argument(
+        "--max-pixel-difference",
+        dest="max_pixel_difference",
+        type=float,
+        default=8.0,
+        help="DCGAN parity gate: mean absolute pixel difference from Keras (0-255)",
+    )
+    parser.add_argument(
+        "--bundle-artifact",
+        dest="bundle_artifact",
+        default=None,
+        help="TFLite file to ship in export/bundle (default: the smallest within the parity gate)",
+    )
+
+
+def export_from_args(run_dir, args) -> dict:
+    """Calls ``export_run`` with the flags of ``add_export_flags``."""
+    from bigmodels.export import export_run, parse_quantization
+
+    return export_run(
+        run_dir,
+        quantization=parse_quantization(args.quantization) if args.quantization else None,
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_pixel_difference=args.max_pixel_difference,
+        bundle_artifact=args.bundle_artifact,
+    )

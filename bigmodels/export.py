@@ -1,5 +1,6 @@
 """SavedModel and TFLite export (through SavedModel), verification on ai-edge-litert, report."""
 
+import contextlib
 import gzip
 import shutil
 import tempfile
@@ -134,6 +135,30 @@ def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
+@contextlib.contextmanager
+def staged_export(run_dir: Path):
+    """Yields RUN_DIR/export.partial; it becomes RUN_DIR/export only if the block succeeds."""
+    staging = run_dir / "export.partial"
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed export left behind
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_directory(staging, run_dir / "export")
+
+
+def finish_report(staging: Path, run_dir: Path, config: dict, report: dict, bundle_artifact) -> dict:
+    """Adds the bundle of the chosen (or named) artifact and writes report.json."""
+    from bigmodels.bundle import write_bundle
+    from bigmodels.runs import write_json
+
+    report["bundle"] = write_bundle(staging, run_dir, config, report, artifact_file=bundle_artifact)
+    write_json(staging / "report.json", report)
+    return report
+
+
 def replace_directory(staging: Path, final: Path) -> None:
     """Moves a finished ``staging`` folder to ``final``, replacing an older one."""
     if final.exists():
@@ -190,6 +215,25 @@ def choose_smallest(candidates: list[dict], criterion: str) -> dict:
     }
 
 
+def tflite_artifact(model, mode: str, path: Path, representative, example, latency_repeats: int):
+    """Converts, writes and times one TFLite file; returns (its report entry, its runner)."""
+    from bigmodels.lite.runtime import TFLiteModel
+
+    path.write_bytes(convert_tflite(model, mode, representative))
+    runner = TFLiteModel(path, num_threads=1)
+    latency = runner.latency_ms(example, repeats=latency_repeats)
+    entry = {
+        "file": path.name,
+        "format": "tflite",
+        "quantization": mode,
+        "size_bytes": path.stat().st_size,
+        "gzip_bytes": gzip_size(path),
+        "latency_ms": round(latency["p50"], 4),
+        "latency_p90_ms": round(latency["p90"], 4),
+    }
+    return entry, runner
+
+
 def _representative(dataset, count: int = 200) -> np.ndarray:
     features, _ = dataset.arrays["train"]
     order = np.random.default_rng(dataset.seed).permutation(len(features))[:count]
@@ -231,9 +275,7 @@ def export_run(
     Example:
         report = export_run("saved_models/digits", quantization=["float32", "int8"])
     """
-    from bigmodels.bundle import write_bundle
-    from bigmodels.lite.runtime import TFLiteModel
-    from bigmodels.runs import GENERATIVE_MODELS, load_run_dataset, load_run_model, read_run, write_json
+    from bigmodels.runs import GENERATIVE_MODELS, load_run_dataset, load_run_model, read_run
 
     run_dir, config = read_run(run_dir)
     if config["model"] in GENERATIVE_MODELS:
@@ -255,10 +297,7 @@ def export_run(
     features, labels = dataset.arrays["test"]
     keras_top1 = model.predict(features, batch_size=256, verbose=0).argmax(-1)
     keras_accuracy = float(np.mean(keras_top1 == labels))
-    staging = run_dir / "export.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_export(run_dir) as staging:
         saved_model_dir = staging / "saved_model"
         served_inputs = features
         if is_text:
@@ -288,26 +327,15 @@ def export_run(
         ]
         representative = _representative(dataset)
         for mode in modes:
-            path = staging / f"model_{mode}.tflite"
-            path.write_bytes(convert_tflite(model, mode, representative))
-            runner = TFLiteModel(path, num_threads=1)
-            latency = runner.latency_ms(features[0], repeats=latency_repeats)
-            artifacts.append(
-                {
-                    "file": path.name,
-                    "format": "tflite",
-                    "quantization": mode,
-                    "size_bytes": path.stat().st_size,
-                    "gzip_bytes": gzip_size(path),
-                    **_top1_report(runner.predict(features), labels, keras_top1),
-                    "latency_ms": round(latency["p50"], 4),
-                    "latency_p90_ms": round(latency["p90"], 4),
-                    "input": {
-                        "dtype": runner.input_dtype.name,
-                        "quantization": [float(q) for q in runner.input_detail["quantization"]],
-                    },
-                }
+            entry, runner = tflite_artifact(
+                model, mode, staging / f"model_{mode}.tflite", representative, features[0], latency_repeats
             )
+            entry.update(_top1_report(runner.predict(features), labels, keras_top1))
+            entry["input"] = {
+                "dtype": runner.input_dtype.name,
+                "quantization": [float(q) for q in runner.input_detail["quantization"]],
+            }
+            artifacts.append(entry)
         failures = [
             {"file": a["file"], "drop_points": round((keras_accuracy - a["accuracy"]) * 100, 3)}
             for a in artifacts
@@ -333,10 +361,5 @@ def export_run(
                 "failures": failures,
             },
         }
-        report["bundle"] = write_bundle(staging, run_dir, config, report, artifact_file=bundle_artifact)
-        write_json(staging / "report.json", report)
-        replace_directory(staging, run_dir / "export")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        finish_report(staging, run_dir, config, report, bundle_artifact)
     return report

@@ -7,7 +7,6 @@ score_classifier/: the cnn_classifier run whose CNN computes the quality scores.
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -163,17 +162,16 @@ def export_generator_run(
     difference (0-255) and the quality scores of its own samples. The parity gate fails an
     artifact whose mean pixel difference exceeds ``max_pixel_difference``.
     """
-    from bigmodels.bundle import write_bundle
     from bigmodels.export import (
         choose_smallest,
-        convert_tflite,
         directory_size,
         export_saved_model,
+        finish_report,
         gzip_size,
         parse_quantization,
-        replace_directory,
+        staged_export,
+        tflite_artifact,
     )
-    from bigmodels.lite.runtime import TFLiteModel
     from bigmodels.models import uint8_generator
     from bigmodels.runs import load_run_dataset
 
@@ -191,10 +189,7 @@ def export_generator_run(
         difference = np.abs(images.astype(np.int16) - keras_images.astype(np.int16))
         return {"mean_abs_pixel_difference": round(float(difference.mean()), 4), **scorer.score(images)}
 
-    staging = run_dir / "export.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_export(run_dir) as staging:
         saved_model = export_saved_model(generator, staging / "saved_model")
         import tensorflow as tf
 
@@ -218,23 +213,16 @@ def export_generator_run(
             }
         ]
         for mode in modes:
-            path = staging / f"generator_{mode}.tflite"
-            path.write_bytes(convert_tflite(generator, mode, latents[:200]))
-            runner = TFLiteModel(path, num_threads=1)
-            latency = runner.latency_ms(latents[0], repeats=latency_repeats)
-            images = np.clip(np.round(runner.predict(latents)), 0, 255).astype(np.uint8)
-            artifacts.append(
-                {
-                    "file": path.name,
-                    "format": "tflite",
-                    "quantization": mode,
-                    "size_bytes": path.stat().st_size,
-                    "gzip_bytes": gzip_size(path),
-                    "latency_ms": round(latency["p50"], 4),
-                    "latency_p90_ms": round(latency["p90"], 4),
-                    **compare(images),
-                }
+            entry, runner = tflite_artifact(
+                generator,
+                mode,
+                staging / f"generator_{mode}.tflite",
+                latents[:200],
+                latents[0],
+                latency_repeats,
             )
+            entry.update(compare(np.clip(np.round(runner.predict(latents)), 0, 255).astype(np.uint8)))
+            artifacts.append(entry)
         failures = [
             {"file": a["file"], "mean_abs_pixel_difference": a["mean_abs_pixel_difference"]}
             for a in artifacts
@@ -258,10 +246,5 @@ def export_generator_run(
                 "failures": failures,
             },
         }
-        report["bundle"] = write_bundle(staging, run_dir, config, report, artifact_file=bundle_artifact)
-        write_json(staging / "report.json", report)
-        replace_directory(staging, run_dir / "export")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        finish_report(staging, run_dir, config, report, bundle_artifact)
     return report

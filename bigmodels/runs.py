@@ -312,8 +312,20 @@ def train_run(
 
 
 def fit_classifier_into(
-    staging: Path, model, dataset, training: dict, verbose: int, callbacks, *, keep_best: bool = True
+    staging: Path,
+    model,
+    dataset,
+    training: dict,
+    verbose: int,
+    callbacks,
+    *,
+    keep_best: bool = True,
+    saved_model=None,
 ) -> dict:
+    """Trains a classifier into ``staging``; writes metrics.json and the curves; returns metrics.
+
+    ``saved_model`` is the model that model.keras holds when ``model`` wraps it (distillation).
+    """
     from bigmodels.training import fit_classifier
 
     summary = fit_classifier(
@@ -328,9 +340,10 @@ def fit_classifier_into(
         verbose=verbose,
         callbacks=callbacks,
         keep_best=keep_best,
+        saved_model=saved_model,
     )
     metrics = evaluate_into(staging, dataset, load_run_model(staging))
-    metrics.update(summary, num_parameters=int(model.count_params()))
+    metrics.update(summary, num_parameters=int((saved_model or model).count_params()))
     write_json(staging / "metrics.json", metrics)
     plot_history(staging / "history.csv", staging / "training_curves.png")
     return metrics

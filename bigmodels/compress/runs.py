@@ -156,8 +156,7 @@ def distill_run(
     """
     from bigmodels.compress.distillation import Distiller
     from bigmodels.registry import get_builder
-    from bigmodels.runs import evaluate_into, inspect_arguments
-    from bigmodels.training import fit_classifier
+    from bigmodels.runs import inspect_arguments
 
     teacher_dir, config = read_run(teacher_dir)
     if config["model"] in GENERATIVE_MODELS:
@@ -198,23 +197,14 @@ def distill_run(
         distillation = {"teacher": str(teacher_dir.resolve()), "alpha": alpha, "temperature": temperature}
         write_json(staging / "config.json", {**student_config, "distilled_from": distillation})
         student = builder(**model_args)
-        summary = fit_classifier(
-            Distiller(student, teacher, alpha=alpha, temperature=temperature),
-            dataset,
-            staging,
-            epochs=training["epochs"],
-            learning_rate=training["learning_rate"],
-            seed=training["seed"],
-            patience=training["patience"],
-            augmentation=training["augmentation"],
-            verbose=verbose,
-            saved_model=student,
+        distiller = Distiller(student, teacher, alpha=alpha, temperature=temperature)
+        metrics = fit_classifier_into(
+            staging, distiller, dataset, training, verbose, None, saved_model=student
         )
-        metrics = evaluate_into(staging, dataset, load_run_model(staging))
         comparison["distilled_student"] = _size_and_accuracy(
             staging, load_run_model(staging), metrics, name="this run"
         )
-        metrics.update(summary, num_parameters=int(student.count_params()), distillation=comparison)
+        metrics["distillation"] = comparison
         write_json(staging / "metrics.json", metrics)
     return Path(out_dir), metrics
 
