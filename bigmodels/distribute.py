@@ -93,6 +93,10 @@ def patch_keras_for_multi_worker() -> None:
 
     if getattr(trainer, "_bigmodels_patched", False):
         return
+    if not hasattr(trainer, "reduce_per_replica") or not hasattr(
+        trainer.TensorFlowTrainer, "_maybe_symbolic_build"
+    ):
+        return  # a Keras whose trainer changed shape: nothing here to patch
     original_reduce = trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):
