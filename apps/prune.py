@@ -34,6 +34,13 @@ def parse_args(argv=None):
         "--layers", default="dense,conv,depthwise,embedding,transformer", help="layer kinds to prune"
     )
     parser.add_argument("--structure", default=None, help="2:4 for two of every four weights (50%%)")
+    parser.add_argument(
+        "--min-weights",
+        dest="min_weights",
+        type=int,
+        default=0,
+        help="kernels with fewer weights stay dense (e.g. 1000 spares a small first convolution)",
+    )
     parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
     parser.add_argument("--overwrite", action="store_true")
     add_export_flags(parser)
@@ -57,6 +64,7 @@ def main(args) -> int:
         learning_rate=args.learning_rate,
         kinds=[kind.strip() for kind in args.layers.split(",") if kind.strip()],
         structure=args.structure,
+        min_weights=args.min_weights,
         overwrite=args.overwrite,
         verbose=2,
     )

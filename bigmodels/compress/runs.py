@@ -53,6 +53,7 @@ def prune_run(
     learning_rate: float | None = None,
     kinds=KINDS,
     structure: str | None = None,
+    min_weights: int = 0,
     overwrite: bool = False,
     verbose: int = 1,
 ) -> tuple[Path, dict]:
@@ -67,6 +68,7 @@ def prune_run(
         learning_rate: fine-tuning peak learning rate (default: a tenth of the run's).
         kinds: layer kinds to prune (dense, conv, depthwise, embedding, transformer).
         structure: None or "2:4".
+        min_weights: kernels with fewer weights stay dense (the report shows them at 0).
 
     Example:
         pruned_dir, metrics = prune_run("saved_models/mnist", "saved_models/mnist_80", sparsity=0.8)
@@ -81,7 +83,11 @@ def prune_run(
     target = model.generator if generative else model
     steps = epochs * math.ceil(dataset.info.counts["train"] / dataset.batch_size)
     pruner = MagnitudePruner(
-        target, make_schedule(schedule, sparsity, steps), kinds=kinds, structure=structure
+        target,
+        make_schedule(schedule, sparsity, steps),
+        kinds=kinds,
+        structure=structure,
+        min_weights=min_weights,
     )
     training = dict(config["training"])
     training.update(epochs=epochs, learning_rate=learning_rate or training["learning_rate"] / 10)
@@ -94,6 +100,7 @@ def prune_run(
             "schedule": pruner.schedule.get_config(),
             "kinds": list(kinds),
             "structure": structure,
+            "min_weights": min_weights,
             "target": "generator" if generative else "model",
         },
     }
