@@ -172,3 +172,13 @@ def test_distill_run_compares_teacher_student_alone_and_distilled(text_run, tmp_
     assert comparison["distilled_student"]["test_accuracy"] >= 0.7  # chance is 0.5
     with pytest.raises(ValueError, match="no argument"):
         distill_run(text_run, tmp_path / "bad", student_args={"wdth": 8})
+
+
+def test_small_kernels_can_stay_dense():
+    model = small_cnn()
+    images, labels = separable_images(32, size=(16, 16))
+    pruner = MagnitudePruner(model, ConstantSparsity(0.8, frequency=1), min_weights=1000)
+    model.fit(images, labels, batch_size=16, epochs=1, verbose=0, callbacks=[pruner])
+    for entry in sparsity_report(model):
+        expected = round(0.8 * entry["total"]) if entry["total"] >= 1000 else 0
+        assert entry["zeros"] == expected, entry
