@@ -34,7 +34,7 @@ def parse_args(argv=None):
     add_export_flags(parser)
     parser.add_argument("--distill", default=None, metavar="STUDENT_CONFIG", help="e.g. width=32")
     parser.add_argument("--prune", type=float, default=None, metavar="SPARSITY", help="e.g. 0.8")
-    parser.add_argument("--prune-epochs", dest="prune_epochs", type=int, default=4)
+    parser.add_argument("--prune-epochs", dest="prune_epochs", type=int, default=8)
     return parser.parse_args(argv)
 
 

@@ -28,7 +28,7 @@ def parse_args(argv=None):
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
     parser.add_argument("--sparsity", type=float, default=0.8, help="share of zeros per pruned kernel")
     parser.add_argument("--schedule", default="polynomial", help="polynomial (from 0) or constant")
-    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (target reached at 70%%)")
+    parser.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs (target reached at 70%%)")
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
     parser.add_argument(
         "--layers", default="dense,conv,depthwise,embedding,transformer", help="layer kinds to prune"

@@ -4,11 +4,13 @@ Usage:
     python benchmarks/compression.py --mnist ../shared/data/mnist --sst2 ../shared/data/sst2
 
 For each model: a base run (the package's train_run), pruned copies at 50 / 80 / 90% sparsity
-(prune_run: polynomial schedule, fine-tuned), each exported in float32 / dynamic / int8
-(export_run: every file run on ai-edge-litert over the test split), and a distilled student at
-half width (distill_run, with the same student trained alone for comparison). Prints one table
-and writes benchmarks/results/compression.json. Target for the MNIST CNN: 80% sparse + int8
-<= 13 KB gzipped with <= 0.2 points accuracy drop from the unpruned Keras model.
+(prune_run with its defaults: polynomial schedule, 8 fine-tuning epochs at half the learning
+rate, every kernel), each exported in float32 / dynamic / int8 (export_run: every file run on
+ai-edge-litert over the test split), and a distilled student at half width (distill_run, with the
+same student trained alone for comparison). For the MNIST CNN also the target recipe: 82% on the
+kernels of 1,000 weights or more (80% of all kernel weights), 20 epochs. Prints one table and
+writes benchmarks/results/compression.json. Target for the MNIST CNN: 80% sparse + int8 <= 13 KB
+gzipped with <= 0.2 points accuracy drop from the unpruned Keras model.
 """
 
 import argparse
@@ -49,7 +51,7 @@ def rows_of(label: str, sparsity: float, report: dict, keras_accuracy: float) ->
     ]
 
 
-def compress_family(label: str, base_dir: Path, work: Path, args, student_args: dict) -> dict:
+def compress_family(label: str, base_dir: Path, work: Path, args, student_args: dict, recipe=None) -> dict:
     base_metrics = json.loads((base_dir / "metrics.json").read_text())
     keras_accuracy = base_metrics["test_accuracy"]
     rows = rows_of(
@@ -63,6 +65,15 @@ def compress_family(label: str, base_dir: Path, work: Path, args, student_args: 
         rows += rows_of(
             label, sparsity, export_run(pruned, quantization=MODES, max_accuracy_drop=100), keras_accuracy
         )
+    if recipe is not None:  # the issue's target: 80% of all kernel weights, small kernels spared
+        pruned, metrics = prune_run(
+            base_dir, work / f"{base_dir.name}_recipe", overwrite=True, verbose=2, **recipe
+        )
+        report = export_run(pruned, quantization=MODES, max_accuracy_drop=100)
+        rows += [
+            {**row, "recipe": recipe}
+            for row in rows_of(f"{label} target recipe", metrics["sparsity"], report, keras_accuracy)
+        ]
     student_dir, student = distill_run(
         base_dir, work / f"{base_dir.name}_student", student_args=student_args, overwrite=True, verbose=2
     )
@@ -89,7 +100,7 @@ def main() -> None:
     parser.add_argument("--work", default=None)
     parser.add_argument("--cnn-epochs", dest="cnn_epochs", type=int, default=15)
     parser.add_argument("--text-epochs", dest="text_epochs", type=int, default=10)
-    parser.add_argument("--prune-epochs", dest="prune_epochs", type=int, default=4)
+    parser.add_argument("--prune-epochs", dest="prune_epochs", type=int, default=8)
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bigmodels-compression-"))
 
@@ -107,13 +118,20 @@ def main() -> None:
         tokenizer=TokenizerSettings(vocabulary_size=6000), overwrite=True, verbose=2,
     )  # fmt: skip
     results = {
-        "cnn_mnist": compress_family("compact CNN (MNIST)", cnn_dir, work, args, {"width_multiplier": 0.5}),
+        "cnn_mnist": compress_family(
+            "compact CNN (MNIST)",
+            cnn_dir,
+            work,
+            args,
+            {"width_multiplier": 0.5},
+            recipe={"sparsity": 0.82, "min_weights": 1000, "epochs": 20, "learning_rate": 2e-3},
+        ),  # fmt: skip
         "transformer_sst2": compress_family(
             "Transformer (SST-2)", text_dir, work, args, {"width": 32, "feedforward_size": 64}
         ),
     }
     cnn = results["cnn_mnist"]
-    at_target = next(r for r in cnn["rows"] if r["sparsity"] == 0.8 and r["quantization"] == "int8")
+    at_target = next(r for r in cnn["rows"] if "recipe" in r and r["quantization"] == "int8")
     summary = {
         "machine": {
             "platform": platform.platform(),
@@ -124,11 +142,13 @@ def main() -> None:
         **results,
         "target": {
             "cnn_80_percent_int8": {
-                k: at_target[k] for k in ("gzip_bytes", "accuracy", "drop_points_from_unpruned_keras")
+                k: at_target[k]
+                for k in ("sparsity", "gzip_bytes", "accuracy", "drop_points_from_unpruned_keras")
             },
             "gzip_target_bytes": TARGET_GZIP_BYTES,
             "drop_target_points": TARGET_DROP_POINTS,
-            "met": at_target["gzip_bytes"] <= TARGET_GZIP_BYTES
+            "met": at_target["sparsity"] >= 0.8
+            and at_target["gzip_bytes"] <= TARGET_GZIP_BYTES
             and at_target["drop_points_from_unpruned_keras"] <= TARGET_DROP_POINTS,
         },
     }

@@ -49,7 +49,7 @@ def prune_run(
     *,
     sparsity: float,
     schedule: str = "polynomial",
-    epochs: int = 4,
+    epochs: int = 8,
     learning_rate: float | None = None,
     kinds=KINDS,
     structure: str | None = None,
@@ -65,7 +65,8 @@ def prune_run(
         sparsity: target share of zeros in every pruned kernel (ignored with structure="2:4").
         schedule: "polynomial" (TFMOT's PolynomialDecay from 0) or "constant".
         epochs: fine-tuning epochs; the target is reached after 70% of them.
-        learning_rate: fine-tuning peak learning rate (default: a tenth of the run's).
+        learning_rate: fine-tuning peak learning rate (default: half the run's; a tenth left the
+            MNIST CNN 2 points lower at 80% sparsity than half did).
         kinds: layer kinds to prune (dense, conv, depthwise, embedding, transformer).
         structure: None or "2:4".
         min_weights: kernels with fewer weights stay dense (the report shows them at 0).
@@ -90,7 +91,7 @@ def prune_run(
         min_weights=min_weights,
     )
     training = dict(config["training"])
-    training.update(epochs=epochs, learning_rate=learning_rate or training["learning_rate"] / 10)
+    training.update(epochs=epochs, learning_rate=learning_rate or training["learning_rate"] / 2)
     pruned_config = {
         **config,
         "training": training,
