@@ -17,15 +17,12 @@ import sys
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
-    add_export_flags,
     add_training_flags,
-    export_from_args,
     parse_model_arguments,
-    print_export_table,
-    print_stage_table,
     run_app,
     train_from_args,
 )
+from bigmodels.export_cli import add_export_flags, export_from_args, print_export_table, print_stage_table
 
 
 def parse_args(argv=None):

@@ -18,7 +18,7 @@ TEXT_FILES = ("vocabulary.txt", "tokenizer.json")
 
 
 def _task(config: dict) -> str:
-    from bigmodels.runs import GENERATIVE_MODELS
+    from bigmodels.model_args import GENERATIVE_MODELS
 
     if config["model"] in GENERATIVE_MODELS:
         return "image_generation"

@@ -275,7 +275,8 @@ def export_run(
     Example:
         report = export_run("saved_models/digits", quantization=["float32", "int8"])
     """
-    from bigmodels.runs import GENERATIVE_MODELS, load_run_dataset, load_run_model, read_run
+    from bigmodels.model_args import GENERATIVE_MODELS
+    from bigmodels.runs import load_run_dataset, load_run_model, read_run
 
     run_dir, config = read_run(run_dir)
     if config["model"] in GENERATIVE_MODELS:

@@ -17,8 +17,8 @@ from bigmodels.compress.pruning import (
     overall_sparsity,
     sparsity_report,
 )
+from bigmodels.model_args import GENERATIVE_MODELS
 from bigmodels.runs import (
-    GENERATIVE_MODELS,
     fit_classifier_into,
     load_run_dataset,
     load_run_model,
@@ -163,8 +163,8 @@ def distill_run(
         distill_run("saved_models/sst2", "saved_models/sst2_small", student_args={"width": 32})
     """
     from bigmodels.compress.distillation import Distiller
+    from bigmodels.model_args import inspect_arguments
     from bigmodels.registry import get_builder
-    from bigmodels.runs import inspect_arguments
 
     teacher_dir, config = read_run(teacher_dir)
     if config["model"] in GENERATIVE_MODELS:
