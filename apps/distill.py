@@ -20,7 +20,7 @@ from bigmodels.cli import (
     parse_model_arguments,
     run_app,
 )
-from bigmodels.export_cli import add_export_flags, export_from_args, print_export_table
+from bigmodels.export_cli import add_export_flags, check_export_flags, export_from_args, print_export_table
 
 
 def parse_args(argv=None):
@@ -45,10 +45,8 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     from bigmodels.compress.runs import distill_run
-    from bigmodels.export import parse_quantization
 
-    if args.quantization:
-        parse_quantization(args.quantization)  # bad flags fail before the fine-tuning
+    check_export_flags(args)
     run_dir, metrics = distill_run(
         args.teacher,
         args.out,

@@ -22,7 +22,13 @@ from bigmodels.cli import (
     run_app,
     train_from_args,
 )
-from bigmodels.export_cli import add_export_flags, export_from_args, print_export_table, print_stage_table
+from bigmodels.export_cli import (
+    add_export_flags,
+    check_export_flags,
+    export_from_args,
+    print_export_table,
+    print_stage_table,
+)
 
 
 def parse_args(argv=None):
@@ -37,11 +43,8 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     from bigmodels.compress.runs import distill_run, prune_run
-    from bigmodels.export import parse_quantization
 
-    # Bad flags fail before training starts.
-    if args.quantization:
-        parse_quantization(args.quantization)
+    check_export_flags(args)  # bad flags fail before training starts
     student_args = parse_model_arguments(args.distill) if args.distill else None
 
     def export(run_dir):

@@ -18,7 +18,7 @@ from bigmodels.cli import (
     ArgumentParser,
     run_app,
 )
-from bigmodels.export_cli import add_export_flags, export_from_args, print_export_table
+from bigmodels.export_cli import add_export_flags, check_export_flags, export_from_args, print_export_table
 
 
 def parse_args(argv=None):
@@ -47,10 +47,8 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     from bigmodels.compress.runs import prune_run
-    from bigmodels.export import parse_quantization
 
-    if args.quantization:
-        parse_quantization(args.quantization)  # bad flags fail before the fine-tuning
+    check_export_flags(args)
     suffix = "24" if args.structure == "2:4" else f"{round(args.sparsity * 100)}"
     out = args.out or f"{args.run.rstrip('/')}_{suffix}"
     run_dir, metrics = prune_run(

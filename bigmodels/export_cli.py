@@ -102,6 +102,14 @@ def add_export_flags(parser) -> None:
     )
 
 
+def check_export_flags(args) -> None:
+    """Refuses bad export flags before a long training or fine-tuning, not after it."""
+    from bigmodels.export import parse_quantization
+
+    if args.quantization:
+        parse_quantization(args.quantization)
+
+
 def export_from_args(run_dir, args) -> dict:
     """Calls ``export_run`` with the flags of ``add_export_flags``."""
     from bigmodels.export import export_run, parse_quantization
