@@ -125,3 +125,16 @@ def test_settings_that_are_not_an_object_are_a_value_error(tmp_path):
     (tmp_path / "tokenizer.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="must be a JSON object"):
         WordPieceTokenizer.from_files(tmp_path / "vocabulary.txt", tmp_path / "tokenizer.json")
+
+
+def test_a_nul_character_ends_the_text_for_both_tokenizers():
+    """Found by the fuzz test above: tensorflow-text stops reading a string at a NUL."""
+    from bigmodels.data.vocabulary import TokenizerSettings, tokenize
+
+    vocabulary = ["[PAD]", "[UNK]", "the", "film"]
+    texts = ["the\x00 film the", "\x000", "film\x00"]
+    expected = tokenize(np.asarray(texts, dtype=object), vocabulary, TokenizerSettings(sequence_length=4))
+    assert expected.tolist() == [[2, 0, 0, 0], [0, 0, 0, 0], [3, 0, 0, 0]]
+    np.testing.assert_array_equal(
+        WordPieceTokenizer(vocabulary, lowercase=True, sequence_length=4)(texts), expected
+    )

@@ -2,7 +2,7 @@
 
 It reproduces the ids of ``keras_hub.tokenizers.WordPieceTokenizer`` as that layer runs inside a
 TensorFlow graph (tensorflow-text's regex split, ICU NFKC_Casefold and FastWordpiece), step by
-step and in the same order:
+step and in the same order (a NUL character ends the text, as it does for tensorflow-text):
 
 1. CJK ideographs get a space on each side (``split_on_cjk``);
 2. accents are stripped: NFD, then every combining mark (category Mn) removed;
@@ -146,6 +146,9 @@ class WordPieceTokenizer:
 
     def pretokenize(self, text: str) -> list[str]:
         """Splits text into words, as keras-hub does before WordPiece."""
+        # tensorflow-text's regex split (RE2) reads a string only up to its first NUL character,
+        # so keras-hub never sees what follows one; neither do we.
+        text = text.split("\x00", 1)[0]
         if self.split and self.split_on_cjk:
             text = "".join(f" {c} " if is_cjk(c) else c for c in text)
         if self.strip_accents:
