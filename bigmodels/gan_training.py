@@ -54,8 +54,11 @@ class GANMonitor(keras.callbacks.Callback):
     watched. At the end: an animated GIF of the grids.
     """
 
-    def __init__(self, run_dir: Path, *, scorer=None, score_samples: int = 2000, score_every: int = 1):
+    def __init__(
+        self, run_dir: Path, *, scorer=None, score_samples: int = 2000, score_every: int = 1, verbose: int = 1
+    ):
         super().__init__()
+        self.verbose = verbose
         self.run_dir, self.scorer = Path(run_dir), scorer
         self.score_samples, self.score_every = score_samples, max(1, score_every)
         self.samples = self.run_dir / SAMPLES_FOLDER
@@ -93,7 +96,8 @@ class GANMonitor(keras.callbacks.Callback):
             with self.writer.as_default():
                 for name, value in score.items():
                     tf.summary.scalar(name, value, step=epoch + 1)
-            print(f"epoch {epoch + 1}: {score}", flush=True)
+            if self.verbose:
+                print(f"epoch {epoch + 1}: {score}", flush=True)
         partial = {"score_per_epoch": self.scores, "seconds_per_epoch": self.seconds}
         (self.run_dir / "score_history.json").write_text(json.dumps(partial, indent=2) + "\n")
 
@@ -146,7 +150,9 @@ def fit_gan(
     )
     images = dataset.pipeline("train").map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
     guard = DivergenceGuard()
-    monitor = GANMonitor(run_dir, scorer=scorer, score_samples=score_samples, score_every=score_every)
+    monitor = GANMonitor(
+        run_dir, scorer=scorer, score_samples=score_samples, score_every=score_every, verbose=verbose
+    )
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "model.keras")),
