@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=2e-4)
     parser.add_argument("--latent-size", dest="latent_size", type=int, default=64)
     parser.add_argument("--base-filters", dest="base_filters", type=int, default=32)
+    parser.add_argument("--discriminator-filters", dest="discriminator_filters", type=int, default=None)
     parser.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=0.1)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--ema-momentum", dest="ema_momentum", type=float, default=0.999)
@@ -57,6 +58,7 @@ def main() -> None:
         model_args={
             "latent_size": args.latent_size,
             "base_filters": args.base_filters,
+            "discriminator_filters": args.discriminator_filters,
             "label_smoothing": args.label_smoothing,
             "dropout": args.dropout,
             "ema_momentum": args.ema_momentum,

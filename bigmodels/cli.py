@@ -177,7 +177,14 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
     gan = parser.add_argument_group("model arguments (dcgan)")
     gan.add_argument("--latent-size", dest="latent_size", type=int, default=None)
     gan.add_argument(
-        "--base-filters", dest="base_filters", type=int, default=None, help="width of both networks"
+        "--base-filters", dest="base_filters", type=int, default=None, help="width of the generator"
+    )
+    gan.add_argument(
+        "--discriminator-filters",
+        dest="discriminator_filters",
+        type=int,
+        default=None,
+        help="width of the discriminator (default: twice --base-filters)",
     )
     gan.add_argument(
         "--label-smoothing",
@@ -211,6 +218,7 @@ MODEL_FLAGS = (
     "depth",
     "latent_size",
     "base_filters",
+    "discriminator_filters",
     "label_smoothing",
     "ema_momentum",
 )

@@ -1,5 +1,7 @@
 """Every registered builder passes the shared checks; the CNN's own choices are tested too."""
 
+import keras
+import numpy as np
 import pytest
 from helpers import (
     SMALL_MODEL_CONFIGS,
@@ -106,3 +108,25 @@ def test_variant_is_chosen_from_the_data(shape, variant):
 def test_bad_builder_arguments_raise_value_error(bad):
     with pytest.raises(ValueError):
         get_model("cnn_classifier", **bad)
+
+
+def test_fused_batch_normalization_matches_keras_batch_normalization():
+    """Same outputs, same moving statistics and same weights as keras.layers.BatchNormalization,
+    in training and in inference, so swapping it in changes speed only."""
+    from bigmodels.models.layers import FusedBatchNormalization
+
+    images = np.random.default_rng(0).normal(2.0, 3.0, (16, 5, 5, 4)).astype("float32")
+    reference = keras.layers.BatchNormalization(momentum=0.9)
+    fused = FusedBatchNormalization(momentum=0.9)
+    for layer in (reference, fused):
+        layer.build(images.shape)
+    fused.set_weights([weight + 0.1 * index for index, weight in enumerate(reference.get_weights())])
+    reference.set_weights(fused.get_weights())
+    for _ in range(3):
+        np.testing.assert_allclose(fused(images, training=True), reference(images, training=True), atol=1e-5)
+    for fused_weight, reference_weight in zip(fused.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(fused_weight, reference_weight, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused(images), reference(images), atol=1e-5)
+    # Frozen, it normalizes with the moving statistics, as Keras's layer does.
+    fused.trainable = reference.trainable = False
+    np.testing.assert_allclose(fused(images, training=True), reference(images, training=True), atol=1e-5)

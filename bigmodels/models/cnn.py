@@ -7,6 +7,7 @@ device feeds camera pixels as they are.
 import keras
 from keras import layers
 
+from bigmodels.models.layers import FusedBatchNormalization
 from bigmodels.registry import register_model
 
 VARIANTS = ("compact", "mobile")
@@ -30,7 +31,7 @@ def _scaled(filters: int, width_multiplier: float) -> int:
 def _conv_block(x, filters, *, name, stride=1, depthwise=False, batch_norm=True):
     if depthwise:
         x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
+        x = FusedBatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
         x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
     else:
@@ -38,7 +39,7 @@ def _conv_block(x, filters, *, name, stride=1, depthwise=False, batch_norm=True)
             filters, 3, strides=stride, padding="same", use_bias=not batch_norm, name=f"{name}_conv"
         )(x)
     if batch_norm:
-        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        x = FusedBatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(6.0 if depthwise else None, name=f"{name}_relu")(x)
 
 
@@ -51,6 +52,7 @@ def cnn_classifier(
     width_multiplier: float = 1.0,
     resolution: int | None = None,
     dropout: float = 0.1,
+    batch_norm: bool = True,
 ) -> keras.Model:
     """Builds a CNN image classifier that takes raw uint8 pixels.
 
@@ -63,6 +65,8 @@ def cnn_classifier(
         resolution: square side the images are resized to inside the model; None keeps the
             input size.
         dropout: dropout rate before the classification layer.
+        batch_norm: BatchNormalization after the compact variant's convolutions (the mobile
+            variant always has it).
 
     Returns:
         An uncompiled functional ``keras.Model``.
@@ -98,7 +102,7 @@ def cnn_classifier(
                     x,
                     _scaled(filters, width_multiplier),
                     name=f"stage{stage}_{index}",
-                    batch_norm=stage > 0,
+                    batch_norm=batch_norm and stage > 0,
                 )
     else:
         x = _conv_block(x, _scaled(32, width_multiplier), stride=2, name="stem")
