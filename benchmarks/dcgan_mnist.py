@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=2e-4)
     parser.add_argument("--latent-size", dest="latent_size", type=int, default=64)
-    parser.add_argument("--base-filters", dest="base_filters", type=int, default=32)
+    parser.add_argument("--base-filters", dest="base_filters", type=int, default=64)
     parser.add_argument("--discriminator-filters", dest="discriminator_filters", type=int, default=None)
     parser.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=0.1)
     parser.add_argument("--dropout", type=float, default=0.3)

@@ -184,7 +184,7 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
         dest="discriminator_filters",
         type=int,
         default=None,
-        help="width of the discriminator (default: twice --base-filters)",
+        help="width of the discriminator (default: --base-filters)",
     )
     gan.add_argument(
         "--label-smoothing",
