@@ -12,12 +12,27 @@ on the GAN's own data (Inception features mean little for 28x28 digits):
 import numpy as np
 
 
+def score_parts(probabilities: np.ndarray) -> dict:
+    """The two halves of the classifier score, which say why a score is low.
+
+    The mean KL divergence between p(y|x) and p(y) equals H(p(y)) - E_x H(p(y|x)): the entropy
+    of the class marginal (ln K when the classes are balanced: low means missing modes) minus
+    the mean entropy of each prediction (0 when every sample is confidently one class: high
+    means ambiguous or malformed samples). Entropies in nats.
+    """
+    probabilities = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+    marginal = probabilities.mean(axis=0)
+    return {
+        "class_entropy": float(-(marginal * np.log(marginal)).sum()),
+        "prediction_entropy": float(-(probabilities * np.log(probabilities)).sum(axis=1).mean()),
+        "confident_share": float((probabilities.max(axis=1) >= 0.9).mean()),
+    }
+
+
 def classifier_score(probabilities: np.ndarray) -> float:
     """exp of the mean KL divergence between p(y|x) and the marginal p(y)."""
-    probabilities = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
-    marginal = probabilities.mean(axis=0, keepdims=True)
-    kl = (probabilities * (np.log(probabilities) - np.log(marginal))).sum(axis=1)
-    return float(np.exp(kl.mean()))
+    parts = score_parts(probabilities)
+    return float(np.exp(parts["class_entropy"] - parts["prediction_entropy"]))
 
 
 def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
@@ -81,11 +96,13 @@ class GeneratedImageScorer:
         return np.concatenate(features), np.concatenate(probabilities)
 
     def score(self, images: np.ndarray) -> dict:
-        """{"classifier_score", "frechet_distance"} of uint8 images."""
+        """{"classifier_score", "frechet_distance"} of uint8 images, and the score's parts
+        ("class_entropy", "prediction_entropy", "confident_share": see ``score_parts``)."""
         if len(images) < 2:
             raise ValueError("scoring needs at least 2 images")
         features, probabilities = self._features_and_probabilities(images)
         return {
             "classifier_score": round(classifier_score(probabilities), 4),
             "frechet_distance": round(frechet_distance(*self.real_statistics, *_statistics(features)), 4),
+            **{name: round(value, 4) for name, value in score_parts(probabilities).items()},
         }

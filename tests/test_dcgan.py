@@ -121,6 +121,25 @@ def test_classifier_score_and_frechet_distance_by_hand():
     assert frechet_distance(mean, covariance, mean, 4 * covariance) == pytest.approx(3.0)  # 3 x (1 + 4 - 4)
 
 
+def test_score_parts_say_whether_modes_are_missing_or_samples_ambiguous():
+    from bigmodels.gan_quality import score_parts
+
+    # Two classes, balanced, each sample 50/50: the marginal is full, every prediction unsure.
+    unsure = score_parts(np.full((4, 2), 0.5))
+    assert unsure["class_entropy"] == pytest.approx(np.log(2))
+    assert unsure["prediction_entropy"] == pytest.approx(np.log(2))
+    assert unsure["confident_share"] == 0.0
+    # Confident but one class only: no prediction entropy, no class entropy.
+    collapsed = score_parts(np.tile([0.95, 0.05], (4, 1)))
+    assert collapsed["class_entropy"] == pytest.approx(collapsed["prediction_entropy"])
+    assert collapsed["confident_share"] == 1.0
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(5), size=50)
+    parts = score_parts(probabilities)
+    assert classifier_score(probabilities) == pytest.approx(
+        np.exp(parts["class_entropy"] - parts["prediction_entropy"])
+    )
+
+
 def test_score_ranks_real_images_above_noise(digits_run):
     from bigmodels.data import load_dataset
     from bigmodels.runs import load_run_model
@@ -132,6 +151,7 @@ def test_score_ranks_real_images_above_noise(digits_run):
     noise = scorer.score(np.random.default_rng(0).integers(0, 256, size=(300, 8, 8, 1)).astype(np.uint8))
     assert real["classifier_score"] > 2 * noise["classifier_score"]
     assert real["frechet_distance"] < noise["frechet_distance"] / 3
+    assert real["confident_share"] > noise["confident_share"]
     with pytest.raises(ValueError, match="uint8 images of shape"):
         scorer.score(np.zeros((4, 28, 28, 1), np.uint8))
 
