@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="folder with the MNIST IDX .gz files")
     parser.add_argument("--out", default="benchmarks/results/dcgan_mnist.json")
     parser.add_argument("--work", default=None, help="where run folders go (default: a temporary folder)")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=2e-4)
     parser.add_argument("--latent-size", dest="latent_size", type=int, default=64)
