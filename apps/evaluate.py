@@ -31,7 +31,9 @@ def main(args) -> int:
             f"classifier score {report['classifier_score']:.3f} "
             f"(real test images {real['classifier_score']:.3f}), "
             f"Frechet distance {report['frechet_distance']:.3f} on {report['num_generated']} samples, "
-            f"scored by {report['score_classifier']['run']}"
+            f"scored by {report['score_classifier']['run']}; class entropy {report['class_entropy']:.3f}, "
+            f"prediction entropy {report['prediction_entropy']:.3f}, "
+            f"{report['confident_share']:.1%} of samples classified with p >= 0.9"
         )
         return 0
     print(
