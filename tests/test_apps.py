@@ -78,7 +78,8 @@ def test_export_gate_failure_exits_non_zero_and_names_the_artifact(digits_run):
 
 
 @pytest.mark.parametrize(
-    "case", ["missing_path", "empty_class", "single_class", "unknown_model", "unknown_tfds"]
+    "case",
+    ["missing_path", "empty_class", "single_class", "unknown_model", "unknown_tfds", "zero_gan_width"],
 )
 def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
     data = tmp_path / "data"
@@ -93,6 +94,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "single_class": ["--data", data],
         "unknown_model": ["--model", "resnet9000"],
         "unknown_tfds": ["--data", "not_a_dataset_xyz"],
+        "zero_gan_width": ["--model", "dcgan", "--discriminator-filters", "0"],
     }[case]
     out = tmp_path / "run"
     result = run_app("train", *arguments, "--out", out, "--epochs", "1")
@@ -102,6 +104,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "single_class": "at least two classes",
         "unknown_model": "unknown model 'resnet9000'",
         "unknown_tfds": "unknown dataset",
+        "zero_gan_width": "discriminator_filters must be a positive number",
     }[case]
     assert_one_line_error(result, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])

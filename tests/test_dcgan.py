@@ -58,6 +58,16 @@ def test_train_step_updates_both_networks_with_finite_losses():
     assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 8
 
 
+def test_discriminator_width_defaults_to_the_generator_width_and_is_validated():
+    def first_conv_filters(gan):
+        return gan.discriminator.get_layer("down_0").filters
+
+    assert first_conv_filters(get_model("dcgan", base_filters=8)) == 8
+    assert first_conv_filters(get_model("dcgan", base_filters=8, discriminator_filters=16)) == 16
+    with pytest.raises(ValueError, match="discriminator_filters must be a positive"):
+        get_model("dcgan", base_filters=8, discriminator_filters=0)
+
+
 def test_latent_sampling_is_seeded():
     a, b, c = tiny_gan(seed=3), tiny_gan(seed=3), tiny_gan(seed=4)
     np.testing.assert_array_equal(a.sample_latent(5).numpy(), b.sample_latent(5).numpy())

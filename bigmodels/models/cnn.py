@@ -52,7 +52,6 @@ def cnn_classifier(
     width_multiplier: float = 1.0,
     resolution: int | None = None,
     dropout: float = 0.1,
-    batch_norm: bool = True,
 ) -> keras.Model:
     """Builds a CNN image classifier that takes raw uint8 pixels.
 
@@ -65,8 +64,6 @@ def cnn_classifier(
         resolution: square side the images are resized to inside the model; None keeps the
             input size.
         dropout: dropout rate before the classification layer.
-        batch_norm: BatchNormalization after the compact variant's convolutions (the mobile
-            variant always has it).
 
     Returns:
         An uncompiled functional ``keras.Model``.
@@ -102,7 +99,7 @@ def cnn_classifier(
                     x,
                     _scaled(filters, width_multiplier),
                     name=f"stage{stage}_{index}",
-                    batch_norm=batch_norm and stage > 0,
+                    batch_norm=stage > 0,
                 )
     else:
         x = _conv_block(x, _scaled(32, width_multiplier), stride=2, name="stem")

@@ -280,10 +280,15 @@ def dcgan(
         gan.fit(uint8_images, epochs=5)
     """
     image_shape = tuple(int(d) for d in image_shape)
+    if discriminator_filters is None:
+        discriminator_filters = base_filters
+    for name, value in (("base_filters", base_filters), ("discriminator_filters", discriminator_filters)):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive number of filters, got {value}")
     generator = dcgan_generator(image_shape=image_shape, latent_size=latent_size, base_filters=base_filters)
     discriminator = dcgan_discriminator(
         image_shape=image_shape,
-        base_filters=discriminator_filters or base_filters,
+        base_filters=discriminator_filters,
         dropout=dropout,
     )
     return DCGAN(

@@ -21,6 +21,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             training
             and self.trainable
             and mask is None
+            and not self.synchronized
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
             and self.center
