@@ -35,6 +35,8 @@ def main(args) -> int:
             f"prediction entropy {report['prediction_entropy']:.3f}, "
             f"{report['confident_share']:.1%} of samples classified with p >= 0.9"
         )
+        if "code_accuracy" in report:  # a generator conditioned on the class
+            print(f"{report['code_accuracy']:.1%} of samples classified as the class they were drawn for")
         return 0
     print(
         f"accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "

@@ -5,6 +5,7 @@ Usage:
     python apps/predict.py --bundle reviews/export/bundle.zip reviews.txt     # one text per line
     echo "what a lovely film" | python apps/predict.py --bundle reviews/export/bundle.zip -
     python apps/predict.py --bundle gan/export/bundle.zip --count 16 --seed 0 --out samples/
+    python apps/predict.py --bundle gan/export/bundle.zip --count 16 --label 7 --out sevens/   # conditioned
 
 Image bundles take image files and folders of them (or, with -, paths on stdin); text bundles
 take text files (one text per line), -, or the texts themselves. Each input gives one JSON line:
@@ -30,6 +31,9 @@ def parse_args(argv=None):
     parser.add_argument("--count", type=int, default=16, help="images to generate (generator bundles)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (generator bundles)")
     parser.add_argument("--out", default=None, help="folder for generated PNGs (generator bundles)")
+    parser.add_argument(
+        "--label", default=None, help="class to generate (generators trained with --code-from-labels)"
+    )
     return parser.parse_args(argv)
 
 
@@ -75,10 +79,12 @@ def generate(bundle, args) -> int:
         raise ValueError("a generator bundle writes images: pass --out FOLDER")
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    for index, image in enumerate(bundle.generate(args.count, seed=args.seed)):
-        path = folder / f"sample_{args.seed}_{index:03d}.png"
+    images = bundle.generate(args.count, seed=args.seed, label=args.label)
+    prefix = f"sample_{args.seed}" if args.label is None else f"sample_{args.label}_{args.seed}"
+    for index, image in enumerate(images):
+        path = folder / f"{prefix}_{index:03d}.png"
         Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path)
-        emit({"file": str(path), "seed": args.seed, "index": index})
+        emit({"file": str(path), "seed": args.seed, "index": index, "label": args.label})
     return 0
 
 

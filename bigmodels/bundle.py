@@ -188,6 +188,11 @@ def write_bundle(export_dir: Path, run_dir: Path, config: dict, report: dict, *,
         }
     if task == "image_generation":
         metadata["latent_size"] = config["model_args"]["latent_size"]
+        if config["model_args"].get("code_from_labels"):  # generate(label=...) can pick the class
+            metadata["class_code"] = {
+                "latent_entries": config["model_args"]["code_classes"],
+                "rule": "the class drawn is the index of the largest of the first latent_entries values",
+            }
     (folder / "MODEL_CARD.md").write_text(_model_card(metadata, run_metrics, config), encoding="utf-8")
     metadata["files"] = {
         path.name: {"sha256": sha256_of(path), "size_bytes": path.stat().st_size}

@@ -201,6 +201,27 @@ def add_training_flags(parser, *, out_default: str | None = None) -> None:
         help="sample from an exponential moving average of the generator (e.g. 0.999)",
     )
     gan.add_argument(
+        "--code-classes",
+        dest="code_classes",
+        type=int,
+        default=None,
+        help="categories of an InfoGAN-style code read from the latent vector (e.g. 10; 0: off)",
+    )
+    gan.add_argument(
+        "--code-weight",
+        dest="code_weight",
+        type=float,
+        default=None,
+        help="weight of the code's cross-entropy in both losses (default 1)",
+    )
+    gan.add_argument(
+        "--code-from-labels",
+        dest="code_from_labels",
+        action="store_true",
+        default=None,
+        help="learn the code from the class labels (AC-GAN): category c draws class c",
+    )
+    gan.add_argument(
         "--score-classifier",
         dest="score_classifier",
         default=None,
@@ -221,6 +242,9 @@ MODEL_FLAGS = (
     "discriminator_filters",
     "label_smoothing",
     "ema_momentum",
+    "code_classes",
+    "code_weight",
+    "code_from_labels",
 )
 
 

@@ -95,14 +95,21 @@ class GeneratedImageScorer:
             probabilities.append(np.asarray(batch_probabilities, np.float64))
         return np.concatenate(features), np.concatenate(probabilities)
 
-    def score(self, images: np.ndarray) -> dict:
+    def score(self, images: np.ndarray, drawn_classes: np.ndarray | None = None) -> dict:
         """{"classifier_score", "frechet_distance"} of uint8 images, and the score's parts
-        ("class_entropy", "prediction_entropy", "confident_share": see ``score_parts``)."""
+        ("class_entropy", "prediction_entropy", "confident_share": see ``score_parts``).
+
+        With ``drawn_classes`` (the class a conditional generator was asked for, per image),
+        also "code_accuracy": the share of images the classifier puts in that class.
+        """
         if len(images) < 2:
             raise ValueError("scoring needs at least 2 images")
         features, probabilities = self._features_and_probabilities(images)
-        return {
+        scores = {
             "classifier_score": round(classifier_score(probabilities), 4),
             "frechet_distance": round(frechet_distance(*self.real_statistics, *_statistics(features)), 4),
             **{name: round(value, 4) for name, value in score_parts(probabilities).items()},
         }
+        if drawn_classes is not None:
+            scores["code_accuracy"] = round(float((probabilities.argmax(axis=1) == drawn_classes).mean()), 4)
+        return scores

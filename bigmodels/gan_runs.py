@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bigmodels.gan_training import SCORE_SEED, fit_gan, fixed_latents, generate_uint8
+from bigmodels.gan_training import SCORE_SEED, drawn_classes, fit_gan, fixed_latents, generate_uint8
 from bigmodels.runs import load_run_model, read_run, train_run, write_json
 
 SCORE_CLASSIFIER_FOLDER = "score_classifier"
@@ -99,6 +99,7 @@ def train_gan_into(
     metrics = {
         "classifier_score": final["classifier_score"],
         "frechet_distance": final["frechet_distance"],
+        **{key: final[key] for key in ("code_accuracy",) if key in final},
         "real_test_images": {
             "classifier_score": round(scorer.real_classifier_score, 4),
             "frechet_distance": 0.0,
@@ -108,6 +109,7 @@ def train_gan_into(
         "score_classifier": config["score_classifier"],
         **summary,
         "data_source": info.source,
+        "class_names": info.class_names,
         "counts": info.counts,
         "input_shape": list(info.input_shape),
         "preprocessing": info.preprocessing,
@@ -120,7 +122,12 @@ def train_gan_into(
     }
     write_json(staging / "metrics.json", metrics)
     write_json(
-        staging / "evaluation.json", {key: metrics[key] for key in ("classifier_score", "frechet_distance")}
+        staging / "evaluation.json",
+        {
+            key: metrics[key]
+            for key in ("classifier_score", "frechet_distance", "code_accuracy")
+            if key in metrics
+        },
     )
     plot_history(staging / "history.csv", staging / "training_curves.png", metrics=("d_loss", "g_loss"))
     return metrics
@@ -132,9 +139,9 @@ def evaluate_gan_run(run_dir: Path, config: dict) -> dict:
 
     dataset = load_run_dataset(run_dir, config)
     scorer = make_scorer(run_dir, config, dataset)
-    generator = load_run_model(run_dir).sampling_generator
+    model, latents = load_run_model(run_dir), _score_latents(config)
     report = {
-        **scorer.score(generate_uint8(generator, _score_latents(config))),
+        **scorer.score(generate_uint8(model.sampling_generator, latents), drawn_classes(model, latents)),
         "real_test_images": {
             "classifier_score": round(scorer.real_classifier_score, 4),
             "frechet_distance": 0.0,
@@ -178,16 +185,19 @@ def export_generator_run(
     modes = parse_quantization(",".join(quantization or GENERATOR_MODES), allowed=GENERATOR_MODES)
     dataset = load_run_dataset(run_dir, config)
     scorer = make_scorer(run_dir, config, dataset)
-    generator = uint8_generator(load_run_model(run_dir).sampling_generator)
-    latents = _score_latents(config)
+    model, latents = load_run_model(run_dir), _score_latents(config)
+    generator, classes = uint8_generator(model.sampling_generator), drawn_classes(model, latents)
     keras_images = np.concatenate(
         [np.asarray(generator.predict_on_batch(latents[i : i + 500])) for i in range(0, len(latents), 500)]
     )
-    keras_scores = scorer.score(keras_images)
+    keras_scores = scorer.score(keras_images, classes)
 
     def compare(images: np.ndarray) -> dict:
         difference = np.abs(images.astype(np.int16) - keras_images.astype(np.int16))
-        return {"mean_abs_pixel_difference": round(float(difference.mean()), 4), **scorer.score(images)}
+        return {
+            "mean_abs_pixel_difference": round(float(difference.mean()), 4),
+            **scorer.score(images, classes),
+        }
 
     with staged_export(run_dir) as staging:
         saved_model = export_saved_model(generator, staging / "saved_model")

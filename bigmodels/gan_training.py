@@ -18,6 +18,13 @@ def fixed_latents(count: int, latent_size: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_size)).astype(np.float32)
 
 
+def drawn_classes(model, latents: np.ndarray):
+    """The class each latent vector asks for when the code was learned from labels, else None."""
+    if not getattr(model, "code_from_labels", False):
+        return None
+    return np.asarray(latents)[:, : model.code_classes].argmax(axis=1)
+
+
 def generate_uint8(generator, latents: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """uint8 images from latent vectors (the same mapping the exported generator applies)."""
     images = [
@@ -91,7 +98,10 @@ class GANMonitor(keras.callbacks.Callback):
         if self.scorer is not None and (
             (epoch + 1) % self.score_every == 0 or epoch + 1 == self.params["epochs"]
         ):
-            score = self.scorer.score(generate_uint8(self.model.sampling_generator, self.score_latents))
+            score = self.scorer.score(
+                generate_uint8(self.model.sampling_generator, self.score_latents),
+                drawn_classes(self.model, self.score_latents),
+            )
             self.scores.append({"epoch": epoch + 1, **score})
             with self.writer.as_default():
                 for name, value in score.items():
@@ -148,7 +158,9 @@ def fit_gan(
         g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
         loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
     )
-    images = dataset.pipeline("train").map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
+    images = dataset.pipeline("train")
+    if not model.code_from_labels:  # an unconditional GAN never sees the labels
+        images = images.map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
     guard = DivergenceGuard()
     monitor = GANMonitor(
         run_dir, scorer=scorer, score_samples=score_samples, score_every=score_every, verbose=verbose

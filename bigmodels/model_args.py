@@ -47,10 +47,22 @@ def resolve_model_args(model_name: str, info, model_args: dict, *, seed: int = 0
     else:
         from_data["input_shape"] = from_data["image_shape"] = list(info.input_shape)
     resolved.update({name: value for name, value in from_data.items() if name in accepted})
+    if resolved.get("code_from_labels"):
+        resolved["code_classes"] = labelled_code_classes(resolved.get("code_classes"), info)
     if "variant" in accepted and given.get("variant", "auto") == "auto":
         resolved["variant"] = choose_cnn_variant(info.input_shape)
         resolved["variant_chosen_by"] = "auto (small grayscale images -> compact, colour photos -> mobile)"
     return resolved
+
+
+def labelled_code_classes(code_classes, info) -> int:
+    """A code learned from the labels has one category per class (the data's, unless given)."""
+    if code_classes and code_classes != info.num_classes:
+        raise ValueError(
+            f"--code-from-labels needs --code-classes equal to the data's {info.num_classes} classes, "
+            f"got {code_classes}; leave --code-classes out"
+        )
+    return info.num_classes
 
 
 def prepare_text(dataset, staging: Path, settings):

@@ -47,7 +47,9 @@ def text_export(text_run):
 
 @pytest.fixture(scope="session")
 def gan_run(tmp_path_factory):
-    """A two-epoch DCGAN run on the embedded digits (with its own scoring classifier)."""
+    """A two-epoch DCGAN run on the embedded digits (with its own scoring classifier and a
+    code learned from the labels, so the run covers the labelled pipeline and the export the
+    code layer's ops)."""
     from bigmodels.runs import train_run
 
     run_dir, _ = train_run(
@@ -56,7 +58,7 @@ def gan_run(tmp_path_factory):
         tmp_path_factory.mktemp("gan") / "run",
         epochs=2,
         learning_rate=1e-3,
-        model_args={"latent_size": 16, "base_filters": 8},
+        model_args={"latent_size": 16, "base_filters": 8, "code_from_labels": True},
         verbose=0,
     )
     return run_dir

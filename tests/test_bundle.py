@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bigmodels.lite.bundle import load_bundle
+from bigmodels.lite.bundle import latents_for_class, load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK_TENSORFLOW = (
@@ -25,7 +25,10 @@ import json, numpy as np
 from bigmodels.lite import load_bundle
 bundle = load_bundle(sys.argv[1])
 if bundle.task == "image_generation":
-    print(json.dumps({"images": bundle.generate(5, seed=3).tolist()}))
+    drawn = {}
+    if "class_code" in bundle.metadata:  # a generator conditioned on the class
+        drawn["threes"] = bundle.generate(4, seed=3, label="3").tolist()
+    print(json.dumps({"images": bundle.generate(5, seed=3).tolist(), **drawn}))
 else:
     inputs = json.loads(open(sys.argv[2], encoding="utf-8").read())
     if bundle.task == "image_classification":
@@ -103,6 +106,25 @@ def test_generator_bundle_matches_its_tflite_file(gan_run, tmp_path):
     np.testing.assert_array_equal(images, np.clip(np.round(expected), 0, 255).astype(np.uint8))
     assert load_bundle(bundle).metadata["latent_size"] == 16
     assert "classifier score" in (run_dir / "export" / "bundle" / "MODEL_CARD.md").read_text()
+    # The run's generator was conditioned on the digit: label="3" draws latents whose code says 3.
+    threes = np.asarray(run_on_device(bundle)["threes"], dtype=np.uint8)
+    latents = latents_for_class(np.random.default_rng(3).standard_normal((4, 16)), 3, 10)
+    expected = TFLiteModel(run_dir / "export" / "generator_float32.tflite").predict(latents)
+    np.testing.assert_array_equal(threes, np.clip(np.round(expected), 0, 255).astype(np.uint8))
+    loaded = load_bundle(bundle)
+    with pytest.raises(ValueError, match="unknown label 'ten'"):
+        loaded.generate(2, label="ten")
+    loaded.metadata.pop("class_code")
+    with pytest.raises(ValueError, match="not conditioned on the class"):
+        loaded.generate(2, label="3")
+
+
+def test_latents_for_a_class_keep_each_vector_values_and_set_its_code():
+    latents = np.random.default_rng(0).standard_normal((1000, 12))
+    drawn = latents_for_class(latents, 7, 10)
+    assert (drawn[:, :10].argmax(axis=1) == 7).all()
+    np.testing.assert_allclose(np.sort(drawn, axis=1), np.sort(latents, axis=1).astype(np.float32))
+    np.testing.assert_array_equal(drawn[:, 10:], latents[:, 10:].astype(np.float32))  # noise untouched
 
 
 @pytest.fixture(scope="module")

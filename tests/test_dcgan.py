@@ -34,10 +34,13 @@ def test_generator_and_discriminator_builders_round_trip_their_config():
         assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
 
 
-def tiny_gan(**overrides):
+def tiny_gan(learning_rate=None, **overrides):
     config = {**SMALL_MODEL_CONFIGS["dcgan"][0], **overrides}
     gan = get_model("dcgan", **config)
-    gan.compile()
+    if learning_rate is None:
+        gan.compile()
+    else:  # the code tests learn within a few dozen steps
+        gan.compile(keras.optimizers.Adam(learning_rate), keras.optimizers.Adam(learning_rate))
     return gan
 
 
@@ -56,6 +59,61 @@ def test_train_step_updates_both_networks_with_finite_losses():
     for before, network in ((generator_before, gan.generator), (discriminator_before, gan.discriminator)):
         assert any(not np.array_equal(a, b) for a, b in zip(before, network.get_weights(), strict=True))
     assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 8
+
+
+def test_code_embedding_looks_up_the_category_read_from_the_latent_vector():
+    from bigmodels.models.layers import CodeEmbedding
+
+    latents = np.random.default_rng(0).standard_normal((20000, 6)).astype("float32")
+    layer = CodeEmbedding(4, 3)
+    vectors = np.asarray(layer(latents))
+    categories = latents[:, :4].argmax(axis=1)
+    np.testing.assert_array_equal(np.asarray(CodeEmbedding.category(latents, 4)), categories)
+    np.testing.assert_allclose(vectors, layer.embeddings.numpy()[categories])
+    shares = np.bincount(categories, minlength=4) / len(categories)
+    assert np.all(np.abs(shares - 0.25) < 0.02), shares  # Gaussian latents: uniform categories
+
+
+def test_code_head_learns_the_code_and_both_networks_train():
+    gan = tiny_gan(code_classes=3, learning_rate=5e-3)
+    assert gan.discriminator.output_shape == [(None, 1), (None, 3)]
+    assert gan.generator.get_layer("code_embedding").classes == 3
+    generator_before = [w.copy() for w in gan.generator.get_weights()]
+    history = gan.fit(tiny_images(), batch_size=16, epochs=15, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss", "code_loss"}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(generator_before, gan.generator.get_weights(), strict=True)
+    )
+    # Both networks lower the code's cross-entropy: from ln 3 (chance) towards 0.
+    assert history.history["code_loss"][0] > 0.8 and history.history["code_loss"][-1] < 0.5
+
+
+def test_code_classes_are_validated_and_saved(tmp_path):
+    for bad in (1, 9, -2):  # latent_size is 8
+        with pytest.raises(ValueError, match="code_classes must be 0"):
+            get_model("dcgan", image_shape=(8, 8, 1), latent_size=8, code_classes=bad)
+    gan = tiny_gan(code_classes=4, code_weight=0.5)
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras", safe_mode=True)
+    assert (loaded.code_classes, loaded.code_weight) == (4, 0.5)
+    latents = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
+    np.testing.assert_allclose(loaded.generator(latents), gan.generator(latents), atol=1e-6)
+
+
+def test_code_from_labels_teaches_the_code_head_the_real_classes():
+    images, labels = separable_images(64, size=(8, 8))  # two classes, told apart by a bright band
+    gan = tiny_gan(code_classes=2, code_from_labels=True, learning_rate=5e-3)
+    history = gan.fit(images, labels, batch_size=16, epochs=15, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss", "code_loss"}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    real = images.astype("float32") / 127.5 - 1.0
+    _, code_logits = gan.discriminator(real, training=False)
+    assert (np.asarray(code_logits).argmax(axis=1) == labels).mean() >= 0.9
+    with pytest.raises(ValueError, match="train on \\(images, labels\\) batches"):
+        tiny_gan(code_classes=2, code_from_labels=True).fit(images, batch_size=16, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="code_from_labels needs code_classes"):
+        get_model("dcgan", image_shape=(8, 8, 1), code_from_labels=True)
 
 
 def test_discriminator_width_defaults_to_the_generator_width_and_is_validated():
@@ -162,6 +220,11 @@ def test_score_ranks_real_images_above_noise(digits_run):
     assert real["classifier_score"] > 2 * noise["classifier_score"]
     assert real["frechet_distance"] < noise["frechet_distance"] / 3
     assert real["confident_share"] > noise["confident_share"]
+    assert "code_accuracy" not in real  # only for images drawn for a class
+    labels = data.arrays["train"][1][:300]
+    asked_right = scorer.score(data.arrays["train"][0][:300], labels)["code_accuracy"]
+    asked_wrong = scorer.score(data.arrays["train"][0][:300], (labels + 1) % 10)["code_accuracy"]
+    assert asked_right > 0.8 and asked_wrong < 0.2
     with pytest.raises(ValueError, match="uint8 images of shape"):
         scorer.score(np.zeros((4, 28, 28, 1), np.uint8))
 
@@ -171,6 +234,7 @@ def test_gan_run_folder(gan_run):
     config = json.loads((gan_run / "config.json").read_text())
     assert [entry["epoch"] for entry in metrics["score_per_epoch"]] == [1, 2]
     assert metrics["classifier_score"] == metrics["score_per_epoch"][-1]["classifier_score"]
+    assert metrics["code_accuracy"] == metrics["score_per_epoch"][-1]["code_accuracy"]  # code from labels
     assert metrics["score_classifier"]["run"] == "score_classifier"
     assert (gan_run / "score_classifier" / "model.keras").is_file()
     assert config["score_classifier"]["test_accuracy"] > 0.8
@@ -188,6 +252,7 @@ def test_evaluate_recomputes_the_final_score(gan_run):
     report = evaluate_run(gan_run)
     assert report["classifier_score"] == pytest.approx(metrics["classifier_score"], abs=1e-3)
     assert report["frechet_distance"] == pytest.approx(metrics["frechet_distance"], rel=1e-3)
+    assert report["code_accuracy"] == pytest.approx(metrics["code_accuracy"], abs=1e-3)
 
 
 def test_generator_export_agrees_with_keras(gan_run):
