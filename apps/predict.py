@@ -77,9 +77,9 @@ def generate(bundle, args) -> int:
 
     if args.out is None:
         raise ValueError("a generator bundle writes images: pass --out FOLDER")
+    images = bundle.generate(args.count, seed=args.seed, label=args.label)  # a bad request writes nothing
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    images = bundle.generate(args.count, seed=args.seed, label=args.label)
     prefix = f"sample_{args.seed}" if args.label is None else f"sample_{args.label}_{args.seed}"
     for index, image in enumerate(images):
         path = folder / f"{prefix}_{index:03d}.png"

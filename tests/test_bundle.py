@@ -206,6 +206,25 @@ def test_predict_app_reads_texts_from_stdin(text_run, tmp_path):
     assert labels == ["positive", "negative"]
 
 
+def test_predict_app_draws_a_chosen_class_from_a_conditioned_generator(gan_run, tmp_path):
+    run_dir, _ = exported_copy(gan_run, tmp_path, quantization=["float32"], max_pixel_difference=1.0)
+    bundle = run_dir / "export" / "bundle.zip"
+    result = run_app(
+        "predict.py", "--bundle", bundle, "--count", "3", "--label", "7", "--out", tmp_path / "s"
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in records] == [f"sample_7_0_00{i}.png" for i in range(3)]
+    assert all(r["label"] == "7" for r in records) and all(Path(r["file"]).is_file() for r in records)
+    result = run_app("predict.py", "--bundle", bundle, "--label", "eleven", "--out", tmp_path / "t")
+    assert (
+        result.returncode == 2
+        and result.stderr.count("\n") == 1
+        and "unknown label 'eleven'" in result.stderr
+    )
+    assert not (tmp_path / "t").exists()  # nothing written for a refused request
+
+
 def test_predict_app_refuses_a_tampered_bundle_in_one_line(digits_bundle, tmp_path):
     bundle = shutil.copytree(digits_bundle, tmp_path / "bundle")
     (bundle / "MODEL_CARD.md").write_text("edited")
