@@ -51,6 +51,21 @@ def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
     return float(max(distance, 0.0))
 
 
+def call_in_batches(model, inputs: np.ndarray, batch_size: int = 500) -> list:
+    """The model's outputs on ``inputs``, batch by batch: a list of numpy arrays, one per output.
+
+    A direct call, not ``predict_on_batch``: under a MirroredStrategy (training with
+    ``--strategy mirrored``) Keras 3's predict_on_batch returns every row once per replica. Nor
+    ``predict``, which leaves a tf.data pipeline running between training epochs.
+    """
+    batches = [
+        model(inputs[start : start + batch_size], training=False)
+        for start in range(0, len(inputs), batch_size)
+    ]
+    outputs = zip(*(batch if isinstance(batch, (list, tuple)) else [batch] for batch in batches), strict=True)
+    return [np.concatenate([np.asarray(part) for part in parts]) for parts in outputs]
+
+
 def _statistics(features: np.ndarray):
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
@@ -85,15 +100,8 @@ class GeneratedImageScorer:
                 f"the scorer takes uint8 images of shape {self.input_shape}, got {images.dtype} "
                 f"{tuple(images.shape[1:])}"
             )
-        features, probabilities = [], []
-        for start in range(0, len(images), self.batch_size):
-            # predict_on_batch: no tf.data pipeline left running between training epochs
-            batch_features, batch_probabilities = self._network.predict_on_batch(
-                images[start : start + self.batch_size]
-            )
-            features.append(np.asarray(batch_features, np.float64))
-            probabilities.append(np.asarray(batch_probabilities, np.float64))
-        return np.concatenate(features), np.concatenate(probabilities)
+        features, probabilities = call_in_batches(self._network, images, self.batch_size)
+        return features.astype(np.float64), probabilities.astype(np.float64)
 
     def score(self, images: np.ndarray, drawn_classes: np.ndarray | None = None) -> dict:
         """{"classifier_score", "frechet_distance"} of uint8 images, and the score's parts

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.gan_quality import call_in_batches
 from bigmodels.gan_training import SCORE_SEED, drawn_classes, fit_gan, fixed_latents, generate_uint8
 from bigmodels.runs import load_run_model, read_run, train_run, write_json
 
@@ -187,9 +188,7 @@ def export_generator_run(
     scorer = make_scorer(run_dir, config, dataset)
     model, latents = load_run_model(run_dir), _score_latents(config)
     generator, classes = uint8_generator(model.sampling_generator), drawn_classes(model, latents)
-    keras_images = np.concatenate(
-        [np.asarray(generator.predict_on_batch(latents[i : i + 500])) for i in range(0, len(latents), 500)]
-    )
+    (keras_images,) = call_in_batches(generator, latents)
     keras_scores = scorer.score(keras_images, classes)
 
     def compare(images: np.ndarray) -> dict:

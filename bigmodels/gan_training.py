@@ -27,11 +27,10 @@ def drawn_classes(model, latents: np.ndarray):
 
 def generate_uint8(generator, latents: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """uint8 images from latent vectors (the same mapping the exported generator applies)."""
-    images = [
-        np.asarray(generator.predict_on_batch(latents[start : start + batch_size]))
-        for start in range(0, len(latents), batch_size)
-    ]
-    return np.clip(np.round((np.concatenate(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    from bigmodels.gan_quality import call_in_batches
+
+    (images,) = call_in_batches(generator, latents, batch_size)
+    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def image_grid(images: np.ndarray, columns: int = GRID_SIDE) -> np.ndarray:
