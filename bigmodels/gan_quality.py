@@ -86,7 +86,7 @@ class GeneratedImageScorer:
         import keras
 
         # The penultimate features are the input of the last (softmax) layer.
-        self._network = keras.Model(classifier.inputs, [classifier.layers[-1].input, classifier.output])
+        self._network = keras.Model(classifier.input, [classifier.layers[-1].input, classifier.output])
         self.batch_size = batch_size
         self.input_shape = tuple(classifier.input_shape[1:])
         features, probabilities = self._features_and_probabilities(real_images)
