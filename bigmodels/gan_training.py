@@ -7,6 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from bigmodels.gan_quality import call_in_batches
+from bigmodels.lite.bundle import code_categories
 from bigmodels.training import DivergenceGuard, start_fresh
 
 SAMPLES_FOLDER = "samples"
@@ -22,13 +24,11 @@ def drawn_classes(model, latents: np.ndarray):
     """The class each latent vector asks for when the code was learned from labels, else None."""
     if not getattr(model, "code_from_labels", False):
         return None
-    return np.asarray(latents)[:, : model.code_classes].argmax(axis=1)
+    return code_categories(latents, model.code_classes)
 
 
 def generate_uint8(generator, latents: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """uint8 images from latent vectors (the same mapping the exported generator applies)."""
-    from bigmodels.gan_quality import call_in_batches
-
     (images,) = call_in_batches(generator, latents, batch_size)
     return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
