@@ -9,8 +9,9 @@ Usage:
 
 Image bundles take image files and folders of them (or, with -, paths on stdin); text bundles
 take text files (one text per line), -, or the texts themselves. Each input gives one JSON line:
-{"input", "label", "score", "scores"} or {"input", "error"}. An unreadable input is reported and
-the others go on; the exit code is then 1 (2 when the bundle itself cannot be used).
+{"input", "label", "score", "scores"} or {"input", "error"}, where "input" is the input cut to
+200 characters (then ending in "… (N characters)"). An unreadable input is reported and the
+others go on; the exit code is then 1 (2 when the bundle itself cannot be used).
 """
 
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 from bigmodels.cli import ArgumentParser, run_app
 
 EXIT_SOME_INPUTS_FAILED = 1
+MAX_ECHO_CHARACTERS = 200  # of each input, in its JSON line: a 20 MB text is not printed back
 
 
 def parse_args(argv=None):
@@ -37,6 +39,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def is_a(kind: str, argument: str) -> bool:
+    """``Path(argument).is_dir()`` / ``.is_file()``; False for a text too long to be a path."""
+    try:
+        return getattr(Path(argument), f"is_{kind}")()
+    except (OSError, ValueError):  # ENAMETOOLONG: a 10,000-character text given as an argument
+        return False
+
+
 def image_inputs(arguments: list[str]) -> list[str]:
     from bigmodels.lite.images import IMAGE_EXTENSIONS
 
@@ -44,7 +54,7 @@ def image_inputs(arguments: list[str]) -> list[str]:
     for argument in arguments:
         if argument == "-":
             paths += [line.strip() for line in sys.stdin if line.strip()]
-        elif Path(argument).is_dir():
+        elif is_a("dir", argument):
             paths += sorted(
                 str(p)
                 for p in Path(argument).rglob("*")
@@ -60,7 +70,7 @@ def text_inputs(arguments: list[str]) -> list[str]:
     for argument in arguments:
         if argument == "-":
             lines = sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
-        elif Path(argument).is_file():
+        elif is_a("file", argument):
             lines = Path(argument).read_bytes().decode("utf-8", errors="replace").splitlines()
         else:
             lines = [argument]
@@ -68,22 +78,30 @@ def text_inputs(arguments: list[str]) -> list[str]:
     return texts
 
 
+def echo(item: str) -> str:
+    """The input as its JSON line shows it: at most MAX_ECHO_CHARACTERS, and how long it was."""
+    text = str(item)
+    if len(text) <= MAX_ECHO_CHARACTERS:
+        return text
+    return f"{text[:MAX_ECHO_CHARACTERS]}… ({len(text):,} characters)"
+
+
 def emit(record: dict) -> None:
-    print(json.dumps(record, ensure_ascii=False), flush=True)
+    # json.dumps escapes control characters; a lone surrogate (an undecodable byte of a file
+    # name or argument) is written as its \uXXXX JSON escape instead of failing the print.
+    line = json.dumps(record, ensure_ascii=False)
+    print(line.encode("utf-8", "backslashreplace").decode("utf-8"), flush=True)
 
 
 def generate(bundle, args) -> int:
-    from PIL import Image
+    from bigmodels.lite.samples import safe_file_part, save_samples
 
     if args.out is None:
         raise ValueError("a generator bundle writes images: pass --out FOLDER")
     images = bundle.generate(args.count, seed=args.seed, label=args.label)  # a bad request writes nothing
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"sample_{args.seed}" if args.label is None else f"sample_{args.label}_{args.seed}"
-    for index, image in enumerate(images):
-        path = folder / f"{prefix}_{index:03d}.png"
-        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path)
+    label = "" if args.label is None else f"{safe_file_part(args.label)}_"
+    prefix = f"sample_{label}{args.seed}"
+    for index, path in enumerate(save_samples(images, args.out, prefix)):
         emit({"file": str(path), "seed": args.seed, "index": index, "label": args.label})
     return 0
 
@@ -102,10 +120,13 @@ def main(args) -> int:
     failed = 0
     for item in inputs:  # one at a time, so one bad file costs only its own line
         try:
-            emit({"input": item, **bundle.predict([item], top_k=args.top_k)[0]})
-        except (ValueError, OSError) as error:
-            failed += 1
-            emit({"input": item, "error": str(error)})
+            result = bundle.predict([item], top_k=args.top_k)[0]
+        except (ValueError, OSError) as error:  # ImageDecodeError (Pillow's failures) is a ValueError
+            result = {"error": str(error)}
+        except Exception as error:  # noqa: BLE001  whatever one input raises, the others still run
+            result = {"error": f"{type(error).__name__}: {error}"}
+        failed += "error" in result
+        emit({"input": echo(item), **result})
     if failed:
         print(
             f"error: {failed} of {len(inputs)} input(s) could not be read; see their JSON lines",

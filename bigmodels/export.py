@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.run_folder import record_entries, staged_folder, write_json
+
 QUANTIZATION_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 DEFAULT_IMAGE_MODES = ("float32", "dynamic", "float16", "int8")
 DEFAULT_TEXT_MODES = QUANTIZATION_MODES
@@ -137,38 +139,23 @@ def directory_size(path: Path) -> int:
 
 @contextlib.contextmanager
 def staged_export(run_dir: Path):
-    """Yields RUN_DIR/export.partial; it becomes RUN_DIR/export only if the block succeeds."""
-    staging = run_dir / "export.partial"
-    shutil.rmtree(staging, ignore_errors=True)  # what a killed export left behind
-    staging.mkdir()
-    try:
+    """Yields a staging folder that becomes RUN_DIR/export only if the block succeeds.
+
+    An existing RUN_DIR/export is replaced only when bigmodels wrote it (its marker file);
+    a killed export's own staging folder is cleared, a user's ``export.partial`` is left alone.
+    """
+    with staged_folder(Path(run_dir) / "export", "export", overwrite=True) as staging:
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    replace_directory(staging, run_dir / "export")
+    record_entries(run_dir)  # the run folder now also holds export/
 
 
 def finish_report(staging: Path, run_dir: Path, config: dict, report: dict, bundle_artifact) -> dict:
     """Adds the bundle of the chosen (or named) artifact and writes report.json."""
     from bigmodels.bundle import write_bundle
-    from bigmodels.runs import write_json
 
     report["bundle"] = write_bundle(staging, run_dir, config, report, artifact_file=bundle_artifact)
     write_json(staging / "report.json", report)
     return report
-
-
-def replace_directory(staging: Path, final: Path) -> None:
-    """Moves a finished ``staging`` folder to ``final``, replacing an older one."""
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        staging.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(final)
 
 
 def _top1_report(probabilities, labels, keras_top1) -> dict:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from bigmodels import __version__
@@ -25,31 +26,14 @@ from bigmodels.model_args import (
     resolve_model_args,
 )
 from bigmodels.registry import get_builder
-
-RUN_FILES = ("model.keras", "config.json", "metrics.json")
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Writes JSON through a temporary file, so a reader never sees half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    temporary.replace(path)
-
-
-def read_run(run_dir: str | Path) -> tuple[Path, dict]:
-    """Checks that ``run_dir`` is a finished run folder and returns (path, config)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(
-            f"run folder '{run_dir}' does not exist; pass the --out folder of apps/train.py"
-        )
-    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
-    if missing:
-        raise ValueError(
-            f"'{run_dir}' is not a run folder (missing {', '.join(missing)}); "
-            "pass the --out folder of a finished apps/train.py run"
-        )
-    return run_dir, json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+from bigmodels.run_folder import (  # noqa: F401  RUN_FILES, read_run: the run format's home
+    RUN_FILES,
+    check_output_folder,
+    read_run,
+    record_entries,
+    staged_folder,
+    write_json,
+)
 
 
 def load_run_model(run_dir: Path):
@@ -66,49 +50,44 @@ def load_run_model(run_dir: Path):
         return keras.models.load_model(path, safe_mode=True)
     except ValueError as error:
         if "safe_mode" not in str(error):
-            raise
+            raise ValueError(f"{path} cannot be loaded ({_last_line(error)}); train the run again") from None
         raise ValueError(
             f"{path} holds code (a Lambda layer or a Python function) and is refused: models are loaded "
             "in Keras safe mode so that a file cannot run code; rebuild the model from registered layers"
         ) from None
+    except (TypeError, KeyError, AttributeError, zipfile.BadZipFile) as error:
+        # Keras reports a config naming an unknown function or class (e.g. os.system) as TypeError.
+        raise ValueError(
+            f"{path} cannot be loaded: it is damaged or names a function or class that bigmodels "
+            f"does not provide ({_last_line(error)[:200]}); train the run again"
+        ) from None
+
+
+def _last_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[-1] if lines else type(error).__name__
 
 
 @contextlib.contextmanager
 def staged_run_folder(out_dir: Path, *, overwrite: bool):
-    """Yields OUT_DIR.partial to write into; renames it to OUT_DIR only if the block succeeds.
+    """Yields the staging folder of run ``out_dir``; it becomes ``out_dir`` only if the block succeeds.
 
-    On an exception the partial folder is removed (on divergence only its backup, so the last
+    On an exception the staging folder is removed (on divergence only its backup, so the last
     good checkpoint stays); a process killed outright (SIGKILL, power loss) leaves
-    OUT_DIR.partial, which the same command resumes from.
+    OUT_DIR.partial, which the same command resumes from. Only a run folder bigmodels wrote is
+    ever replaced (see ``bigmodels.run_folder``).
     """
     from bigmodels.training import TrainingDiverged
 
-    out_dir = Path(out_dir)
-    staging = prepare_output(out_dir, overwrite=overwrite)
-    try:
-        yield staging
-    except TrainingDiverged:
-        # Keep the last good checkpoint for the user; drop the backup so the next run (with a
-        # lower learning rate) starts clean instead of resuming into the divergence.
-        shutil.rmtree(staging / "backup", ignore_errors=True)
-        raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-
-
-def prepare_output(out_dir: Path, *, overwrite: bool) -> Path:
-    """Returns the staging folder for ``out_dir`` after checking it may be written."""
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(
-            f"output folder '{out_dir}' already exists; choose another --out or pass --overwrite"
-        )
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    staging.mkdir(parents=True, exist_ok=True)
-    return staging
+    keep_on = (TrainingDiverged,)
+    with staged_folder(out_dir, "run", overwrite=overwrite, resume=True, keep_on=keep_on) as staging:
+        try:
+            yield staging
+        except TrainingDiverged:
+            # Keep the last good checkpoint for the user; drop the backup so the next run (with a
+            # lower learning rate) starts clean instead of resuming into the divergence.
+            shutil.rmtree(staging / "backup", ignore_errors=True)
+            raise
 
 
 TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "validation_source", "header", "encoding")
@@ -173,6 +152,7 @@ def train_run(
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     out_dir = Path(out_dir)
+    check_output_folder(out_dir, "run", overwrite=overwrite)  # before minutes of loading data
     data_options = {k: v for k, v in (data_options or {}).items() if v is not None}
     unknown = sorted(set(data_options) - set(TEXT_DATA_OPTIONS))
     if unknown:
@@ -309,6 +289,8 @@ def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") ->
         "preprocessing": info.preprocessing,
         "skipped_files": info.skipped_files,
         "num_skipped_files": len(info.skipped_files),
+        "repaired_rows": info.repaired_rows,  # kept, with undecodable bytes replaced
+        "num_repaired_rows": len(info.repaired_rows),
     }
 
 
@@ -365,4 +347,5 @@ def evaluate_run(run_dir: str | Path, data_source: str | None = None) -> dict:
         )
     name = "evaluation" if data_source is None else "evaluation_other_data"
     evaluate_into(run_dir, dataset, model, name=name)
+    record_entries(run_dir)  # evaluation_other_data.json is the run's own file too
     return json.loads((run_dir / f"{name}.json").read_text(encoding="utf-8"))

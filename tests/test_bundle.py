@@ -223,6 +223,15 @@ def test_predict_app_draws_a_chosen_class_from_a_conditioned_generator(gan_run, 
         and "unknown label 'eleven'" in result.stderr
     )
     assert not (tmp_path / "t").exists()  # nothing written for a refused request
+    # A second draw adds to the folder predict made; a folder of the user's is never written into.
+    result = run_app("predict.py", "--bundle", bundle, "--count", "2", "--out", tmp_path / "s")
+    assert result.returncode == 0 and len(list((tmp_path / "s").glob("*.png"))) == 5
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "sample_0_000.png").write_bytes(b"my own picture")
+    result = run_app("predict.py", "--bundle", bundle, "--count", "2", "--out", tmp_path / "mine")
+    assert result.returncode == 2 and "--overwrite" not in result.stderr and "already exists" in result.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["sample_0_000.png"]
+    assert (tmp_path / "mine" / "sample_0_000.png").read_bytes() == b"my own picture"
 
 
 def test_predict_app_refuses_a_tampered_bundle_in_one_line(digits_bundle, tmp_path):

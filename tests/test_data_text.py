@@ -89,7 +89,8 @@ def test_bad_rows_are_reported_not_fatal(tmp_path):
     assert reasons[10].startswith("bytes that are not utf-8") and reasons[11] == "empty text"
     assert reasons[12] == "missing label"
     data = load_dataset(str(path), text_columns="text", label_column="label")
-    assert len(data.info.skipped_files) == 3 and data.info.skipped_files[0]["path"] == str(path)
+    assert len(data.info.skipped_files) == 2 and data.info.skipped_files[0]["path"] == str(path)
+    assert [row["row"] for row in data.info.repaired_rows] == [10]  # kept, and said so
 
 
 def test_file_without_a_usable_row_is_an_error(tmp_path):

@@ -18,6 +18,7 @@ from bigmodels.compress.pruning import (
     sparsity_report,
 )
 from bigmodels.model_args import GENERATIVE_MODELS
+from bigmodels.run_folder import check_derived_run_folder
 from bigmodels.runs import (
     fit_classifier_into,
     load_run_dataset,
@@ -78,6 +79,7 @@ def prune_run(
     run_dir, config = read_run(run_dir)
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    check_derived_run_folder(out_dir, run_dir, overwrite=overwrite)  # before minutes of loading
     dataset = load_run_dataset(run_dir, config)
     model = load_run_model(run_dir)
     generative = config["model"] in GENERATIVE_MODELS
@@ -172,6 +174,7 @@ def distill_run(
     unknown = sorted(set(student_args) - set(inspect_arguments(config["model"])))
     if unknown:
         raise ValueError(f"{config['model']} has no argument(s) {', '.join(unknown)} for --student-config")
+    check_derived_run_folder(out_dir, teacher_dir, overwrite=overwrite)  # before minutes of loading
     dataset = load_run_dataset(teacher_dir, config)
     teacher = load_run_model(teacher_dir)
     model_args = {

@@ -20,7 +20,10 @@ class DatasetInfo:
         test_split: how the test split was made (its own files, or a seeded fraction).
         validation_split: how the validation split was made.
         preprocessing: how raw files became arrays (resize policy, channels), for devices.
-        skipped_files: files that could not be used, each {"path", "reason"}.
+        skipped_files: files (or rows) that could not be used, each {"path", "reason"}.
+        repaired_rows: text rows (or .txt files) kept after their undecodable bytes were
+            replaced by U+FFFD (``--encoding``), each {"path", "row", "line", "reason"} ({"path",
+            "reason"} for a .txt file).
     """
 
     source: str
@@ -32,6 +35,7 @@ class DatasetInfo:
     validation_split: str
     preprocessing: dict = field(default_factory=dict)
     skipped_files: list[dict] = field(default_factory=list)
+    repaired_rows: list[dict] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:

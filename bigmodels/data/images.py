@@ -5,15 +5,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from bigmodels.lite.images import (
-    IMAGE_EXTENSIONS,
-    ImageDecodeError,
-    is_grayscale,
-    open_image,
-    to_array,
-)
+from bigmodels.lite.images import IMAGE_EXTENSIONS, ImageDecodeError, image_header, load_image
 
 # Photos of uneven sizes are centre-cropped and resized to this (a MobileNet resolution).
 DEFAULT_PHOTO_SIZE = (160, 160)
@@ -74,15 +67,16 @@ def _list_images(root: Path, class_names: list[str] | None):
 
 
 def _choose_layout(entries) -> tuple[tuple[int, int], int]:
-    """Common size and channel count, from the file headers only (no pixel decoding)."""
+    """Common size and channel count, from the file headers only (no pixel decoding, except
+    palette images, whose colours say whether they are grey)."""
     sizes, grayscale = Counter(), True
     for path, _ in entries:
         try:
-            with Image.open(path) as image:
-                sizes[(image.height, image.width)] += 1
-                grayscale = grayscale and is_grayscale(image)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            height, width, gray = image_header(path)
+        except ImageDecodeError:
             continue  # reported when decoding
+        sizes[(height, width)] += 1
+        grayscale = grayscale and gray
     size = next(iter(sizes)) if len(sizes) == 1 else DEFAULT_PHOTO_SIZE
     return size, 1 if grayscale else 3
 
@@ -90,8 +84,10 @@ def _choose_layout(entries) -> tuple[tuple[int, int], int]:
 def load_image_folder(root: Path, *, class_names=None, size=None, channels=None):
     """Decodes every image under ``root/<class>/`` into one uint8 array.
 
-    Unreadable files (truncated, empty, text named .jpg, other extensions) are skipped and
-    listed. Images are centre-cropped and resized to ``size`` when they differ from it.
+    Unreadable files (truncated, empty, text named .jpg, other extensions, more pixels than
+    Pillow's decompression-bomb limit) are skipped and listed. Every image is decoded by
+    ``bigmodels.lite.images.load_image``, the rule the device runtime uses, and centre-cropped
+    and resized to ``size`` when it differs from it.
 
     Args:
         root: folder with one subfolder per class.
@@ -113,10 +109,10 @@ def load_image_folder(root: Path, *, class_names=None, size=None, channels=None)
     arrays, labels = [], []
     for path, label in entries:
         try:
-            arrays.append(to_array(open_image(path), size=size, channels=channels))
+            arrays.append(load_image(path, size=size, channels=channels))
             labels.append(label)
         except ImageDecodeError as error:
-            skipped.append({"path": str(path), "reason": str(error).split(": ", 1)[-1]})
+            skipped.append({"path": str(path), "reason": str(error).removeprefix(f"{path}: ")})
     counts = Counter(labels)
     for index, class_name in enumerate(class_names):
         if counts[index] == 0:

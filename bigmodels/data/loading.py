@@ -260,5 +260,6 @@ def _assemble(
         validation_split=validation_split,
         preprocessing=preprocessing,
         skipped_files=extra.get("skipped", []),
+        repaired_rows=extra.get("repaired", []),
     )
     return Dataset(arrays=arrays, info=info, batch_size=batch_size, seed=seed)

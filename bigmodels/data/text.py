@@ -1,12 +1,15 @@
 """Text sources: CSV/TSV files (any columns, with or without a header) and folders of .txt files.
 
-Bad rows (undecodable bytes, empty text, missing label) are reported, not fatal; a source with
-no usable row is an error.
+Bad rows (empty text, missing label) are skipped and reported, not fatal; rows whose undecodable
+bytes were replaced by U+FFFD are kept and reported as repaired; a source with no usable row is an
+error. CSV/TSV is parsed strictly: a quote that is never closed (which would merge every later row
+into one field) is an error naming the line where it opens.
 """
 
 import csv
 import io
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 from bigmodels.lite.images import IMAGE_EXTENSIONS
@@ -22,6 +25,53 @@ def _decode(data: bytes, path: Path, encoding: str) -> tuple[str, bool]:
         return data.decode(encoding, errors="replace").lstrip("\ufeff"), True
     except LookupError as error:
         raise ValueError(f"unknown text encoding '{encoding}'; use e.g. utf-8 or cp1252") from error
+
+
+@contextmanager
+def _field_size_limit(limit: int):
+    """Lets the csv module read fields up to ``limit`` characters (its default is 131072; a
+    long document is real data), restoring the process-wide setting afterwards."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _parse_error(path: Path, start: int, end: int, error: csv.Error) -> ValueError:
+    """The csv module's strict-mode complaint as one line naming where the bad row starts."""
+    fix = 'close the quote, or double a quote that is part of the text ("") and put the whole field in quotes'
+    if "unexpected end of data" in str(error):
+        message = (
+            f"{path}: line {start}: a quote opened here is never closed, so every later row "
+            f"would be read as part of one field; {fix}"
+        )
+    elif end > start:
+        message = (
+            f"{path}: line {start}: a quote opened here is only closed on line {end}, with text "
+            f"after it ({error}); {fix}"
+        )
+    else:
+        message = f"{path}: line {start}: text after a closing quote ({error}); {fix}"
+    return ValueError(message)
+
+
+def _parse_rows(text: str, path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
+    """(line where the record starts, cells) for every record, strictly: a quoted field must
+    end with a quote followed by a delimiter or a line end, never run to the end of the file."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records = []
+    with _field_size_limit(len(text) + 1):
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return records
+            except csv.Error as error:
+                raise _parse_error(path, start, reader.line_num, error) from error
+            records.append((start, row))
 
 
 def _delimiter(path: Path, sample: str) -> str:
@@ -80,13 +130,20 @@ def read_table(
         encoding: the file's encoding.
 
     Returns:
-        (texts, labels, problems): parallel lists of usable rows, and {"row", "reason"} for each
-        row that was skipped or repaired (row numbers count from 1, header included).
+        (texts, labels, problems): parallel lists of usable rows, and {"row", "line", "reason"}
+        for each row that was skipped or repaired (rows count non-blank rows from 1, header
+        included; lines are the file's line where the row starts). A repaired row (undecodable
+        bytes replaced by U+FFFD) is kept in the texts and its problem has ``"repaired": True``.
+
+    Raises:
+        ValueError: a quote that is never closed (naming its line), no usable row, unknown
+            columns or encoding.
     """
     path = Path(path)
     text, had_bad_bytes = _decode(path.read_bytes(), path, encoding)
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text)))
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    records = _parse_rows(text, path, _delimiter(path, text))
+    records = [(line, row) for line, row in records if any(cell.strip() for cell in row)]
+    rows = [row for _, row in records]
     if not rows:
         raise ValueError(f"{path}: the file has no rows; add one example per row")
     header_row = (
@@ -96,18 +153,17 @@ def read_table(
     text_indices = [_column_index(c, header_row, path, width) for c in text_columns]
     label_index = _column_index(label_column, header_row, path, width)
     texts, labels, problems = [], [], []
-    for number, row in enumerate(rows[1:] if header_row else rows, start=2 if header_row else 1):
+    body = records[1:] if header_row else records
+    for number, (line, row) in enumerate(body, start=2 if header_row else 1):
         label = row[label_index].strip() if label_index < len(row) else ""
         joined = " ".join(row[i].strip() for i in text_indices if i < len(row) and row[i].strip())
         if not label:
-            problems.append({"row": number, "reason": "missing label"})
+            problems.append({"row": number, "line": line, "reason": "missing label"})
         elif not joined:
-            problems.append({"row": number, "reason": "empty text"})
+            problems.append({"row": number, "line": line, "reason": "empty text"})
         else:
-            if had_bad_bytes and "\ufffd" in joined:
-                problems.append(
-                    {"row": number, "reason": f"bytes that are not {encoding} replaced by U+FFFD"}
-                )
+            if had_bad_bytes and ("\ufffd" in joined or "\ufffd" in label):
+                problems.append({"row": number, "line": line, **_repaired(encoding)})
             texts.append(joined)
             labels.append(label)
     if not texts:
@@ -115,8 +171,24 @@ def read_table(
     return texts, labels, problems
 
 
+def _repaired(encoding: str) -> dict:
+    return {"reason": f"bytes that are not {encoding} replaced by U+FFFD", "repaired": True}
+
+
+def split_problems(problems: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(skipped, repaired): rows or files left out, and those kept after U+FFFD replacement."""
+    skipped = [problem for problem in problems if not problem.get("repaired")]
+    repaired = [
+        {key: value for key, value in problem.items() if key != "repaired"}
+        for problem in problems
+        if problem.get("repaired")
+    ]
+    return skipped, repaired
+
+
 def read_text_folder(root: str | Path, *, encoding: str = "utf-8"):
-    """Reads root/<class>/*.txt, one example per file. Returns (texts, labels, problems)."""
+    """Reads root/<class>/*.txt, one example per file. Returns (texts, labels, problems); a file
+    whose undecodable bytes were replaced is kept, and its problem has ``"repaired": True``."""
     root = Path(root)
     texts, labels, problems = [], [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -126,9 +198,7 @@ def read_text_folder(root: str | Path, *, encoding: str = "utf-8"):
                 problems.append({"path": str(path), "reason": "empty text"})
                 continue
             if bad:
-                problems.append(
-                    {"path": str(path), "reason": f"bytes that are not {encoding} replaced by U+FFFD"}
-                )
+                problems.append({"path": str(path), **_repaired(encoding)})
             texts.append(content.strip())
             labels.append(folder.name)
     if not texts:
@@ -203,7 +273,9 @@ def load_text_source(
     """Reads a text source (and optional separate test and validation sources) into splits.
 
     Returns:
-        (splits, class_names, test_split, extra) in the form ``load_dataset`` assembles.
+        (splits, class_names, test_split, extra) in the form ``load_dataset`` assembles; extra
+        holds "skipped" (rows or files left out) and "repaired" (rows or files kept after their
+        undecodable bytes were replaced by U+FFFD), each entry with the file's "path".
     """
     import numpy as np
 
@@ -240,4 +312,10 @@ def load_text_source(
     if test_source is not None:
         test_split = f"the separate test data '{test_source}'"
     preprocessing = {"text_columns": text_columns, "label_column": label_column, "encoding": encoding}
-    return splits, class_names, test_split, {"skipped": problems, "preprocessing": preprocessing}
+    skipped, repaired = split_problems(problems)
+    return (
+        splits,
+        class_names,
+        test_split,
+        {"skipped": skipped, "repaired": repaired, "preprocessing": preprocessing},
+    )
