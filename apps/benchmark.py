@@ -42,7 +42,7 @@ def example_input(bundle):
 
 
 def main(args) -> int:
-    from bigmodels.lite.bundle import load_bundle
+    from bigmodels.lite import load_bundle
 
     if args.repeats < 1 or any(threads < 1 for threads in args.threads):
         raise ValueError("--repeats and --threads must be at least 1")

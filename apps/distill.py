@@ -14,13 +14,17 @@ student alone and distilled student on accuracy and size.
 
 import sys
 
+import bigmodels
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
+    add_export_flags,
+    check_export_flags,
+    export_from_args,
     parse_model_arguments,
+    print_export_table,
     run_app,
 )
-from bigmodels.export_cli import add_export_flags, check_export_flags, export_from_args, print_export_table
 
 
 def parse_args(argv=None):
@@ -44,10 +48,8 @@ def parse_args(argv=None):
 
 
 def main(args) -> int:
-    from bigmodels.compress.runs import distill_run
-
     check_export_flags(args)
-    run_dir, metrics = distill_run(
+    run_dir, metrics = bigmodels.distill_run(
         args.teacher,
         args.out,
         student_args=parse_model_arguments(args.student_config),

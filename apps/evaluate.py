@@ -11,6 +11,7 @@ the classifier score and the Frechet distance of 2,000 samples from fixed latent
 
 import sys
 
+import bigmodels
 from bigmodels.cli import ArgumentParser, run_app
 
 
@@ -22,31 +23,10 @@ def parse_args(argv=None):
 
 
 def main(args) -> int:
-    from bigmodels.runs import evaluate_run
-
-    report = evaluate_run(args.run, args.data)
-    if "classifier_score" in report:  # a DCGAN run
-        real = report["real_test_images"]
-        print(
-            f"classifier score {report['classifier_score']:.3f} "
-            f"(real test images {real['classifier_score']:.3f}), "
-            f"Frechet distance {report['frechet_distance']:.3f} on {report['num_generated']} samples, "
-            f"scored by {report['score_classifier']['run']}; class entropy {report['class_entropy']:.3f}, "
-            f"prediction entropy {report['prediction_entropy']:.3f}, "
-            f"{report['confident_share']:.1%} of samples classified with p >= 0.9"
-        )
-        if "code_accuracy" in report:  # a generator conditioned on the class
-            print(f"{report['code_accuracy']:.1%} of samples classified as the class they were drawn for")
-        return 0
-    print(
-        f"accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
-        f"on {report['num_examples']} examples of {report['data_source']}"
-    )
-    print(f"{'class':<20}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
-    for name, row in report["per_class"].items():
-        print(
-            f"{name[:19]:<20}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['support']:>9}"
-        )
+    report = bigmodels.evaluate_run(args.run, args.data)
+    task = bigmodels.task_of(bigmodels.read_run(args.run)[1]["model"])
+    for line in task.evaluation_lines(report):
+        print(line)
     return 0
 
 

@@ -12,9 +12,11 @@ import sys
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
+    add_export_flags,
+    export_from_args,
+    print_export_table,
     run_app,
 )
-from bigmodels.export_cli import add_export_flags, export_from_args, print_export_table
 
 
 def parse_args(argv=None):

@@ -14,20 +14,19 @@ fails (an artifact more than --max-accuracy-drop points below its Keras model).
 
 import sys
 
+import bigmodels
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
-    add_training_flags,
-    parse_model_arguments,
-    run_app,
-    train_from_args,
-)
-from bigmodels.export_cli import (
     add_export_flags,
+    add_training_flags,
     check_export_flags,
     export_from_args,
+    parse_model_arguments,
     print_export_table,
     print_stage_table,
+    run_app,
+    train_from_args,
 )
 
 
@@ -42,8 +41,6 @@ def parse_args(argv=None):
 
 
 def main(args) -> int:
-    from bigmodels.compress.runs import distill_run, prune_run
-
     check_export_flags(args)  # bad flags fail before training starts
     student_args = parse_model_arguments(args.distill) if args.distill else None
 
@@ -53,13 +50,13 @@ def main(args) -> int:
     run_dir, metrics = train_from_args(args, verbose=2)
     stages = [("trained", run_dir, export(run_dir))]
     if student_args:
-        student_dir, _ = distill_run(
+        student_dir, _ = bigmodels.distill_run(
             run_dir, f"{run_dir}_student", student_args=student_args, overwrite=args.overwrite, verbose=2
         )
         stages.append(("distilled", student_dir, export(student_dir)))
     if args.prune is not None:
         source = stages[-1][1]
-        pruned_dir, _ = prune_run(
+        pruned_dir, _ = bigmodels.prune_run(
             source, f"{source}_pruned", sparsity=args.prune, epochs=args.prune_epochs,
             overwrite=args.overwrite, verbose=2,
         )  # fmt: skip

@@ -48,7 +48,7 @@ def is_a(kind: str, argument: str) -> bool:
 
 
 def image_inputs(arguments: list[str]) -> list[str]:
-    from bigmodels.lite.images import IMAGE_EXTENSIONS
+    from bigmodels.lite import IMAGE_EXTENSIONS
 
     paths = []
     for argument in arguments:
@@ -94,7 +94,7 @@ def emit(record: dict) -> None:
 
 
 def generate(bundle, args) -> int:
-    from bigmodels.lite.samples import safe_file_part, save_samples
+    from bigmodels.lite import safe_file_part, save_samples
 
     if args.out is None:
         raise ValueError("a generator bundle writes images: pass --out FOLDER")
@@ -107,7 +107,7 @@ def generate(bundle, args) -> int:
 
 
 def main(args) -> int:
-    from bigmodels.lite.bundle import load_bundle
+    from bigmodels.lite import load_bundle
 
     bundle = load_bundle(args.bundle, num_threads=args.threads)
     if bundle.task == "image_generation":

@@ -13,12 +13,16 @@ TFLite mode, the parity gate, report.json with gzip sizes, which is where the ze
 
 import sys
 
+import bigmodels
 from bigmodels.cli import (
     EXIT_PARITY_FAILED,
     ArgumentParser,
+    add_export_flags,
+    check_export_flags,
+    export_from_args,
+    print_export_table,
     run_app,
 )
-from bigmodels.export_cli import add_export_flags, check_export_flags, export_from_args, print_export_table
 
 
 def parse_args(argv=None):
@@ -46,12 +50,10 @@ def parse_args(argv=None):
 
 
 def main(args) -> int:
-    from bigmodels.compress.runs import prune_run
-
     check_export_flags(args)
     suffix = "24" if args.structure == "2:4" else f"{round(args.sparsity * 100)}"
     out = args.out or f"{args.run.rstrip('/')}_{suffix}"
-    run_dir, metrics = prune_run(
+    run_dir, metrics = bigmodels.prune_run(
         args.run,
         out,
         sparsity=args.sparsity,

@@ -13,6 +13,7 @@ tokenizer.json, DCGAN runs samples/, score_history.json and score_classifier/.
 
 import sys
 
+import bigmodels
 from bigmodels.cli import ArgumentParser, add_training_flags, run_app, train_from_args
 
 
@@ -24,17 +25,8 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     run_dir, metrics = train_from_args(args)
-    if "classifier_score" in metrics:  # a DCGAN run
-        print(
-            f"classifier score {metrics['classifier_score']:.3f} of {metrics['max_classifier_score']}, "
-            f"Frechet distance {metrics['frechet_distance']:.3f}; samples: {run_dir}/samples; "
-            f"run folder: {run_dir}"
-        )
-        return 0
-    print(
-        f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['num_test_examples']} examples "
-        f"({metrics['num_skipped_files']} file(s) skipped); run folder: {run_dir}"
-    )
+    task = bigmodels.task_of(bigmodels.read_run(run_dir)[1]["model"])
+    print(f"{task.training_summary(metrics)}; run folder: {run_dir}")
     return 0
 
 

@@ -27,9 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bigmodels.data import load_dataset  # noqa: E402
-from bigmodels.export import export_run  # noqa: E402
-from bigmodels.runs import train_run  # noqa: E402
+from bigmodels import export_run, load_dataset, train_run  # noqa: E402
 
 TARGET_ACCURACY = 0.992
 

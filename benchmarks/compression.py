@@ -22,10 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bigmodels.compress.runs import distill_run, prune_run  # noqa: E402
-from bigmodels.data.vocabulary import TokenizerSettings  # noqa: E402
-from bigmodels.export import export_run  # noqa: E402
-from bigmodels.runs import train_run  # noqa: E402
+from bigmodels import TokenizerSettings, distill_run, export_run, prune_run, train_run  # noqa: E402
 
 SPARSITIES = (0.5, 0.8, 0.9)
 MODES = ("float32", "dynamic", "int8")

@@ -24,8 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bigmodels.export import export_run  # noqa: E402
-from bigmodels.runs import train_run  # noqa: E402
+from bigmodels import export_run, train_run  # noqa: E402
 
 TARGET_CLASSIFIER_SCORE = 9.0
 

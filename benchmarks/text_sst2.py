@@ -22,9 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bigmodels.data.vocabulary import TokenizerSettings  # noqa: E402
-from bigmodels.export import QUANTIZATION_MODES, export_run  # noqa: E402
-from bigmodels.runs import train_run  # noqa: E402
+from bigmodels import QUANTIZATION_MODES, TokenizerSettings, export_run, train_run  # noqa: E402
 
 TARGET_ACCURACY = 0.827  # CNN-rand on this split (Kim, 2014)
 TARGET_SIZE_BYTES = 500 * 1024

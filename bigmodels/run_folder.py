@@ -18,7 +18,9 @@ import os
 import shutil
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path
+from typing import TypedDict
 
 from bigmodels import __version__
 
@@ -27,6 +29,97 @@ MARKER_FORMAT_VERSION = 1
 PACKAGE_NAME = "bigmodels"
 STAGING_KIND = "staging"
 RUN_FILES = ("model.keras", "config.json", "metrics.json")
+
+
+# Typed records of the JSON files a run folder holds. The keys on disk are contracts (the README,
+# users' scripts and CI read them); these types name them in one place for the code.
+
+
+class DataConfig(TypedDict, total=False):
+    """config.json "data": how the data was loaded and split."""
+
+    source: str | None
+    batch_size: int
+    seed: int
+    image_size: list[int] | None
+    text_columns: list[str | int]
+    label_column: str | int
+    test_source: str
+    validation_source: str
+    header: bool
+    encoding: str
+
+
+class TrainingConfig(TypedDict):
+    """config.json "training": the settings of the fit."""
+
+    epochs: int
+    learning_rate: float
+    seed: int
+    patience: int
+    augmentation: str
+    batch_size: int
+    strategy: dict
+
+
+class RunConfig(TypedDict, total=False):
+    """config.json: everything needed to rebuild and retrain the run."""
+
+    model: str
+    model_args: dict
+    data: DataConfig
+    training: TrainingConfig
+    bigmodels_version: str
+    model_chosen_by: str
+    tokenizer: dict  # text runs
+    score_classifier: dict  # generator runs
+    pruned_from: str
+    pruning: dict
+    distilled_from: dict
+
+
+class RunMetrics(TypedDict, total=False):
+    """metrics.json: test-split quality and what the data was (every task writes the data part)."""
+
+    test_accuracy: float  # classifiers
+    num_test_examples: int
+    classifier_score: float  # generators
+    frechet_distance: float
+    data_source: str
+    class_names: list[str]
+    counts: dict
+    input_shape: list[int]
+    preprocessing: dict
+    skipped_files: list[dict]
+    num_skipped_files: int
+    repaired_rows: list[dict]
+    num_repaired_rows: int
+    epochs_trained: int
+    training_seconds: float
+
+
+class ParityGate(TypedDict, total=False):
+    """report.json "parity_gate": the limit, whether every file is within it, and which are not."""
+
+    max_accuracy_drop_points: float  # classifiers
+    max_mean_abs_pixel_difference: float  # generators
+    passed: bool
+    failures: list[dict]
+
+
+class ExportReport(TypedDict, total=False):
+    """export/report.json: one entry per artifact, the chosen file, the gate and the bundle."""
+
+    run: str
+    model: str
+    keras_accuracy: float  # classifiers
+    num_test_examples: int
+    keras: dict  # generators: the Keras generator's scores
+    latency_threads: int
+    artifacts: list[dict]
+    chosen: dict
+    parity_gate: ParityGate
+    bundle: dict
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -211,7 +304,7 @@ def staged_folder(out_dir, kind: str, *, overwrite: bool, resume: bool = False, 
         raise
 
 
-def read_run(run_dir: str | Path) -> tuple[Path, dict]:
+def read_run(run_dir: str | Path) -> tuple[Path, RunConfig]:
     """Checks that ``run_dir`` is a finished run folder and returns (path, config)."""
     run_dir = Path(run_dir)
     advice = "pass the --out folder of apps/train.py"
@@ -233,3 +326,108 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict]:
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
         raise ValueError(f"{config_path} names no model; train the run again")
     return run_dir, config
+
+
+def load_model(path: str | Path):
+    """Loads a run's model (a run folder or its model.keras) in Keras safe mode.
+
+    Safe mode means a model file cannot run code: a Lambda layer or a config naming a Python
+    function is refused. The package's own layers are registered first, and keras-hub's for a
+    text run.
+
+    Example:
+        model = bigmodels.load_model("saved_models/digits")
+    """
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at '{path}'; pass a run folder or its model.keras")
+    return load_run_model(run_dir, path)
+
+
+def load_run_model(run_dir: Path, path: Path | None = None):
+    """Loads RUN_DIR/model.keras (or ``path``) in Keras safe mode (a file cannot run code)."""
+    # Lazy: bigmodels.lite writes sample folders through this module and must not load TensorFlow.
+    import keras
+
+    import bigmodels.models  # noqa: F401  registers the package's own layers for loading
+
+    if (run_dir / "tokenizer.json").is_file():
+        import keras_hub  # noqa: F401  registers TokenAndPositionEmbedding, TransformerEncoder
+
+    path = path or run_dir / "model.keras"
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise ValueError(f"{path} cannot be loaded ({_last_line(error)}); train the run again") from None
+        raise ValueError(
+            f"{path} holds code (a Lambda layer or a Python function) and is refused: models are loaded "
+            "in Keras safe mode so that a file cannot run code; rebuild the model from registered layers"
+        ) from None
+    except (TypeError, KeyError, AttributeError, zipfile.BadZipFile) as error:
+        # Keras reports a config naming an unknown function or class (e.g. os.system) as TypeError.
+        raise ValueError(
+            f"{path} cannot be loaded: it is damaged or names a function or class that bigmodels "
+            f"does not provide ({_last_line(error)[:200]}); train the run again"
+        ) from None
+
+
+def _last_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[-1] if lines else type(error).__name__
+
+
+@contextlib.contextmanager
+def staged_run_folder(out_dir: Path, *, overwrite: bool):
+    """Yields the staging folder of run ``out_dir``; it becomes ``out_dir`` only if the block succeeds.
+
+    On an exception the staging folder is removed (on divergence only its backup, so the last
+    good checkpoint stays); a process killed outright (SIGKILL, power loss) leaves
+    OUT_DIR.partial, which the same command resumes from. Only a run folder bigmodels wrote is
+    ever replaced (see ``bigmodels.run_folder``).
+    """
+    from bigmodels.training.callbacks import TrainingDiverged
+
+    keep_on = (TrainingDiverged,)
+    with staged_folder(out_dir, "run", overwrite=overwrite, resume=True, keep_on=keep_on) as staging:
+        try:
+            yield staging
+        except TrainingDiverged:
+            # Keep the last good checkpoint for the user; drop the backup so the next run (with a
+            # lower learning rate) starts clean instead of resuming into the divergence.
+            shutil.rmtree(staging / "backup", ignore_errors=True)
+            raise
+
+
+TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "validation_source", "header", "encoding")
+
+
+def load_run_dataset(config: RunConfig, source: str | None = None, **options):
+    """Loads the run's data (or ``source``) with its recorded batch size and split seed.
+
+    ``options`` are ``load_dataset``'s shape options, which the run's task derives from the
+    config (``Task.load_data``): image size and channels, or the text columns.
+    """
+    # Lazy: bigmodels.lite writes sample folders through this module and must not load TensorFlow.
+    from bigmodels.data import load_dataset
+
+    data = config["data"]
+    return load_dataset(
+        source if source is not None else data["source"],
+        batch_size=data["batch_size"],
+        seed=data["seed"],
+        **options,
+    )
+
+
+def text_options(config: RunConfig, source: str | None = None) -> dict:
+    """The text-source options recorded in config.json; other data brings its own splits."""
+    data = config["data"]
+    options = {k: data[k] for k in TEXT_DATA_OPTIONS if data.get(k) is not None}
+    if source is not None:
+        options.pop("test_source", None)
+        options.pop("validation_source", None)
+    return options

@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """One short real training run on the embedded digits, shared by the export/app tests."""
-    from bigmodels.runs import train_run
+    from bigmodels.workflows.train import train_run
 
     out = tmp_path_factory.mktemp("runs") / "digits"
     run_dir, _ = train_run("cnn_classifier", "digits", out, epochs=3, learning_rate=5e-3, verbose=0)
@@ -20,7 +20,7 @@ def text_run(tmp_path_factory):
     """A short Transformer run on a multilingual CSV (two text columns joined), shared by tests."""
     from helpers import write_reviews_csv
 
-    from bigmodels.runs import train_run
+    from bigmodels.workflows.train import train_run
 
     folder = tmp_path_factory.mktemp("text")
     data = write_reviews_csv(folder / "reviews.csv", 160)
@@ -40,7 +40,7 @@ def text_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def text_export(text_run):
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
 
     return export_run(text_run, latency_repeats=20)
 
@@ -50,7 +50,7 @@ def gan_run(tmp_path_factory):
     """A two-epoch DCGAN run on the embedded digits (with its own scoring classifier and a
     code learned from the labels, so the run covers the labelled pipeline and the export the
     code layer's ops)."""
-    from bigmodels.runs import train_run
+    from bigmodels.workflows.train import train_run
 
     run_dir, _ = train_run(
         "dcgan",

@@ -154,7 +154,7 @@ def check_fit_one_step(model, num_classes):
 
 
 def check_tflite_matches_keras(model, mode="float32", atol=1e-4):
-    from bigmodels.export import convert_tflite
+    from bigmodels.convert.tflite import convert_tflite
     from bigmodels.lite import TFLiteModel
 
     inputs = sample_inputs(model, count=16)

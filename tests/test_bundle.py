@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bigmodels.lite.bundle import latents_for_class, load_bundle
+from bigmodels.lite import latents_for_class, load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK_TENSORFLOW = (
@@ -40,7 +40,7 @@ else:
 
 def exported_copy(run_dir: Path, tmp_path: Path, **export_args) -> tuple[Path, dict]:
     """Exports a copy of a shared run, so this test's export cannot disturb another's."""
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
 
     copy = shutil.copytree(run_dir, tmp_path / run_dir.name)
     shutil.rmtree(copy / "export", ignore_errors=True)
@@ -60,9 +60,14 @@ def artifact_in(report: dict, name: str) -> dict:
     return next(a for a in report["artifacts"] if a["file"] == name)
 
 
-def test_image_bundle_reproduces_the_report_without_tensorflow(digits_run, tmp_path):
-    from bigmodels.runs import load_run_dataset, read_run
+def load_run_data(run_dir):
+    from bigmodels import read_run, task_of
 
+    run_dir, config = read_run(run_dir)
+    return task_of(config["model"]).load_data(run_dir, config)
+
+
+def test_image_bundle_reproduces_the_report_without_tensorflow(digits_run, tmp_path):
     run_dir, report = exported_copy(digits_run, tmp_path, quantization=["float32", "int8"])
     bundle = run_dir / "export" / "bundle.zip"
     metadata = load_bundle(bundle).metadata
@@ -72,7 +77,7 @@ def test_image_bundle_reproduces_the_report_without_tensorflow(digits_run, tmp_p
     ]
     assert metadata["input"]["dtype"] == "uint8" and metadata["input"]["shape"] == [None, 8, 8, 1]
     assert set(metadata["files"]) == {"MODEL_CARD.md", metadata["model_file"]}
-    images, labels = load_run_dataset(run_dir, read_run(run_dir)[1]).arrays["test"]
+    images, labels = load_run_data(run_dir).arrays["test"]
     (tmp_path / "inputs.json").write_text(json.dumps(images.tolist()))
     predicted = run_on_device(bundle, tmp_path / "inputs.json")["labels"]
     accuracy = np.mean(np.asarray(predicted, dtype=int) == labels)
@@ -80,14 +85,12 @@ def test_image_bundle_reproduces_the_report_without_tensorflow(digits_run, tmp_p
 
 
 def test_text_bundle_reproduces_the_report_from_raw_strings(text_run, tmp_path):
-    from bigmodels.runs import load_run_dataset, read_run
-
     run_dir, report = exported_copy(text_run, tmp_path, quantization=["float32", "int8"])
     bundle = run_dir / "export" / "bundle"
     metadata = load_bundle(bundle).metadata
     assert metadata["task"] == "text_classification"
     assert {"vocabulary.txt", "tokenizer.json"} <= set(metadata["files"])
-    dataset = load_run_dataset(run_dir, read_run(run_dir)[1])
+    dataset = load_run_data(run_dir)
     texts, labels = list(dataset.texts["test"]), dataset.arrays["test"][1]
     (tmp_path / "inputs.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
     predicted = run_on_device(bundle, tmp_path / "inputs.json")["labels"]

@@ -36,7 +36,7 @@ MODEL = "model_float32.tflite"
 @pytest.fixture(scope="module")
 def image_bundle(digits_run, tmp_path_factory):
     """An image bundle of its own (a copy of the shared run, exported float32 only)."""
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
 
     run_dir = shutil.copytree(digits_run, tmp_path_factory.mktemp("safety") / "digits")
     shutil.rmtree(run_dir / "export", ignore_errors=True)

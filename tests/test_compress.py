@@ -87,7 +87,7 @@ def test_two_four_pattern_holds_in_every_group_of_four():
 
 
 def test_strip_leaves_a_plain_model_that_saves_and_exports(tmp_path):
-    from bigmodels.export import convert_tflite
+    from bigmodels.convert.tflite import convert_tflite
     from bigmodels.lite import TFLiteModel
 
     keras.utils.set_random_seed(0)  # the int8 agreement below must not hang on earlier tests' draws
@@ -128,8 +128,8 @@ def test_distillation_loss_equals_the_formula_by_hand():
 
 
 def test_prune_run_of_each_family_exports_with_the_zeros(digits_run, text_run, tmp_path):
-    from bigmodels.compress.runs import prune_run
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
+    from bigmodels.workflows.prune import prune_run
 
     for run, modes in ((digits_run, ["float32", "int8"]), (text_run, ["float32", "int16x8"])):
         pruned, metrics = prune_run(run, tmp_path / f"{run.name}_pruned", sparsity=0.7, epochs=1, verbose=0)
@@ -145,8 +145,8 @@ def test_prune_run_of_each_family_exports_with_the_zeros(digits_run, text_run, t
 
 
 def test_a_pruned_dcgan_generator_still_trains_and_exports(gan_run, tmp_path):
-    from bigmodels.compress.runs import prune_run
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
+    from bigmodels.workflows.prune import prune_run
 
     pruned, metrics = prune_run(gan_run, tmp_path / "gan_pruned", sparsity=0.5, epochs=2, verbose=0)
     assert metrics["sparsity"] == pytest.approx(0.5, abs=0.01)
@@ -158,7 +158,7 @@ def test_a_pruned_dcgan_generator_still_trains_and_exports(gan_run, tmp_path):
 
 
 def test_distill_run_compares_teacher_student_alone_and_distilled(text_run, tmp_path):
-    from bigmodels.compress.runs import distill_run
+    from bigmodels.workflows.distill import distill_run
 
     student_dir, metrics = distill_run(
         text_run, tmp_path / "student", student_args={"width": 8, "feedforward_size": 16}, epochs=8, verbose=0

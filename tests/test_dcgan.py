@@ -8,7 +8,8 @@ import pytest
 from helpers import SMALL_MODEL_CONFIGS, separable_images
 
 from bigmodels import get_model
-from bigmodels.gan_quality import GeneratedImageScorer, classifier_score, frechet_distance
+from bigmodels.models.dcgan import dcgan_discriminator, dcgan_generator
+from bigmodels.quality.generation import GeneratedImageScorer, classifier_score, frechet_distance
 
 
 @pytest.mark.parametrize(
@@ -28,8 +29,8 @@ def test_unusable_image_shapes_are_refused(shape):
 
 
 def test_generator_and_discriminator_builders_round_trip_their_config():
-    for name in ("dcgan_generator", "dcgan_discriminator"):
-        model = get_model(name, **SMALL_MODEL_CONFIGS[name][0])
+    for name, builder in (("dcgan_generator", dcgan_generator), ("dcgan_discriminator", dcgan_discriminator)):
+        model = builder(**SMALL_MODEL_CONFIGS[name][0])
         clone = keras.Model.from_config(model.get_config())
         assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
 
@@ -155,7 +156,7 @@ def test_save_and_load_keep_both_networks_and_both_optimizers(tmp_path):
 
 def test_a_stopped_fit_resumes_from_its_backup(tmp_path):
     from bigmodels.data.dataset import Dataset, DatasetInfo
-    from bigmodels.gan_training import fit_gan
+    from bigmodels.training.gan import fit_gan
 
     images = tiny_images()
     info = DatasetInfo("tiny", "image", ["a", "b"], (8, 8, 1), {"train": 64}, "none", "none")
@@ -190,7 +191,7 @@ def test_classifier_score_and_frechet_distance_by_hand():
 
 
 def test_score_parts_say_whether_modes_are_missing_or_samples_ambiguous():
-    from bigmodels.gan_quality import score_parts
+    from bigmodels.quality.generation import score_parts
 
     # Two classes, balanced, each sample 50/50: the marginal is full, every prediction unsure.
     unsure = score_parts(np.full((4, 2), 0.5))
@@ -210,7 +211,7 @@ def test_score_parts_say_whether_modes_are_missing_or_samples_ambiguous():
 
 def test_score_ranks_real_images_above_noise(digits_run):
     from bigmodels.data import load_dataset
-    from bigmodels.runs import load_run_model
+    from bigmodels.run_folder import load_run_model
 
     data = load_dataset("digits")
     test_images = data.arrays["test"][0]
@@ -246,7 +247,7 @@ def test_gan_run_folder(gan_run):
 
 
 def test_evaluate_recomputes_the_final_score(gan_run):
-    from bigmodels.runs import evaluate_run
+    from bigmodels.workflows.evaluate import evaluate_run
 
     metrics = json.loads((gan_run / "metrics.json").read_text())
     report = evaluate_run(gan_run)
@@ -256,7 +257,7 @@ def test_evaluate_recomputes_the_final_score(gan_run):
 
 
 def test_generator_export_agrees_with_keras(gan_run):
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
 
     report = export_run(gan_run, latency_repeats=10)
     artifacts = {a["file"]: a for a in report["artifacts"]}

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from bigmodels.export import export_run, parse_quantization
+from bigmodels.convert.tflite import parse_quantization
 from bigmodels.lite import TFLiteModel
+from bigmodels.workflows.export import export_run
 
 ARTIFACT_KEYS = (
     "file",

@@ -23,7 +23,7 @@ print(json.dumps({"probabilities": model.predict(pixels).tolist(), "ids": tokeni
 
 
 def test_runtime_needs_no_tensorflow(digits_run, tmp_path):
-    from bigmodels.export import export_run
+    from bigmodels.workflows.export import export_run
 
     export_run(digits_run, quantization=["int8"], latency_repeats=5)
     model_path = digits_run / "export" / "model_int8.tflite"

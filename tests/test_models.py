@@ -29,7 +29,7 @@ def test_every_registered_model_has_a_small_config():
 
 def test_duplicate_registration_raises():
     with pytest.raises(ValueError, match="already registered"):
-        register_model("cnn_classifier")(lambda: None)
+        register_model("cnn_classifier", task="image_classification")(lambda: None)
 
 
 def test_unknown_model_lists_the_known_ones():

@@ -210,12 +210,12 @@ def test_pipeline_refuses_a_users_folder(tmp_path, capsys):
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
-    import bigmodels.runs
+    import bigmodels.workflows.train
 
     def full_disk(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(bigmodels.runs, "write_json", full_disk)
+    monkeypatch.setattr(bigmodels.workflows.train, "write_json", full_disk)
     code, lines = call_app(
         "train", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1", capsys=capsys
     )

@@ -87,8 +87,8 @@ def test_a_killed_run_resumes_with_the_same_command_and_loses_at_most_one_epoch(
 
 
 def test_divergence_stops_with_one_message_and_keeps_the_last_good_checkpoint(tmp_path):
-    from bigmodels.runs import train_run
-    from bigmodels.training import TrainingDiverged
+    from bigmodels.training.callbacks import TrainingDiverged
+    from bigmodels.workflows.train import train_run
 
     class BreakWeightsInThirdEpoch(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -151,7 +151,7 @@ def test_a_model_file_that_tries_to_run_code_is_refused(digits_run, tmp_path):
 
 def test_the_same_seed_gives_the_same_run(tmp_path):
     """Same seed, same data, same machine: identical metrics (tolerance 1e-9, i.e. none)."""
-    from bigmodels.runs import train_run
+    from bigmodels.workflows.train import train_run
 
     first = train_run("cnn_classifier", "digits", tmp_path / "a", epochs=2, seed=5, verbose=0)[1]
     second = train_run("cnn_classifier", "digits", tmp_path / "b", epochs=2, seed=5, verbose=0)[1]

@@ -85,7 +85,7 @@ def test_text_export_has_every_mode_and_a_raw_string_saved_model(text_run, text_
 
     import tensorflow as tf
 
-    from bigmodels.runs import load_run_model
+    from bigmodels.run_folder import load_run_model
 
     texts = [f"{title} {body}" for title, body, _ in review_rows(20, seed=7)]
     serve = tf.saved_model.load(str(export / "saved_model")).signatures["serving_default"]
@@ -97,7 +97,7 @@ def test_text_export_has_every_mode_and_a_raw_string_saved_model(text_run, text_
 
 def test_tflite_with_the_tf_free_tokenizer_matches_keras(text_run, text_export):
     from bigmodels.lite import TFLiteModel
-    from bigmodels.runs import load_run_model
+    from bigmodels.run_folder import load_run_model
 
     export = text_run / "export"
     tokenizer = WordPieceTokenizer.from_files(export / "vocabulary.txt", export / "tokenizer.json")
@@ -111,7 +111,7 @@ def test_tflite_with_the_tf_free_tokenizer_matches_keras(text_run, text_export):
 
 
 def test_evaluate_run_on_text(text_run):
-    from bigmodels.runs import evaluate_run
+    from bigmodels.workflows.evaluate import evaluate_run
 
     report = evaluate_run(text_run)
     assert set(report["per_class"]) == {"negative", "positive"}

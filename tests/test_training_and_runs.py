@@ -10,8 +10,10 @@ from helpers import separable_images, write_image_folder
 
 from bigmodels import get_model
 from bigmodels.data.dataset import Dataset, DatasetInfo
-from bigmodels.runs import evaluate_run, read_run, train_run
-from bigmodels.training import fit_classifier
+from bigmodels.run_folder import read_run
+from bigmodels.training.classifier import fit_classifier
+from bigmodels.workflows.evaluate import evaluate_run
+from bigmodels.workflows.train import train_run
 
 
 def _dataset():

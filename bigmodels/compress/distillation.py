@@ -7,6 +7,7 @@ The classifiers end in a softmax, so their logits are recovered as log-probabili
 """
 
 import keras
+import tensorflow as tf
 
 EPSILON = 1e-7
 
@@ -56,7 +57,6 @@ class Distiller(keras.Model):
         return [self.loss_tracker, self.accuracy]
 
     def train_step(self, data):
-        import tensorflow as tf
 
         inputs, labels = data
         # Replicas' gradients are summed under tf.distribute; this loss is a plain mean, so each

@@ -1,10 +1,16 @@
-"""``load_dataset(source)``: the one entry point that turns any supported source into splits."""
+"""``load_dataset(source)``: the one entry point that turns any supported source into splits.
 
+``load_dataset`` finds what kind of source it was given (``_load_source``), a per-source loader
+reads it into a ``LoadedSource``, and ``assemble_dataset`` carves the splits the source lacks.
+"""
+
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from bigmodels.data.dataset import Dataset, DatasetInfo, check_classes, split_off
+from bigmodels.data.dataset import Dataset
 from bigmodels.data.images import (
     DEFAULT_PHOTO_SIZE,
     find_split_folders,
@@ -13,10 +19,27 @@ from bigmodels.data.images import (
     load_image_folder,
 )
 from bigmodels.data.sources import EMBEDDED_DATASETS, load_digits_arrays, load_tfds_arrays
+from bigmodels.data.splits import LoadedSource, assemble_dataset
 from bigmodels.data.text import is_text_folder, load_text_source
 from bigmodels.lite.images import to_array
 
 DEFAULT_SOURCE = "digits"
+
+
+@dataclass(frozen=True)
+class _TextOptions:
+    """The ``load_dataset`` keywords that only text sources (and tfds text columns) read."""
+
+    text_columns: list[str | int] | str | int | None = None
+    label_column: str | int | None = None
+    test_source: str | None = None
+    validation_source: str | None = None
+    header: bool | None = None
+    encoding: str = "utf-8"
+
+    @property
+    def has_separate_splits(self) -> bool:
+        return self.test_source is not None or self.validation_source is not None
 
 
 def load_dataset(
@@ -75,68 +98,93 @@ def load_dataset(
         model.fit(data.train, validation_data=data.validation)
     """
     source = DEFAULT_SOURCE if source in (None, "") else str(source)
-    path = Path(source).expanduser()
-    if source in EMBEDDED_DATASETS:
-        images, labels, class_names = load_digits_arrays()
-        splits, test_split, extra = {"all": (images, labels)}, None, {}
-    elif path.exists() and (path.is_file() or is_text_folder(path)):
-        splits, class_names, test_split, extra = load_text_source(
-            path,
-            test_source=test_source,
-            validation_source=validation_source,
-            text_columns=text_columns,
-            label_column=label_column,
-            header=header,
-            encoding=encoding,
-        )
-    elif test_source is not None or validation_source is not None:
-        raise ValueError(
-            f"{source}: --test-data and --validation-data apply to text files and folders; "
-            "image folders take train/ and test/ subfolders instead"
-        )
-    elif path.exists():
-        splits, class_names, test_split, extra = _load_path(path, image_size, channels)
-    elif any(mark in source for mark in ("/", "\\")) or source.startswith((".", "~")):
-        raise FileNotFoundError(f"data path '{source}' does not exist; check the path or pass a tfds name")
-    else:
-        splits, class_names, test_split, extra = _load_tfds(source, image_size, channels, text_columns)
-    dataset = _assemble(
-        splits,
-        class_names,
+    text = _TextOptions(
+        text_columns=text_columns,
+        label_column=label_column,
+        test_source=test_source,
+        validation_source=validation_source,
+        header=header,
+        encoding=encoding,
+    )
+    loaded = _load_source(source, image_size=image_size, channels=channels, text=text)
+    dataset = assemble_dataset(
+        loaded,
         source=source,
-        test_split=test_split,
-        extra=extra,
         batch_size=batch_size,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
     )
+    _check_channels(dataset, channels, source)
+    return dataset
+
+
+def _load_source(source: str, *, image_size, channels, text: _TextOptions) -> LoadedSource:
+    """Tells what ``source`` names (embedded, text, image path, tfds name) and loads it."""
+    path = Path(source).expanduser()
+    if source in EMBEDDED_DATASETS:
+        images, labels, class_names = load_digits_arrays()
+        return LoadedSource({"all": (images, labels)}, class_names, None, {})
+    if path.exists() and (path.is_file() or is_text_folder(path)):
+        return _load_text(path, text)
+    if text.has_separate_splits:
+        raise ValueError(
+            f"{source}: --test-data and --validation-data apply to text files and folders; "
+            "image folders take train/ and test/ subfolders instead"
+        )
+    if path.exists():
+        return _load_path(path, image_size, channels)
+    if any(mark in source for mark in ("/", "\\")) or source.startswith((".", "~")):
+        raise FileNotFoundError(f"data path '{source}' does not exist; check the path or pass a tfds name")
+    return _load_tfds(source, image_size, channels, text.text_columns)
+
+
+def _check_channels(dataset: Dataset, channels: int | None, source: str) -> None:
     found = dataset.info.input_shape[-1] if dataset.info.kind == "image" else None
     if channels is not None and found != channels:
         raise ValueError(
             f"{source}: images have {found} channel(s) but {channels} are needed; "
             "use data of the same kind as the model was trained on"
         )
-    return dataset
 
 
-def _load_path(path: Path, image_size, channels):
+def _load_text(path: Path, text: _TextOptions) -> LoadedSource:
+    return LoadedSource(
+        *load_text_source(
+            path,
+            test_source=text.test_source,
+            validation_source=text.validation_source,
+            text_columns=text.text_columns,
+            label_column=text.label_column,
+            header=text.header,
+            encoding=text.encoding,
+        )
+    )
+
+
+def _load_path(path: Path, image_size, channels) -> LoadedSource:
+    """An image folder: IDX files, class subfolders, or train/ and test/ (or val/) subfolders."""
     if not path.is_dir():
         raise ValueError(f"{path}: image data must be a folder of class subfolders or of IDX files")
     if has_idx_files(path):
         splits = load_idx_folder(path)
-        return splits, [str(d) for d in range(10)], "the source's own test files (t10k-*)", {}
+        return LoadedSource(splits, [str(d) for d in range(10)], "the source's own test files (t10k-*)", {})
     split_folders = find_split_folders(path)
-    if "train" not in split_folders:
-        images, labels, class_names, skipped, preprocessing = load_image_folder(
-            path, size=image_size, channels=channels
-        )
-        return (
-            {"all": (images, labels)},
-            class_names,
-            None,
-            {"skipped": skipped, "preprocessing": preprocessing},
-        )
+    if "train" in split_folders:
+        return _load_split_folders(split_folders, image_size, channels)
+    images, labels, class_names, skipped, preprocessing = load_image_folder(
+        path, size=image_size, channels=channels
+    )
+    return LoadedSource(
+        {"all": (images, labels)},
+        class_names,
+        None,
+        {"skipped": skipped, "preprocessing": preprocessing},
+    )
+
+
+def _load_split_folders(split_folders: dict[str, Path], image_size, channels) -> LoadedSource:
+    """train/ sets the classes, size and channels; val/ and test/ are read to match it."""
     images, labels, class_names, skipped, preprocessing = load_image_folder(
         split_folders["train"], size=image_size, channels=channels
     )
@@ -154,19 +202,19 @@ def _load_path(path: Path, image_size, channels):
         test_split = f"the source's own '{split_folders['validation'].name}/' folder"
     else:
         test_split = f"the source's own '{split_folders['test'].name}/' folder" if "test" in splits else None
-    return splits, class_names, test_split, {"skipped": skipped, "preprocessing": preprocessing}
+    return LoadedSource(splits, class_names, test_split, {"skipped": skipped, "preprocessing": preprocessing})
 
 
-def _load_tfds(name: str, image_size, channels, text_columns):
+def _load_tfds(name: str, image_size, channels, text_columns) -> LoadedSource:
     """tfds splits as arrays; images of several sizes are centre-cropped and resized."""
-    from PIL import Image
-
     if text_columns is not None and not isinstance(text_columns, list | tuple):
         text_columns = [text_columns]
     raw_splits, class_names, kind = load_tfds_arrays(name, text_columns=text_columns)
     test_split = "the tfds 'test' split" if "test" in raw_splits else None
     if kind == "text":
-        return raw_splits, class_names, test_split, {"preprocessing": {"text_columns": text_columns}}
+        return LoadedSource(
+            raw_splits, class_names, test_split, {"preprocessing": {"text_columns": text_columns}}
+        )
     shapes = {image.shape for images, _ in raw_splits.values() for image in images}
     size = (
         tuple(image_size)
@@ -175,20 +223,10 @@ def _load_tfds(name: str, image_size, channels, text_columns):
     )
     channels = channels or (next(iter(shapes))[-1] if len({s[-1] for s in shapes}) == 1 else 3)
     unchanged = shapes == {(*size, channels)}
-    splits = {}
-    for split_name, (images, labels) in raw_splits.items():
-        if unchanged:
-            splits[split_name] = (np.stack(images), labels)
-        else:
-            resized = [
-                to_array(
-                    Image.fromarray(i.squeeze(-1) if i.shape[-1] == 1 else i),
-                    size=size,
-                    channels=channels,
-                )
-                for i in images
-            ]
-            splits[split_name] = (np.stack(resized), labels)
+    splits = {
+        split_name: (np.stack(images if unchanged else _resized(images, size, channels)), labels)
+        for split_name, (images, labels) in raw_splits.items()
+    }
     preprocessing = {
         "image_size": list(size),
         "channels": int(channels),
@@ -197,69 +235,15 @@ def _load_tfds(name: str, image_size, channels, text_columns):
     }
     if not unchanged:
         preprocessing["resize"] = "centre crop to the aspect ratio, then bilinear resize"
-    return splits, class_names, test_split, {"preprocessing": preprocessing}
+    return LoadedSource(splits, class_names, test_split, {"preprocessing": preprocessing})
 
 
-def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> str:
-    return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
-
-
-def _assemble(
-    splits,
-    class_names,
-    *,
-    source,
-    test_split,
-    extra,
-    batch_size,
-    validation_fraction,
-    test_fraction,
-    seed,
-) -> Dataset:
-    if "all" in splits:
-        splits["train"] = splits.pop("all")
-    if "train" not in splits:
-        raise ValueError(
-            f"{source}: no training split found; provide a train split or a folder of class folders"
+def _resized(images, size: tuple[int, int], channels: int) -> list[np.ndarray]:
+    return [
+        to_array(
+            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image),
+            size=size,
+            channels=channels,
         )
-    features, labels = splits["train"]
-    check_classes(labels, class_names, source)
-    if "test" not in splits:
-        splits["train"], splits["test"] = split_off(features, labels, test_fraction, seed)
-        test_split = _describe_fraction(test_fraction, seed, len(splits["test"][1]), "the data")
-    if "validation" in splits:
-        validation_split = "the source's own validation split"
-    else:
-        features, labels = splits["train"]
-        splits["train"], splits["validation"] = split_off(features, labels, validation_fraction, seed + 1)
-        validation_split = _describe_fraction(
-            validation_fraction, seed + 1, len(splits["validation"][1]), "the training data"
-        )
-    for split in ("validation", "test"):
-        if len(splits[split][1]) == 0:
-            raise ValueError(f"{source}: the {split} split is empty; add more examples per class")
-    arrays = {split: splits[split] for split in ("train", "validation", "test")}
-    features = arrays["train"][0]
-    kind = "text" if features.dtype == object else "image"
-    preprocessing = dict(extra.get("preprocessing", {}))
-    if kind == "image":
-        preprocessing = {
-            "image_size": list(features.shape[1:3]),
-            "channels": int(features.shape[-1]),
-            "dtype": "uint8",
-            "value_range": [0, 255],
-            **preprocessing,
-        }
-    info = DatasetInfo(
-        source=source,
-        kind=kind,
-        class_names=list(class_names),
-        input_shape=tuple(int(d) for d in features.shape[1:]),
-        counts={split: int(len(labels)) for split, (_, labels) in arrays.items()},
-        test_split=test_split,
-        validation_split=validation_split,
-        preprocessing=preprocessing,
-        skipped_files=extra.get("skipped", []),
-        repaired_rows=extra.get("repaired", []),
-    )
-    return Dataset(arrays=arrays, info=info, batch_size=batch_size, seed=seed)
+        for image in images
+    ]

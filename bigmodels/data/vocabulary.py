@@ -7,7 +7,7 @@ reads the same two files on a device and gives the same ids.
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +176,14 @@ def tokenize_dataset(dataset, vocabulary: list[str], settings: TokenizerSettings
         },
     )
     return Dataset(arrays=arrays, info=info, batch_size=dataset.batch_size, seed=dataset.seed, texts=texts)
+
+
+def prepare_text(dataset, staging: Path, settings):
+    """Learns the run's WordPiece vocabulary from the training texts and tokenizes every split."""
+    train_texts = dataset.arrays["train"][0]
+    vocabulary = learn_vocabulary(train_texts, settings)
+    if settings.sequence_length is None:
+        counts = token_counts(train_texts, vocabulary, settings)
+        settings = replace(settings, sequence_length=choose_sequence_length(counts))
+    save_tokenizer(staging, vocabulary, settings)
+    return tokenize_dataset(dataset, vocabulary, settings)

@@ -5,8 +5,21 @@ a Raspberry Pi or a point-of-sale box.
 """
 
 from bigmodels.lite.bundle import Bundle, load_bundle
-from bigmodels.lite.images import load_image
+from bigmodels.lite.images import IMAGE_EXTENSIONS, load_image
+from bigmodels.lite.latents import code_categories, latents_for_class
 from bigmodels.lite.runtime import TFLiteModel
+from bigmodels.lite.samples import safe_file_part, save_samples
 from bigmodels.lite.tokenizer import WordPieceTokenizer
 
-__all__ = ["Bundle", "TFLiteModel", "WordPieceTokenizer", "load_bundle", "load_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Bundle",
+    "TFLiteModel",
+    "WordPieceTokenizer",
+    "code_categories",
+    "latents_for_class",
+    "load_bundle",
+    "load_image",
+    "safe_file_part",
+    "save_samples",
+]

@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from bigmodels.models.layers import FusedBatchNormalization
-from bigmodels.registry import register_model
+from bigmodels.models.registry import register_model
 
 VARIANTS = ("compact", "mobile")
 # (filters, stride) of MobileNet v1's depthwise-separable blocks, trimmed for small devices.
@@ -43,7 +43,7 @@ def _conv_block(x, filters, *, name, stride=1, depthwise=False, batch_norm=True)
     return layers.ReLU(6.0 if depthwise else None, name=f"{name}_relu")(x)
 
 
-@register_model("cnn_classifier")
+@register_model("cnn_classifier", task="image_classification")
 def cnn_classifier(
     *,
     input_shape: tuple[int, int, int] = (28, 28, 1),

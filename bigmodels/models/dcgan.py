@@ -12,7 +12,7 @@ import keras
 
 from bigmodels.models.gan_model import DCGAN, check_code_classes
 from bigmodels.models.layers import CodeEmbedding, FusedBatchNormalization
-from bigmodels.registry import register_model
+from bigmodels.models.registry import register_model
 
 
 def upsampling_steps(image_shape) -> int:
@@ -37,7 +37,6 @@ def _filters(base_filters: int, steps: int, index: int) -> int:
     return base_filters * min(8, 2 ** (steps - 1 - index))
 
 
-@register_model("dcgan_generator")
 def dcgan_generator(
     *, image_shape=(28, 28, 1), latent_size: int = 64, base_filters: int = 32, code_classes: int = 0
 ) -> keras.Model:
@@ -82,7 +81,6 @@ def dcgan_generator(
     return keras.Model(latent, image, name="generator")
 
 
-@register_model("dcgan_discriminator")
 def dcgan_discriminator(
     *, image_shape=(28, 28, 1), base_filters: int = 32, dropout: float = 0.3, code_classes: int = 0
 ) -> keras.Model:
@@ -112,7 +110,7 @@ def dcgan_discriminator(
     return keras.Model(image, logit, name="discriminator")
 
 
-@register_model("dcgan")
+@register_model("dcgan", task="image_generation")
 def dcgan(
     *,
     image_shape=(28, 28, 1),

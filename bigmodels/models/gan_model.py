@@ -4,6 +4,7 @@ The networks themselves are built in ``bigmodels.models.dcgan``.
 """
 
 import keras
+import tensorflow as tf
 
 from bigmodels.models.layers import CodeEmbedding
 
@@ -144,7 +145,6 @@ class DCGAN(keras.Model):
         return self.code_loss_fn(CodeEmbedding.category(latent, self.code_classes), code_logits)
 
     def train_step(self, data):
-        import tensorflow as tf
 
         images, labels = data[:2] if isinstance(data, tuple) else (data, None)
         if self.code_from_labels and labels is None:

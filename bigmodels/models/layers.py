@@ -1,6 +1,7 @@
 """Layers shared by the builders."""
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="bigmodels")
@@ -15,7 +16,6 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        import tensorflow as tf
 
         fusable = (
             training
@@ -70,7 +70,6 @@ class CodeEmbedding(keras.layers.Layer):
 
     @staticmethod
     def category(latent, classes: int):
-        import tensorflow as tf
 
         # tf.argmax, not keras.ops.argmax: Keras's TensorFlow form adds a negative-zero fix built
         # on BitwiseAnd, which TFLite lacks.

@@ -9,7 +9,7 @@ import warnings
 
 import keras
 
-from bigmodels.registry import register_model
+from bigmodels.models.registry import register_model
 
 # keras-hub's TokenAndPositionEmbedding passes the token mask into its position sublayer,
 # which warns that it drops it; the outer layer still returns the mask, so attention and
@@ -58,7 +58,7 @@ def _check_text_arguments(vocabulary_size: int, sequence_length: int, num_classe
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
-@register_model("transformer_classifier")
+@register_model("transformer_classifier", task="text_classification")
 def transformer_classifier(
     *,
     vocabulary_size: int = 8000,
@@ -112,7 +112,7 @@ def transformer_classifier(
     return keras.Model(ids, outputs, name="transformer_classifier")
 
 
-@register_model("embedding_bag_classifier")
+@register_model("embedding_bag_classifier", task="text_classification")
 def embedding_bag_classifier(
     *,
     vocabulary_size: int = 8000,

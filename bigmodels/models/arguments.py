@@ -1,35 +1,19 @@
-"""What a run derives from its data before training: the model, its arguments, the tokenizer."""
+"""What a run derives from its data before building a model: the builder's resolved arguments."""
 
-from pathlib import Path
+import inspect
 
-from bigmodels.registry import get_builder
-
-TEXT_MODEL_ARGUMENT = "vocabulary_size"  # builders that take token ids have this argument
-DEFAULT_MODELS = {"image": "cnn_classifier", "text": "transformer_classifier"}
-GENERATIVE_MODELS = ("dcgan",)  # trained by gan_training.fit_gan and scored, not classified
-DEFAULT_LEARNING_RATES = {"classifier": 3e-3, "generative": 2e-4}  # DCGAN paper: Adam 2e-4, beta1 0.5
+from bigmodels.models import choose_cnn_variant
+from bigmodels.models.registry import get_builder
 
 
 def inspect_arguments(model_name: str):
     """The builder's keyword arguments (name -> inspect.Parameter)."""
-    import inspect
 
     return inspect.signature(get_builder(model_name)).parameters
 
 
-def check_model_fits_data(model_name: str, accepted, kind: str) -> None:
-    takes_text = TEXT_MODEL_ARGUMENT in accepted
-    if takes_text != (kind == "text"):
-        suggestion = DEFAULT_MODELS[kind]
-        raise ValueError(
-            f"model '{model_name}' takes {'text' if takes_text else 'images'} but the data is {kind}; "
-            f"pass --model {suggestion} (or leave --model out)"
-        )
-
-
 def resolve_model_args(model_name: str, info, model_args: dict, *, seed: int = 0) -> dict:
     """Fills the builder's data-dependent arguments and the automatic choices."""
-    from bigmodels.models import choose_cnn_variant
 
     accepted = inspect_arguments(model_name)
     given = {k: v for k, v in model_args.items() if v is not None}
@@ -63,24 +47,3 @@ def labelled_code_classes(code_classes, info) -> int:
             f"got {code_classes}; leave --code-classes out"
         )
     return info.num_classes
-
-
-def prepare_text(dataset, staging: Path, settings):
-    """Learns the run's WordPiece vocabulary from the training texts and tokenizes every split."""
-    from dataclasses import replace
-
-    from bigmodels.data.vocabulary import (
-        choose_sequence_length,
-        learn_vocabulary,
-        save_tokenizer,
-        token_counts,
-        tokenize_dataset,
-    )
-
-    train_texts = dataset.arrays["train"][0]
-    vocabulary = learn_vocabulary(train_texts, settings)
-    if settings.sequence_length is None:
-        counts = token_counts(train_texts, vocabulary, settings)
-        settings = replace(settings, sequence_length=choose_sequence_length(counts))
-    save_tokenizer(staging, vocabulary, settings)
-    return tokenize_dataset(dataset, vocabulary, settings)

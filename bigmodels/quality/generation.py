@@ -9,7 +9,11 @@ on the GAN's own data (Inception features mean little for 28x28 digits):
   real test images and of generated images: 0 when the two distributions match.
 """
 
+import warnings
+
+import keras
 import numpy as np
+from scipy import linalg
 
 
 def score_parts(probabilities: np.ndarray) -> dict:
@@ -37,9 +41,6 @@ def classifier_score(probabilities: np.ndarray) -> float:
 
 def frechet_distance(mean_a, covariance_a, mean_b, covariance_b) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))."""
-    import warnings
-
-    from scipy import linalg
 
     with warnings.catch_warnings():  # a singular product is handled just below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
@@ -83,7 +84,6 @@ class GeneratedImageScorer:
     """
 
     def __init__(self, classifier, real_images: np.ndarray, *, batch_size: int = 500):
-        import keras
 
         # The penultimate features are the input of the last (softmax) layer.
         self._network = keras.Model(classifier.input, [classifier.layers[-1].input, classifier.output])

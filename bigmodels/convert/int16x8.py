@@ -16,13 +16,16 @@ the 16x8 quantizer, with float fallback for ops that have no 16-bit kernel.
 import copy
 
 import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated
+from tensorflow.lite.python.optimize import calibrator
+from tensorflow.lite.tools import flatbuffer_utils
 
 # A calibrated minimum below this is a mask fill value (-1e9), not a real activation.
 MASK_FILL_THRESHOLD = -1e4
 
 
 def _schema():
-    from tensorflow.lite.python import schema_py_generated
 
     return schema_py_generated
 
@@ -106,9 +109,6 @@ def convert_int16x8_integer_input(saved_model_dir: str, representative_dataset) 
     Returns:
         The TFLite flatbuffer bytes.
     """
-    import tensorflow as tf
-    from tensorflow.lite.python.optimize import calibrator
-    from tensorflow.lite.tools import flatbuffer_utils
 
     float_model = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
     model = flatbuffer_utils.convert_bytearray_to_object(float_model)

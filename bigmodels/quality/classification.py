@@ -1,8 +1,12 @@
 """Classifier metrics: accuracy, per-class precision/recall/F1 and the confusion matrix."""
 
+import csv
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 
 def classification_report(labels: np.ndarray, predictions: np.ndarray, class_names: list[str]) -> dict:
@@ -16,7 +20,6 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray, class_nam
     Example:
         report = classification_report(y_test, probabilities.argmax(-1), info.class_names)
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     class_ids = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -43,10 +46,8 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray, class_nam
 
 def plot_confusion_matrix(report: dict, path: Path) -> None:
     """Writes the confusion matrix of ``classification_report`` as a PNG."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     matrix = np.asarray(report["confusion_matrix"])
     names = report["class_names"]
@@ -77,12 +78,8 @@ def plot_confusion_matrix(report: dict, path: Path) -> None:
 
 def plot_history(history_csv: Path, path: Path, metrics=("loss", "accuracy")) -> None:
     """Writes training curves (one panel per metric, train and validation) from history.csv."""
-    import csv
-
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     with open(history_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
+from PIL import Image
 
-from bigmodels.gan_quality import call_in_batches
-from bigmodels.lite.bundle import code_categories
-from bigmodels.training import DivergenceGuard, start_fresh
+from bigmodels.lite.latents import code_categories
+from bigmodels.quality.generation import call_in_batches
+from bigmodels.training.callbacks import DivergenceGuard, run_folder_callbacks, start_fresh
 
 SAMPLES_FOLDER = "samples"
 GRID_SIDE = 8  # an 8x8 grid of samples from fixed latent vectors
@@ -48,7 +50,6 @@ def image_grid(images: np.ndarray, columns: int = GRID_SIDE) -> np.ndarray:
 
 
 def save_png(grid: np.ndarray, path: Path, scale: int = 3) -> None:
-    from PIL import Image
 
     picture = Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid)
     picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
@@ -71,7 +72,6 @@ class GANMonitor(keras.callbacks.Callback):
         self.scores, self.seconds = [], []
 
     def on_train_begin(self, logs=None):
-        import tensorflow as tf
 
         self.samples.mkdir(parents=True, exist_ok=True)
         latent_size = self.model.latent_size
@@ -87,7 +87,6 @@ class GANMonitor(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
 
         self.seconds.append(round(time.perf_counter() - self._started, 2))
         grid = image_grid(generate_uint8(self.model.sampling_generator, self.grid_latents))
@@ -111,7 +110,6 @@ class GANMonitor(keras.callbacks.Callback):
         (self.run_dir / "score_history.json").write_text(json.dumps(partial, indent=2) + "\n")
 
     def on_train_end(self, logs=None):
-        from PIL import Image
 
         frames = [Image.open(path) for path in sorted(self.samples.glob("epoch_*.png"))]
         if frames:
@@ -148,7 +146,6 @@ def fit_gan(
     Returns:
         {"epochs_trained", "training_seconds", "seconds_per_epoch", "score_per_epoch"}.
     """
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     start_fresh(run_dir, logs=("history.csv", "score_history.json"))
@@ -164,15 +161,8 @@ def fit_gan(
     monitor = GANMonitor(
         run_dir, scorer=scorer, score_samples=score_samples, score_every=score_every, verbose=verbose
     )
-    all_callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "model.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        guard,
-        monitor,
-        *(callbacks or []),
-    ]
+    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "model.keras"))
+    all_callbacks = [*run_folder_callbacks(run_dir, guard), checkpoint, monitor, *(callbacks or [])]
     started = time.perf_counter()
     history = model.fit(images, epochs=epochs, callbacks=all_callbacks, verbose=verbose, shuffle=False)
     guard.raise_if_diverged(run_dir, learning_rate)

@@ -15,11 +15,13 @@ thing a training run calls.
 import json
 import os
 
+import tensorflow as tf
+from keras.src.backend.tensorflow import trainer
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def _split_cpu(count: int) -> None:
-    import tensorflow as tf
 
     if count < 1:
         raise ValueError(f"--logical-cpus must be at least 1, got {count}")
@@ -35,7 +37,6 @@ def _split_cpu(count: int) -> None:
 
 def make_strategy(name: str = "default", *, logical_cpus: int | None = None):
     """Returns the tf.distribute strategy for ``name`` (see the module docstring)."""
-    import tensorflow as tf
 
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}")
@@ -88,8 +89,6 @@ def patch_keras_for_multi_worker() -> None:
     uses this worker's local batch (its shapes are all the build needs), and scalar logs are
     reduced without an axis.
     """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer
 
     if getattr(trainer, "_bigmodels_patched", False):
         return

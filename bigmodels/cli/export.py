@@ -2,42 +2,32 @@
 
 import sys
 
-
-def _print_generator_table(report: dict) -> None:
-    keras_scores = report["keras"]
-    print(
-        f"keras generator: classifier score {keras_scores['classifier_score']:.3f}, "
-        f"Frechet distance {keras_scores['frechet_distance']:.3f} on {keras_scores['num_generated']} samples"
-    )
-    print(f"{'artifact':<26}{'pixel diff':>11}{'score':>8}{'FD':>8}{'size KB':>9}{'gzip KB':>9}{'ms/img':>8}")
-    for artifact in report["artifacts"]:
-        latency = artifact.get("latency_ms")
-        print(
-            f"{artifact['file']:<26}{artifact['mean_abs_pixel_difference']:>11.3f}"
-            f"{artifact['classifier_score']:>8.3f}{artifact['frechet_distance']:>8.3f}"
-            f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
-            f"{latency if latency is not None else float('nan'):>8.3f}"
-        )
+import bigmodels
 
 
 def print_export_table(report: dict) -> None:
-    """The short per-artifact table the export and pipeline apps print."""
-    if "keras" in report:
-        _print_generator_table(report)
-        _print_chosen_and_failures(report)
-        return
-    print(f"keras accuracy {report['keras_accuracy']:.4f} on {report['num_test_examples']} test examples")
-    print(f"{'artifact':<26}{'accuracy':>9}{'agree':>8}{'size KB':>9}{'gzip KB':>9}{'ms/ex':>8}")
+    """The short per-artifact table the export and pipeline apps print; its columns are the task's."""
+    task = bigmodels.task_of(report["model"])
+    print(task.keras_line(report))
+    columns = task.export_columns
+    latency_title = task.latency_title
+    titles = "".join(f"{title:>{width}}" for title, _, width, _ in columns)
+    print(f"{'artifact':<26}{titles}{'size KB':>9}{'gzip KB':>9}{latency_title:>8}")
     for artifact in report["artifacts"]:
-        print(
-            f"{artifact['file']:<26}{artifact['accuracy']:>9.4f}{artifact['agreement']:>8.4f}"
-            f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
-            f"{artifact['latency_ms']:>8.3f}"
-        )
-    _print_chosen_and_failures(report)
+        cells = "".join(f"{artifact[key]:>{width}.{decimals}f}" for _, key, width, decimals in columns)
+        print(f"{artifact['file']:<26}{cells}{_sizes_and_latency(artifact)}")
+    _print_chosen_and_failures(report, task)
 
 
-def _print_chosen_and_failures(report: dict) -> None:
+def _sizes_and_latency(artifact: dict) -> str:
+    latency = artifact.get("latency_ms")
+    return (
+        f"{artifact['size_bytes'] / 1024:>9.1f}{artifact['gzip_bytes'] / 1024:>9.1f}"
+        f"{latency if latency is not None else float('nan'):>8.3f}"
+    )
+
+
+def _print_chosen_and_failures(report: dict, task) -> None:
     bundle = report.get("bundle") or {}
     if bundle.get("folder"):
         print(f"bundle: export/{bundle['folder']}/ and export/{bundle['archive']} ({bundle['artifact']})")
@@ -47,14 +37,7 @@ def _print_chosen_and_failures(report: dict) -> None:
     )
     gate = report["parity_gate"]
     for failure in gate["failures"]:
-        if "drop_points" in failure:
-            allowed = gate["max_accuracy_drop_points"]
-            what = f"is {failure['drop_points']:.2f} points below Keras (allowed {allowed})"
-        else:
-            what = (
-                f"differs from Keras by {failure['mean_abs_pixel_difference']:.2f} pixel levels on average "
-                f"(allowed {gate['max_mean_abs_pixel_difference']})"
-            )
+        what = task.gate_failure_text(failure, gate)
         print(f"error: parity gate failed: {failure['file']} {what}", file=sys.stderr)
 
 
@@ -62,12 +45,10 @@ def print_stage_table(stages: list) -> None:
     """One table of every artifact of every pipeline stage, so a user can pick."""
     print(f"\n{'stage':<11}{'artifact':<26}{'quality':>9}{'size KB':>9}{'gzip KB':>9}{'ms/ex':>8}")
     for stage, _, report in stages:
+        quality_key = bigmodels.task_of(report["model"]).quality_key
         for artifact in report["artifacts"]:
-            quality = artifact.get("accuracy", artifact.get("classifier_score"))
-            latency = artifact.get("latency_ms", float("nan"))
             print(
-                f"{stage:<11}{artifact['file']:<26}{quality:>9.4f}{artifact['size_bytes'] / 1024:>9.1f}"
-                f"{artifact['gzip_bytes'] / 1024:>9.1f}{latency:>8.3f}"
+                f"{stage:<11}{artifact['file']:<26}{artifact[quality_key]:>9.4f}{_sizes_and_latency(artifact)}"
             )
     print("quality: test accuracy (classifiers) or classifier score (DCGAN)")
 
@@ -104,7 +85,9 @@ def add_export_flags(parser) -> None:
 
 def check_export_flags(args) -> None:
     """Refuses bad export flags before a long training or fine-tuning, not after it."""
-    from bigmodels.export import parse_quantization
+    # Lazy, as in every function here that needs TensorFlow: apps/predict.py imports
+    # bigmodels.cli on devices without it.
+    from bigmodels.convert.tflite import parse_quantization
 
     if args.quantization:
         parse_quantization(args.quantization)
@@ -112,9 +95,9 @@ def check_export_flags(args) -> None:
 
 def export_from_args(run_dir, args) -> dict:
     """Calls ``export_run`` with the flags of ``add_export_flags``."""
-    from bigmodels.export import export_run, parse_quantization
+    from bigmodels.convert.tflite import parse_quantization  # lazy: TensorFlow
 
-    return export_run(
+    return bigmodels.export_run(
         run_dir,
         quantization=parse_quantization(args.quantization) if args.quantization else None,
         max_accuracy_drop=args.max_accuracy_drop,

@@ -1,0 +1,211 @@
+"""The flags of the apps that train (train, pipeline), and turning them into a train_run call.
+
+The model-argument flags come from the registered builders (``bigmodels.cli.model_flags``).
+"""
+
+import argparse
+import json
+
+import bigmodels
+from bigmodels.cli.model_flags import add_model_flags, model_args_from
+
+
+def _column(text: str) -> str | int:
+    """A column flag: a 0-based index when it is a number, else a header name."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def add_training_flags(parser, *, out_default: str | None = None) -> None:
+    """The flags of apps/train.py, shared by apps/pipeline.py so both accept the same options."""
+    add_run_flags(parser, out_default=out_default)
+    add_text_data_flags(parser)
+    add_tokenizer_flags(parser)
+    add_model_flags(parser)
+    generation = parser.add_argument_group("generator scoring (dcgan)")
+    generation.add_argument(
+        "--score-classifier",
+        dest="score_classifier",
+        default=None,
+        help="classifier run on the same data that scores the samples (default: one is trained)",
+    )
+
+
+def add_run_flags(parser, *, out_default: str | None = None) -> None:
+    """What to train on, where to, and how long."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="registered model name (default: cnn_classifier for images, transformer_classifier for text)",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="tfds name, image folder, IDX folder, CSV/TSV file, folder of .txt class folders, "
+        "or 'digits' (embedded, the default)",
+    )
+    parser.add_argument(
+        "--out", required=out_default is None, default=out_default, help="run folder to create"
+    )
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    parser.add_argument(
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN)",
+    )
+    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
+    parser.add_argument(
+        "--augmentation", default=None, help="none, shift or shift_flip (default: chosen from the data)"
+    )
+    parser.add_argument(
+        "--image-size",
+        dest="image_size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("HEIGHT", "WIDTH"),
+        help="size photos are resized to when loading",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        help="default, mirrored (all GPUs, or --logical-cpus) or multi_worker (machines from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        dest="logical_cpus",
+        type=int,
+        default=None,
+        help="split the CPU into this many devices for --strategy mirrored without GPUs",
+    )
+
+
+def add_text_data_flags(parser) -> None:
+    text = parser.add_argument_group("text data (CSV/TSV files)")
+    text.add_argument(
+        "--text-column",
+        dest="text_columns",
+        type=_column,
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="text column(s) by header name or 0-based index; several are joined",
+    )
+    text.add_argument("--label-column", dest="label_column", type=_column, default=None, metavar="COLUMN")
+    text.add_argument("--test-data", dest="test_source", default=None, help="separate test file or folder")
+    text.add_argument(
+        "--validation-data",
+        dest="validation_source",
+        default=None,
+        help="separate validation (dev) file used for model selection",
+    )
+    text.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the first row names the columns (default: guessed)",
+    )
+    text.add_argument(
+        "--encoding", default=None, help="text encoding (default utf-8; bad bytes are reported)"
+    )
+
+
+def add_tokenizer_flags(parser) -> None:
+    tokenizer = parser.add_argument_group("tokenizer (learned from the training texts)")
+    tokenizer.add_argument("--vocabulary-size", dest="vocabulary_size", type=int, default=8000)
+    tokenizer.add_argument(
+        "--sequence-length",
+        dest="sequence_length",
+        type=int,
+        default=None,
+        help="token ids per text (default: covers 95%% of the training texts)",
+    )
+    tokenizer.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True)
+    tokenizer.add_argument(
+        "--strip-accents",
+        dest="strip_accents",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="drop diacritics (off: in Yoruba or Vietnamese they change the word)",
+    )
+    tokenizer.add_argument(
+        "--split-on-cjk", dest="split_on_cjk", action=argparse.BooleanOptionalAction, default=True
+    )
+    tokenizer.add_argument(
+        "--min-frequency",
+        dest="min_frequency",
+        type=int,
+        default=2,
+        help="times a token must occur in the training texts to be learned (1-10)",
+    )
+
+
+def train_from_args(args, *, verbose: int = 1):
+    """Calls ``train_run`` with the flags of ``add_training_flags``; returns (run_dir, metrics)."""
+    tokenizer = bigmodels.TokenizerSettings(
+        vocabulary_size=args.vocabulary_size,
+        sequence_length=args.sequence_length,
+        lowercase=args.lowercase,
+        strip_accents=args.strip_accents,
+        split_on_cjk=args.split_on_cjk,
+        min_frequency=args.min_frequency,
+    )
+    data_options = {
+        "text_columns": args.text_columns,
+        "label_column": args.label_column,
+        "test_source": args.test_source,
+        "validation_source": args.validation_source,
+        "header": args.header,
+        "encoding": args.encoding,
+    }
+    return bigmodels.train_run(
+        args.model,
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        augmentation=args.augmentation,
+        image_size=args.image_size,
+        model_args=model_args_from(args),
+        data_options=data_options,
+        tokenizer=tokenizer,
+        score_classifier=args.score_classifier,
+        strategy=args.strategy,
+        logical_cpus=args.logical_cpus,
+        overwrite=args.overwrite,
+        verbose=verbose,
+    )
+
+
+def parse_model_arguments(text: str) -> dict:
+    """--student-config: JSON ('{"width": 32}') or comma-separated key=value ('width=32,depth=1')."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"--student-config is not valid JSON ({error}); e.g. '{{\"width\": 32}}'"
+            ) from error
+        if not isinstance(parsed, dict):
+            raise ValueError("--student-config must be a JSON object, e.g. '{\"width\": 32}'")
+        return parsed
+    arguments = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--student-config item '{item}' is not key=value; e.g. width=32,depth=1")
+        try:
+            arguments[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key.strip()] = value.strip()
+    if not arguments:
+        raise ValueError("--student-config is empty; e.g. width=32 or '{\"width\": 32}'")
+    return arguments

@@ -1,0 +1,110 @@
+"""From a loaded source to a ``Dataset``: carve the splits a source lacks, then describe them."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from bigmodels.data.dataset import SPLITS, Dataset, DatasetInfo, check_classes, split_off
+
+
+class LoadedSource(NamedTuple):
+    """What a per-source loader hands to ``assemble_dataset``.
+
+    Attributes:
+        splits: split name ("all", "train", "validation" or "test") -> (features, labels) arrays;
+            "all" means the source has no splits of its own.
+        class_names: label names, index = label id.
+        test_split: how the source's own test split was made, or None when it has none.
+        extra: optional "preprocessing" (dict), "skipped" and "repaired" (lists of problems).
+    """
+
+    splits: dict
+    class_names: list[str]
+    test_split: str | None
+    extra: dict
+
+
+def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> str:
+    return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
+
+
+def _carve_splits(
+    loaded: LoadedSource, source: str, *, validation_fraction: float, test_fraction: float, seed: int
+) -> tuple[dict, str | None, str]:
+    """Holds out a test split (seed) and a validation split (seed + 1) where the source has none.
+
+    Returns:
+        (arrays per split, how the test split was made, how the validation split was made).
+    """
+    splits, test_split = loaded.splits, loaded.test_split
+    if "all" in splits:
+        splits["train"] = splits.pop("all")
+    if "train" not in splits:
+        raise ValueError(
+            f"{source}: no training split found; provide a train split or a folder of class folders"
+        )
+    features, labels = splits["train"]
+    check_classes(labels, loaded.class_names, source)
+    if "test" not in splits:
+        splits["train"], splits["test"] = split_off(features, labels, test_fraction, seed)
+        test_split = _describe_fraction(test_fraction, seed, len(splits["test"][1]), "the data")
+    if "validation" in splits:
+        validation_split = "the source's own validation split"
+    else:
+        features, labels = splits["train"]
+        splits["train"], splits["validation"] = split_off(features, labels, validation_fraction, seed + 1)
+        validation_split = _describe_fraction(
+            validation_fraction, seed + 1, len(splits["validation"][1]), "the training data"
+        )
+    for split in ("validation", "test"):
+        if len(splits[split][1]) == 0:
+            raise ValueError(f"{source}: the {split} split is empty; add more examples per class")
+    return {split: splits[split] for split in SPLITS}, test_split, validation_split
+
+
+def _preprocessing(features: np.ndarray, kind: str, extra: dict) -> dict:
+    """The source's preprocessing record; image data always says its size, channels and range."""
+    preprocessing = dict(extra.get("preprocessing", {}))
+    if kind != "image":
+        return preprocessing
+    return {
+        "image_size": list(features.shape[1:3]),
+        "channels": int(features.shape[-1]),
+        "dtype": "uint8",
+        "value_range": [0, 255],
+        **preprocessing,
+    }
+
+
+def assemble_dataset(
+    loaded: LoadedSource,
+    *,
+    source: str,
+    batch_size: int,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> Dataset:
+    """Carves the missing splits of ``loaded`` and wraps them, with their ``DatasetInfo``.
+
+    Raises:
+        ValueError: no training split, a label outside the class names, or an empty split.
+    """
+    arrays, test_split, validation_split = _carve_splits(
+        loaded, source, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+    )
+    features = arrays["train"][0]
+    kind = "text" if features.dtype == object else "image"
+    info = DatasetInfo(
+        source=source,
+        kind=kind,
+        class_names=list(loaded.class_names),
+        input_shape=tuple(int(d) for d in features.shape[1:]),
+        counts={split: int(len(labels)) for split, (_, labels) in arrays.items()},
+        test_split=test_split,
+        validation_split=validation_split,
+        preprocessing=_preprocessing(features, kind, loaded.extra),
+        skipped_files=loaded.extra.get("skipped", []),
+        repaired_rows=loaded.extra.get("repaired", []),
+    )
+    return Dataset(arrays=arrays, info=info, batch_size=batch_size, seed=seed)

@@ -1,0 +1,188 @@
+"""What image and text classification share: fitting with the best checkpoint, the test-split
+report, the top-1 parity check of an exported file, and the classifier's bundle metadata."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bigmodels.quality.classification import classification_report, plot_confusion_matrix, plot_history
+from bigmodels.run_folder import load_run_model, record_entries, write_json
+from bigmodels.tasks.base import BundleParts, ExportSubject, Task, data_fields
+from bigmodels.training.classifier import fit_classifier
+
+INTENDED_USE = (
+    "Classifies inputs like its training data into the classes above, and only those: anything "
+    "else still gets one of these labels, so check the score. The accuracy holds for data like "
+    "the test split; other cameras, lighting, languages or writing styles can lower it. Measure "
+    "on your own data before relying on it."
+)
+CALIBRATION_EXAMPLES = 200
+
+
+def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbose, callbacks,
+                        keep_best: bool = True, saved_model=None) -> dict:  # fmt: skip
+    """Trains a classifier into ``staging``; writes metrics.json and the curves; returns metrics.
+
+    ``saved_model`` is the model that model.keras holds when ``model`` wraps it (distillation).
+    """
+    settings = {key: training[key] for key in ("epochs", "learning_rate", "seed", "patience", "augmentation")}
+    summary = fit_classifier(
+        model, dataset, staging, **settings, verbose=verbose, callbacks=callbacks, keep_best=keep_best,
+        saved_model=saved_model,
+    )  # fmt: skip
+    metrics = evaluate_into(staging, dataset, load_run_model(staging))
+    metrics.update(summary, num_parameters=int((saved_model or model).count_params()))
+    write_json(staging / "metrics.json", metrics)
+    plot_history(staging / "history.csv", staging / "training_curves.png")
+    return metrics
+
+
+def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") -> dict:
+    """Evaluates ``model`` on the test split; writes NAME.json and the confusion-matrix PNG."""
+    features, labels = dataset.arrays["test"]
+    probabilities = model.predict(features, batch_size=256, verbose=0)
+    report = classification_report(labels, probabilities.argmax(-1), dataset.info.class_names)
+    info = dataset.info
+    report.update(data_source=info.source, test_split=info.test_split)
+    write_json(run_dir / f"{name}.json", report)
+    plot_confusion_matrix(report, run_dir / f"{name.replace('evaluation', 'confusion_matrix')}.png")
+    return {
+        "test_accuracy": report["accuracy"],
+        "num_test_examples": report["num_examples"],
+        **data_fields(info),
+        "test_split": info.test_split,
+        "validation_split": info.validation_split,
+    }
+
+
+def top1_report(probabilities, labels, keras_top1) -> dict:
+    top1 = probabilities.argmax(-1)
+    return {
+        "accuracy": round(float(np.mean(top1 == labels)), 6),
+        "agreement": round(float(np.mean(top1 == keras_top1)), 6),
+    }
+
+
+def representative_examples(dataset, count: int = CALIBRATION_EXAMPLES) -> np.ndarray:
+    """Seeded training examples that calibrate the full-integer modes."""
+    features, _ = dataset.arrays["train"]
+    order = np.random.default_rng(dataset.seed).permutation(len(features))[:count]
+    return features[order]
+
+
+class ClassificationTask(Task):
+    """Image and text classifiers: softmax over the classes, top-1 accuracy on the test split."""
+
+    can_distill = True
+    export_columns = (("accuracy", "accuracy", 9, 4), ("agree", "agreement", 8, 4))
+    quality_key = "accuracy"
+
+    def keras_line(self, report: dict) -> str:
+        return f"keras accuracy {report['keras_accuracy']:.4f} on {report['num_test_examples']} test examples"
+
+    def gate_failure_text(self, failure: dict, gate: dict) -> str:
+        return (
+            f"is {failure['drop_points']:.2f} points below Keras (allowed {gate['max_accuracy_drop_points']})"
+        )
+
+    def training_summary(self, metrics: dict) -> str:
+        return (
+            f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['num_test_examples']} examples "
+            f"({metrics['num_skipped_files']} file(s) skipped)"
+        )
+
+    def evaluation_lines(self, report: dict) -> list[str]:
+        lines = [
+            f"accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
+            f"on {report['num_examples']} examples of {report['data_source']}",
+            f"{'class':<20}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
+        ]
+        for name, row in report["per_class"].items():
+            lines.append(
+                f"{name[:19]:<20}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['support']:>9}"
+            )
+        return lines
+
+    def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True):
+        training = config["training"]
+        return fit_classifier_into(
+            staging, model, dataset, training, verbose=verbose, callbacks=callbacks, keep_best=keep_best
+        )
+
+    def evaluate(self, run_dir: Path, config: dict, data_source: str | None) -> dict:
+        dataset = self.load_data(run_dir, config, data_source)
+        trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
+        if dataset.info.class_names != trained_classes:
+            raise ValueError(
+                f"the data's classes ({', '.join(dataset.info.class_names)}) differ from the run's "
+                f"({', '.join(trained_classes)}); evaluate on data with the same classes"
+            )
+        name = "evaluation" if data_source is None else "evaluation_other_data"
+        evaluate_into(run_dir, dataset, load_run_model(run_dir), name=name)
+        record_entries(run_dir)  # evaluation_other_data.json is the run's own file too
+        return json.loads((run_dir / f"{name}.json").read_text(encoding="utf-8"))
+
+    def export_subject(self, run_dir: Path, config: dict, gates: dict) -> ExportSubject:
+        dataset = self.load_data(run_dir, config)
+        model = load_run_model(run_dir)
+        features, labels = dataset.arrays["test"]
+        keras_top1 = model.predict(features, batch_size=256, verbose=0).argmax(-1)
+        keras_accuracy = float(np.mean(keras_top1 == labels))
+        max_drop = gates["max_accuracy_drop"]
+
+        def gate_failure(entry: dict) -> dict | None:
+            drop = (keras_accuracy - entry["accuracy"]) * 100
+            return {"file": entry["file"], "drop_points": round(drop, 3)} if drop > max_drop else None
+
+        return ExportSubject(
+            model=model,
+            examples=features,
+            representative=representative_examples(dataset),
+            file_prefix="model",
+            compare=lambda probabilities: top1_report(probabilities, labels, keras_top1),
+            gate_failure=gate_failure,
+            gate={"max_accuracy_drop_points": max_drop},
+            criterion=f"within {max_drop} points of the Keras accuracy",
+            header={
+                "keras_accuracy": round(keras_accuracy, 6),
+                "num_test_examples": int(len(labels)),
+                "data_source": dataset.info.source,
+                "test_split": dataset.info.test_split,
+            },
+            record_input=True,
+            **self.serving(run_dir, dataset, features),
+        )
+
+    def serving(self, run_dir: Path, dataset, features) -> dict:
+        """How the SavedModel is served: the ExportSubject fields that differ by input kind."""
+        raise NotImplementedError
+
+    def output_spec(self, config: dict) -> dict:
+        classes = config["model_args"]["num_classes"]
+        return {"dtype": "float32", "shape": [None, classes], "meaning": "class probabilities"}
+
+    def bundle_parts(self, config, report, artifact, run_metrics) -> BundleParts:
+        metrics = {
+            "test_accuracy": artifact["accuracy"],
+            "keras_test_accuracy": report["keras_accuracy"],
+            "agreement_with_keras": artifact["agreement"],
+            "num_test_examples": report["num_test_examples"],
+        }
+        facts = [
+            f"Test split: {run_metrics.get('test_split')}",
+            f"Test accuracy: {metrics['test_accuracy']:.4f} on {metrics['num_test_examples']} examples "
+            f"(Keras model {metrics['keras_test_accuracy']:.4f}, top-1 agreement "
+            f"{metrics['agreement_with_keras']:.4f})",
+            f"Classes: {', '.join(run_metrics.get('class_names') or [])}",
+        ]
+        return BundleParts(
+            input_spec=self.input_spec(config, artifact),
+            output_spec=self.output_spec(config),
+            metrics=metrics,
+            card_facts=facts,
+            intended_use=INTENDED_USE,
+        )
+
+    def input_spec(self, config: dict, artifact: dict) -> dict:
+        raise NotImplementedError

@@ -1,0 +1,74 @@
+"""Text classification: a WordPiece vocabulary learned from the run's texts; token ids in on
+the device (string ops are not TFLite builtins), raw strings in the SavedModel."""
+
+from bigmodels.convert.tflite import DEFAULT_TEXT_MODES, QUANTIZATION_MODES
+from bigmodels.data.vocabulary import (
+    TOKENIZER_FILE,
+    VOCABULARY_FILE,
+    TokenizerSettings,
+    keras_tokenizer,
+    load_tokenizer,
+    prepare_text,
+    tokenize_dataset,
+)
+from bigmodels.run_folder import load_run_dataset, text_options
+from bigmodels.tasks.classification import ClassificationTask
+
+
+class TextClassification(ClassificationTask):
+    name = "text_classification"
+    data_kind = "text"
+    default_model = "transformer_classifier"
+    quantization_modes = QUANTIZATION_MODES
+    default_modes = DEFAULT_TEXT_MODES
+    carried_files = (VOCABULARY_FILE, TOKENIZER_FILE)
+
+    def load_data(self, run_dir, config, source=None):
+        """Text tokenized with the run's own vocabulary, never a new one."""
+        raw = load_run_dataset(config, source, **text_options(config, source))
+        if raw.info.kind != "text":
+            raise ValueError(f"{source}: the run was trained on text; evaluate it on text data")
+        return tokenize_dataset(raw, *load_tokenizer(run_dir))
+
+    def prepare_data(self, dataset, staging, tokenizer):
+        """Learns the run's vocabulary from the training texts only, into ``staging``."""
+        if isinstance(tokenizer, dict):
+            tokenizer = TokenizerSettings(**tokenizer)
+        return prepare_text(dataset, staging, tokenizer or TokenizerSettings())
+
+    def complete_config(self, config, staging, dataset, options):
+        return {**config, "tokenizer": dataset.info.preprocessing["tokenizer"]}
+
+    def serving(self, run_dir, dataset, features) -> dict:
+        return {
+            "serving_inputs": dataset.texts["test"].astype(str),
+            "serving_tokenizer": keras_tokenizer(*load_tokenizer(run_dir)),
+            "saved_model_fields": {"input": "raw strings (tokenizer inside)"},
+            "extra_files": (run_dir / VOCABULARY_FILE, run_dir / TOKENIZER_FILE),
+        }
+
+    def input_spec(self, config: dict, artifact: dict) -> dict:
+        args = config["model_args"]
+        return {
+            "dtype": "int32",
+            "shape": [None, args["sequence_length"]],
+            "value_range": [0, args["vocabulary_size"] - 1],
+            "padding_id": 0,
+        }
+
+    def bundle_parts(self, config, report, artifact, run_metrics):
+        parts = super().bundle_parts(config, report, artifact, run_metrics)
+        tokenizer = config["tokenizer"]
+        parts.metadata = {
+            "tokenizer": {**tokenizer, "vocabulary_file": VOCABULARY_FILE, "settings_file": TOKENIZER_FILE}
+        }
+        parts.files = (VOCABULARY_FILE, TOKENIZER_FILE)
+        parts.card_facts.append(
+            f"Tokenizer: WordPiece, {tokenizer['vocabulary_length']} tokens, {tokenizer['sequence_length']} "
+            f"ids per text (longer texts are cut), lowercase={tokenizer['lowercase']}, "
+            f"strip_accents={tokenizer['strip_accents']}"
+        )
+        return parts
+
+
+TASK = TextClassification()

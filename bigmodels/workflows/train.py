@@ -1,0 +1,173 @@
+"""The train workflow: a registered model on a data source, into a complete run folder.
+
+The steps every kind of model shares live here; the run's task (``bigmodels.tasks``) supplies
+how its data is prepared, what it trains first (the DCGAN's scoring classifier), how it fits
+and what its metrics are.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+from bigmodels import __version__
+from bigmodels.data import load_dataset
+from bigmodels.models.arguments import resolve_model_args
+from bigmodels.models.registry import get_builder
+from bigmodels.run_folder import (
+    TEXT_DATA_OPTIONS,
+    RunMetrics,
+    check_output_folder,
+    staged_run_folder,
+    write_json,
+)
+from bigmodels.tasks import default_model_for, task_of
+from bigmodels.training.distribute import describe, is_chief, make_strategy
+
+
+def train_run(
+    model_name: str | None,
+    data_source: str | None,
+    out_dir: str | Path,
+    *,
+    epochs: int = 30,
+    seed: int = 0,
+    batch_size: int = 64,
+    learning_rate: float | None = None,
+    patience: int = 8,
+    augmentation: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    model_args: dict | None = None,
+    data_options: dict | None = None,
+    tokenizer=None,
+    score_classifier: str | Path | None = None,
+    strategy: str = "default",
+    logical_cpus: int | None = None,
+    overwrite: bool = False,
+    verbose: int = 1,
+    callbacks: list | None = None,
+) -> tuple[Path, RunMetrics]:
+    """Trains a registered model on a data source into a run folder (settings in config.json).
+
+    Args:
+        model_name: a registered model; None picks cnn_classifier for images and
+            transformer_classifier for text.
+        data_source: anything ``load_dataset`` takes.
+        out_dir: the run folder to create.
+        data_options: text-source options of ``load_dataset`` (text_columns, label_column,
+            test_source, validation_source, header, encoding).
+        tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
+        model_args: builder arguments; data-dependent ones are filled in.
+        learning_rate: peak learning rate (default: the task's, 3e-3 for classifiers, 2e-4 for
+            the DCGAN).
+        score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
+            samples; by default one is trained into RUN_DIR/score_classifier.
+        strategy: "default", "mirrored" (every GPU, or every logical CPU) or "multi_worker"
+            (machines from TF_CONFIG; only the chief writes ``out_dir``).
+        logical_cpus: split the CPU into this many devices first (for "mirrored" without GPUs).
+
+    Returns:
+        (run_dir, metrics): metrics is what metrics.json holds.
+
+    Example:
+        run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
+        train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
+    """
+    distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
+    out_dir = Path(out_dir)
+    _check_request(model_name, epochs, out_dir, overwrite)
+    data_options = _check_data_options(data_options)
+    dataset = load_dataset(
+        data_source, batch_size=batch_size, seed=seed, image_size=image_size, **data_options
+    )
+    model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
+    task = task_of(model_name)
+    settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
+                "augmentation": augmentation, "batch_size": batch_size}  # fmt: skip
+    config = {
+        "model": model_name,
+        "data": {"source": data_source, **_data_record(batch_size, seed, image_size), **data_options},
+        "training": {
+            **_fill_training_defaults(settings, task, dataset.info),
+            "strategy": describe(distribution, strategy),
+        },
+        "bigmodels_version": __version__,
+        **({"model_chosen_by": chosen_by} if chosen_by else {}),
+    }
+    # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
+    chief = is_chief(distribution)
+    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="bigmodels-worker-")) / out_dir.name
+    with staged_run_folder(write_dir, overwrite=overwrite) as staging, distribution.scope():
+        dataset = task.prepare_data(dataset, staging, tokenizer)
+        options = {"score_classifier": score_classifier}
+        metrics = _train_into(staging, task, dataset, config, model_args or {}, options, verbose, callbacks)
+    if not chief:
+        shutil.rmtree(write_dir.parent, ignore_errors=True)
+    return out_dir, metrics
+
+
+def _check_request(model_name: str | None, epochs: int, out_dir: Path, overwrite: bool) -> None:
+    """What can be refused before minutes of loading data: the model, the epochs, the folder."""
+    if model_name is not None:
+        task_of(model_name)  # raises for an unknown model
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    check_output_folder(out_dir, "run", overwrite=overwrite)
+
+
+def _data_record(batch_size: int, seed: int, image_size) -> dict:
+    return {"batch_size": batch_size, "seed": seed, "image_size": list(image_size) if image_size else None}
+
+
+def _fill_training_defaults(training: dict, task, info) -> dict:
+    """The task's learning rate and augmentation where the caller left them out."""
+    return {
+        **training,
+        "learning_rate": training["learning_rate"] or task.default_learning_rate,
+        "augmentation": training["augmentation"] or task.default_augmentation(info),
+    }
+
+
+def _check_data_options(data_options: dict | None) -> dict:
+    data_options = {k: v for k, v in (data_options or {}).items() if v is not None}
+    unknown = sorted(set(data_options) - set(TEXT_DATA_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown data option(s) {', '.join(unknown)}; use {', '.join(TEXT_DATA_OPTIONS)}")
+    return data_options
+
+
+def _choose_model(model_name: str | None, data_kind: str) -> tuple[str, str | None]:
+    """The model to train and, when train_run chose it, why; refuses a model of the other kind."""
+    if model_name is None:
+        return default_model_for(data_kind), f"auto ({data_kind} data)"
+    takes = task_of(model_name).data_kind
+    if takes != data_kind:
+        raise ValueError(
+            f"model '{model_name}' takes {'text' if takes == 'text' else 'images'} but the data is "
+            f"{data_kind}; pass --model {default_model_for(data_kind)} (or leave --model out)"
+        )
+    return model_name, None
+
+
+def _train_into(
+    staging: Path, task, dataset, config: dict, model_args: dict, options: dict, verbose, callbacks
+):
+    """Builds the model, trains the task's companion runs, writes config.json, then fits."""
+    model_name, seed = config["model"], config["training"]["seed"]
+    for companion in task.companion_runs(config, staging, options):
+        train_run(**companion)
+    resolved = resolve_model_args(model_name, dataset.info, model_args, seed=seed)
+    config = task.complete_config({**config, "model_args": resolved}, staging, dataset, options)
+    keras.utils.set_random_seed(seed)  # the initial weights too: same seed, same run
+    model = get_builder(model_name)(**{k: v for k, v in resolved.items() if k != "variant_chosen_by"})
+    write_json(staging / "config.json", _ordered(config))
+    return task.fit_into(staging, model, dataset, config, verbose=verbose, callbacks=callbacks)
+
+
+CONFIG_ORDER = ("model", "model_args", "data", "training", "bigmodels_version", "model_chosen_by")
+
+
+def _ordered(config: dict) -> dict:
+    """config.json's keys in their usual order (readers do not depend on it; people do)."""
+    return {**{key: config[key] for key in CONFIG_ORDER if key in config}, **config}
