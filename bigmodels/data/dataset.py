@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import tensorflow as tf
 
 SPLITS = ("train", "validation", "test")
 
@@ -63,7 +64,6 @@ class Dataset:
         The arrays are already in memory, so the pipeline is in effect cached; training data
         is reshuffled every epoch with a seeded order.
         """
-        import tensorflow as tf
 
         features, labels = self.arrays[split]
         dataset = tf.data.Dataset.from_tensor_slices((features, labels))

@@ -14,7 +14,7 @@ def load_digits_arrays():
     Returns:
         (images (N, 8, 8, 1) uint8, labels (N,) int64, class_names).
     """
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # only the embedded default needs scikit-learn's data
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
@@ -22,6 +22,8 @@ def load_digits_arrays():
 
 
 def _tfds_module():
+    # Imported only when a tfds name is asked for: tensorflow-datasets takes seconds to import
+    # and most runs read local files (the embedded digits, folders, CSVs).
     import tensorflow_datasets as tfds
 
     return tfds

@@ -12,6 +12,9 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
+from bigmodels.data.images import find_split_folders
 from bigmodels.lite.images import IMAGE_EXTENSIONS
 
 TEXT_FILE_EXTENSIONS = (".csv", ".tsv", ".txt", ".tab")
@@ -277,13 +280,10 @@ def load_text_source(
         holds "skipped" (rows or files left out) and "repaired" (rows or files kept after their
         undecodable bytes were replaced by U+FFFD), each entry with the file's "path".
     """
-    import numpy as np
 
     if text_columns is not None and not isinstance(text_columns, list | tuple):
         text_columns = [text_columns]
     if path.is_dir() and test_source is None:
-        from bigmodels.data.images import find_split_folders
-
         split_folders = find_split_folders(path)
         if "train" in split_folders:  # train/ and test/ (or val/) subfolders, as for images
             path = split_folders["train"]

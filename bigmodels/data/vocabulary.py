@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
+
+from bigmodels.data.dataset import Dataset
 
 VOCABULARY_FILE = "vocabulary.txt"
 TOKENIZER_FILE = "tokenizer.json"
@@ -54,7 +57,6 @@ class TokenizerSettings:
 
 
 def _string_batches(texts, batch_size: int = 1024):
-    import tensorflow as tf
 
     return tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string)).batch(batch_size)
 
@@ -98,7 +100,6 @@ def keras_tokenizer(vocabulary: list[str], settings: TokenizerSettings, *, padde
 
 def _run_in_graph(tokenizer, texts) -> list:
     """Tokenizes through tf.data, i.e. the TensorFlow graph path a SavedModel also runs."""
-    import tensorflow as tf
 
     batches = _string_batches(texts).map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
     return list(batches.as_numpy_iterator())
@@ -106,7 +107,6 @@ def _run_in_graph(tokenizer, texts) -> list:
 
 def token_counts(texts, vocabulary: list[str], settings: TokenizerSettings) -> np.ndarray:
     """Number of tokens of each text before padding or truncation."""
-    import tensorflow as tf
 
     tokenizer = keras_tokenizer(vocabulary, settings, padded=False)
     counts = _string_batches(texts).map(lambda batch: tf.cast(tokenizer(batch).row_lengths(), tf.int32))
@@ -156,9 +156,6 @@ def load_tokenizer(folder: Path) -> tuple[list[str], TokenizerSettings]:
 
 def tokenize_dataset(dataset, vocabulary: list[str], settings: TokenizerSettings):
     """A copy of a text ``Dataset`` whose arrays hold ids; the raw texts stay in ``.texts``."""
-    from dataclasses import replace
-
-    from bigmodels.data.dataset import Dataset
 
     texts = {split: features for split, (features, _) in dataset.arrays.items()}
     arrays = {
