@@ -1,6 +1,7 @@
 """Pruning and distillation: exact sparsity, zeros that stay zero, 2:4, strip, export, the loss formula."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -137,7 +138,9 @@ def test_prune_run_of_each_family_exports_with_the_zeros(digits_run, text_run, t
         config = json.loads((pruned / "config.json").read_text())
         assert config["pruning"]["schedule"]["class"] == "polynomial" and config["pruned_from"]
         report = export_run(pruned, quantization=modes, latency_repeats=5, max_accuracy_drop=100)
-        original = export_run(run, quantization=modes[:1], latency_repeats=5, max_accuracy_drop=100)
+        # A copy: exporting the shared run in place would replace the export other tests read.
+        copy = shutil.copytree(run, tmp_path / f"{run.name}_copy", ignore=shutil.ignore_patterns("export*"))
+        original = export_run(copy, quantization=modes[:1], latency_repeats=5, max_accuracy_drop=100)
         pruned_float = next(a for a in report["artifacts"] if a["file"] == "model_float32.tflite")
         original_float = next(a for a in original["artifacts"] if a["file"] == "model_float32.tflite")
         assert pruned_float["gzip_bytes"] < 0.7 * original_float["gzip_bytes"]  # zeros compress
