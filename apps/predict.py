@@ -6,12 +6,17 @@ Usage:
     echo "what a lovely film" | python apps/predict.py --bundle reviews/export/bundle.zip -
     python apps/predict.py --bundle gan/export/bundle.zip --count 16 --seed 0 --out samples/
     python apps/predict.py --bundle gan/export/bundle.zip --count 16 --label 7 --out sevens/   # conditioned
+    python apps/predict.py --bundle saved_models/demo/export/bundle.zip --selftest
 
 Image bundles take image files and folders of them (or, with -, paths on stdin); text bundles
 take text files (one text per line), -, or the texts themselves. Each input gives one JSON line:
 {"input", "label", "score", "scores"} or {"input", "error"}, where "input" is the input cut to
 200 characters (then ending in "… (N characters)"). An unreadable input is reported and the
 others go on; the exit code is then 1 (2 when the bundle itself cannot be used).
+
+--selftest runs the examples stored in the bundle (selftest.json) and prints one JSON line,
+{"passed", "total", "failures", "model_file"}; the exit code is 0 only when every example gives
+the output the model gave at export (1 when some differ, 2 when the bundle cannot be used).
 """
 
 import json
@@ -21,6 +26,7 @@ from pathlib import Path
 from bigmodels.cli import ArgumentParser, run_app
 
 EXIT_SOME_INPUTS_FAILED = 1
+EXIT_SELFTEST_FAILED = 1
 MAX_ECHO_CHARACTERS = 200  # of each input, in its JSON line: a 20 MB text is not printed back
 
 
@@ -35,6 +41,11 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="folder for generated PNGs (generator bundles)")
     parser.add_argument(
         "--label", default=None, help="class to generate (generators trained with --code-from-labels)"
+    )
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="run the bundle's stored examples against their expected outputs",
     )
     return parser.parse_args(argv)
 
@@ -106,10 +117,27 @@ def generate(bundle, args) -> int:
     return 0
 
 
+def selftest(bundle, args) -> int:
+    if args.inputs:
+        raise ValueError("--selftest runs the bundle's own examples; leave out the inputs")
+    result = bundle.selftest()
+    emit(result)
+    if result["passed"] != result["total"]:
+        print(
+            f"error: self-test failed: {result['total'] - result['passed']} of {result['total']} example(s) "
+            "differ from the outputs the model gave at export; see the JSON line",
+            file=sys.stderr,
+        )
+        return EXIT_SELFTEST_FAILED
+    return 0
+
+
 def main(args) -> int:
     from bigmodels.lite import load_bundle
 
     bundle = load_bundle(args.bundle, num_threads=args.threads)
+    if args.selftest:
+        return selftest(bundle, args)
     if bundle.task == "image_generation":
         return generate(bundle, args)
     if not args.inputs:

@@ -76,7 +76,7 @@ def test_image_bundle_reproduces_the_report_without_tensorflow(digits_run, tmp_p
         str(d) for d in range(10)
     ]
     assert metadata["input"]["dtype"] == "uint8" and metadata["input"]["shape"] == [None, 8, 8, 1]
-    assert set(metadata["files"]) == {"MODEL_CARD.md", metadata["model_file"]}
+    assert set(metadata["files"]) == {"MODEL_CARD.md", "selftest.json", metadata["model_file"]}
     images, labels = load_run_data(run_dir).arrays["test"]
     (tmp_path / "inputs.json").write_text(json.dumps(images.tolist()))
     predicted = run_on_device(bundle, tmp_path / "inputs.json")["labels"]

@@ -4,7 +4,7 @@ Nothing under ``bigmodels.lite`` may import tensorflow or keras: this is what ru
 a Raspberry Pi or a point-of-sale box.
 """
 
-from bigmodels.lite.bundle import Bundle, load_bundle
+from bigmodels.lite.bundle import Bundle, load_bundle, run_selftest
 from bigmodels.lite.images import IMAGE_EXTENSIONS, load_image
 from bigmodels.lite.latents import code_categories, latents_for_class
 from bigmodels.lite.runtime import TFLiteModel
@@ -20,6 +20,7 @@ __all__ = [
     "latents_for_class",
     "load_bundle",
     "load_image",
+    "run_selftest",
     "safe_file_part",
     "save_samples",
 ]

@@ -2,7 +2,8 @@
 
 A bundle is a folder (or a .zip of it) holding one .tflite file, ``metadata.json`` (what goes
 in and out, class names, preprocessing, tokenizer settings, metrics, the sha256 of every file)
-and ``MODEL_CARD.md``; a text bundle adds ``vocabulary.txt`` and ``tokenizer.json``.
+``MODEL_CARD.md`` and ``selftest.json`` (stored examples and the model's expected outputs, see
+``bigmodels.lite.selftest``); a text bundle adds ``vocabulary.txt`` and ``tokenizer.json``.
 
 ``load_bundle`` hands nothing to the interpreter or the tokenizer before ``bigmodels.lite.verify``
 has checked it (caps, zip members, the ``metadata.json`` schema of ``bigmodels.lite.metadata``,
@@ -40,6 +41,7 @@ from bigmodels.lite.images import load_image, to_array
 from bigmodels.lite.latents import code_categories, latents_for_class
 from bigmodels.lite.metadata import metadata_error, validate_metadata
 from bigmodels.lite.runtime import TFLiteModel
+from bigmodels.lite.selftest import read_selftest, selftest_result
 from bigmodels.lite.tokenizer import WordPieceTokenizer
 from bigmodels.lite.verify import (
     ArchiveFiles,
@@ -69,6 +71,7 @@ __all__ = [
     "latents_for_class",
     "load_bundle",
     "read_verified_metadata",
+    "run_selftest",
     "sha256_of",
     "validate_metadata",
 ]
@@ -132,6 +135,7 @@ class Bundle:
         bundle.predict(["three.png"])  # [{"label": "3", "score": 0.98, "scores": {...}}]
         bundle.predict(["what a lovely film"])  # text bundles take strings
         bundle.generate(4, seed=0)  # image_generation bundles: (4, H, W, C) uint8
+        bundle.selftest()  # {"passed": 16, "total": 16, "failures": [], ...}
     """
 
     def __init__(
@@ -149,8 +153,10 @@ class Bundle:
         if contents is None:
             metadata = validate_metadata(metadata, label)
             contents = read_listed_files(FolderFiles(Path(folder), label), metadata, label)
-        self.folder, self.metadata = Path(folder), metadata
+        self.folder, self.metadata, self._label = Path(folder), metadata, label
         self.task = metadata["task"]
+        # selftest.json's verified bytes (bundles exported before the self-test have none)
+        self._selftest_bytes = contents.get(metadata.get("selftest", {}).get("file"))
         self.class_names = metadata.get("class_names", [])
         self.model = _load_model(contents[metadata["model_file"]], metadata, label, num_threads)
         self.tokenizer = None
@@ -213,8 +219,27 @@ class Bundle:
         latents = np.random.default_rng(seed).standard_normal((count, self.metadata["latent_size"]))
         if label is not None:
             latents = self._draw_class(latents, label)
-        images = self.model.predict(latents.astype(np.float32))
+        return self.images_from_latents(latents)
+
+    def images_from_latents(self, latents: np.ndarray) -> np.ndarray:
+        """uint8 images from the given latent vectors (image_generation bundles)."""
+        images = self.model.predict(np.asarray(latents, dtype=np.float32))
         return np.clip(np.round(images), 0, 255).astype(np.uint8)
+
+    def selftest(self) -> dict:
+        """Runs the bundle's stored examples (selftest.json) and compares with the outputs its
+        model file gave at export: images go through ``prepare`` as in ``predict``, texts through
+        the tokenizer (whose ids are checked too), latent vectors through the generator.
+
+        Returns:
+            {"passed": int, "total": int, "failures": [one entry per failed example], "model_file"}.
+
+        Raises:
+            ValueError: the bundle has no self-test (an older export: export the run again), or
+                its selftest.json is malformed.
+        """
+        document = read_selftest(self._selftest_bytes, self.metadata, self._label)
+        return selftest_result(self, document, self._label)
 
     def _draw_class(self, latents: np.ndarray, label: str) -> np.ndarray:
         code = self.metadata.get("class_code")
@@ -231,6 +256,16 @@ def _write_copy(folder: Path, metadata_bytes: bytes, contents: dict[str, bytes])
         with open(folder / name, "xb") as handle:
             handle.write(data)
     return folder
+
+
+def run_selftest(path: str | Path, *, num_threads: int = 1) -> dict:
+    """Loads (and verifies) a bundle and runs its self-test; see ``Bundle.selftest``.
+
+    Example:
+        result = run_selftest("bundle.zip")
+        assert result["passed"] == result["total"], result["failures"]
+    """
+    return load_bundle(path, num_threads=num_threads).selftest()
 
 
 def load_bundle(path: str | Path, *, num_threads: int = 1) -> Bundle:

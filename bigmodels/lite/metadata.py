@@ -146,6 +146,22 @@ def _check_task_keys(metadata: dict, task: str, files: dict, label: str) -> None
                 )
 
 
+def _check_selftest(metadata: dict, files: dict, label: str) -> None:
+    """The optional ``selftest`` key (bundles exported before it existed have none)."""
+    if "selftest" not in metadata:
+        return
+    selftest = _require(metadata, "selftest", dict, label, "an object naming the self-test file")
+    _check_listed_name(selftest.get("file"), files, label, "selftest.file")
+    _require(
+        selftest,
+        "examples",
+        lambda v: _is_integer(v) and v >= 1,
+        label,
+        "a positive whole number",
+        path="selftest",
+    )
+
+
 def validate_metadata(metadata, label: str) -> dict:
     """Checks metadata.json against the bundle schema; the first problem is one ValueError.
 
@@ -172,6 +188,7 @@ def validate_metadata(metadata, label: str) -> dict:
     _check_listed_name(metadata.get("model_file"), files, label, "model_file")
     _check_specs(metadata, task, label)
     _check_task_keys(metadata, task, files, label)
+    _check_selftest(metadata, files, label)
     for key in ("family", "quantization"):
         _require(metadata, key, str, label, "a string")
     _require(metadata, "metrics", dict, label, "an object")

@@ -5,7 +5,7 @@ through ``FolderFiles`` or ``ArchiveFiles``, then ``read_metadata`` and ``read_l
 
 - ``metadata.json`` (at most ``MAX_METADATA_BYTES``) must match the schema that
   ``validate_metadata`` checks: types, required keys, every file the runtime opens (model,
-  vocabulary, tokenizer settings) listed in the sha256 table ``files`` under a bare file name
+  vocabulary, tokenizer settings, self-test) listed in the sha256 table ``files`` under a bare file name
   (no folder, ``..`` or absolute path). Each problem is one ``ValueError`` naming the bundle and
   the key.
 - Each listed file must be a regular file (not a link, folder or device) whose size, taken from

@@ -14,6 +14,29 @@ import numpy as np
 
 from bigmodels.run_folder import ExportReport, RunConfig, RunMetrics, load_run_dataset
 
+SELFTEST_EXAMPLES = 16  # a bundle's self-test holds 8 to 16 examples (fewer only if the test split has)
+MIN_SELFTEST_EXAMPLES = 8
+
+
+@dataclass
+class SelfTestExamples:
+    """The examples a bundle's self-test (selftest.json) stores, as the task chose them.
+
+    Attributes:
+        model_inputs: what the TFLite file takes for them (uint8 pixels, int32 ids, latents).
+        stored: selftest.json's "inputs": what a device starts from (raw pixels, raw strings
+            and their token ids, latent vectors), arrays in ``bigmodels.lite.selftest``'s form.
+        classes: each example's class name (None where it has none).
+        class_names: the model's classes, in output order.
+        selection: how the examples were chosen, as selftest.json records it.
+    """
+
+    model_inputs: np.ndarray
+    stored: dict
+    classes: list
+    class_names: list[str]
+    selection: str
+
 
 @dataclass
 class ExportSubject:
@@ -36,6 +59,7 @@ class ExportSubject:
         extra_files: run files the export and its bundle carry (the text vocabulary).
         to_outputs: a TFLite runner's raw outputs -> what ``compare`` takes.
         record_input: whether each TFLite entry records its input dtype and quantization.
+        selftest: the examples the bundle's self-test stores (the shipped file runs on them).
     """
 
     model: object
@@ -53,6 +77,7 @@ class ExportSubject:
     extra_files: tuple[Path, ...] = ()
     to_outputs: Callable[[np.ndarray], np.ndarray] = staticmethod(lambda outputs: outputs)
     record_input: bool = False
+    selftest: SelfTestExamples | None = None
 
 
 @dataclass
@@ -134,6 +159,22 @@ class Task:
     def bundle_parts(
         self, config: RunConfig, report: ExportReport, artifact: dict, run_metrics: RunMetrics
     ) -> BundleParts:
+        raise NotImplementedError
+
+    def selftest_examples(self, dataset, config: RunConfig) -> SelfTestExamples:
+        """The examples a bundle's self-test stores: 8 to 16, chosen across the classes, seeded."""
+        raise NotImplementedError
+
+    def selftest_expectations(
+        self, examples: SelfTestExamples, outputs: np.ndarray, output_quantization, gate: dict
+    ) -> dict:
+        """selftest.json's "expected" and "tolerance": what the shipped file gave for ``examples``
+        (``outputs``, after ``ExportSubject.to_outputs``) and how far a device may differ.
+
+        Args:
+            output_quantization: the file's output (scale, zero point); scale 0 for float output.
+            gate: the export's parity gate (``ExportSubject.gate``).
+        """
         raise NotImplementedError
 
     # What the apps print: the export table's task columns (title, report key, width, decimals),

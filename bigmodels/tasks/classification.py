@@ -6,9 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.lite.selftest import CLASSIFIER_RULE, score_tolerance
 from bigmodels.quality.classification import classification_report, plot_confusion_matrix, plot_history
 from bigmodels.run_folder import load_run_model, record_entries, write_json
-from bigmodels.tasks.base import BundleParts, ExportSubject, Task, data_fields
+from bigmodels.tasks.base import (
+    SELFTEST_EXAMPLES,
+    BundleParts,
+    ExportSubject,
+    SelfTestExamples,
+    Task,
+    data_fields,
+)
 from bigmodels.training.classifier import fit_classifier
 
 INTENDED_USE = (
@@ -69,6 +77,19 @@ def representative_examples(dataset, count: int = CALIBRATION_EXAMPLES) -> np.nd
     features, _ = dataset.arrays["train"]
     order = np.random.default_rng(dataset.seed).permutation(len(features))[:count]
     return features[order]
+
+
+def round_robin(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` indices of ``labels``, one class after the other (each class's examples in a
+    seeded order) until ``count`` are taken or none is left: the self-test covers the classes."""
+    rng = np.random.default_rng(seed)
+    queues = [list(rng.permutation(np.flatnonzero(labels == value))) for value in np.unique(labels)]
+    chosen = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(int(queue.pop(0)))
+    return np.asarray(chosen, dtype=np.int64)
 
 
 class ClassificationTask(Task):
@@ -151,8 +172,40 @@ class ClassificationTask(Task):
                 "test_split": dataset.info.test_split,
             },
             record_input=True,
+            selftest=self.selftest_examples(dataset, config),
             **self.serving(run_dir, dataset, features),
         )
+
+    def selftest_examples(self, dataset, config) -> SelfTestExamples:
+        """Test-split examples, round-robin over the classes (seeded by the run's seed)."""
+        features, labels = dataset.arrays["test"]
+        indices = round_robin(labels, self.selftest_count(features), dataset.seed)
+        names = list(dataset.info.class_names)
+        return SelfTestExamples(
+            model_inputs=features[indices],
+            stored=self.selftest_inputs(dataset, indices),
+            classes=[names[int(labels[index])] for index in indices],
+            class_names=names,
+            selection=f"round-robin over the test split's classes, seed {dataset.seed}",
+        )
+
+    def selftest_count(self, features: np.ndarray) -> int:
+        return SELFTEST_EXAMPLES
+
+    def selftest_inputs(self, dataset, indices: np.ndarray) -> dict:
+        """selftest.json's "inputs" for the test examples at ``indices``."""
+        raise NotImplementedError
+
+    def selftest_expectations(self, examples, outputs, output_quantization, gate) -> dict:
+        """The top-1 label and every score; one output step (or 1e-4 for float output) of tolerance."""
+        names = examples.class_names
+        return {
+            "expected": {
+                "labels": [names[int(index)] for index in np.argmax(outputs, axis=-1)],
+                "scores": np.asarray(outputs, dtype=np.float32).tolist(),
+            },
+            "tolerance": {"score": score_tolerance(output_quantization), "rule": CLASSIFIER_RULE},
+        }
 
     def serving(self, run_dir: Path, dataset, features) -> dict:
         """How the SavedModel is served: the ExportSubject fields that differ by input kind."""

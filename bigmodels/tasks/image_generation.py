@@ -11,16 +11,26 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.lite.latents import latents_for_class
+from bigmodels.lite.selftest import GENERATOR_RULE, encode_array
 from bigmodels.models import uint8_generator
 from bigmodels.quality.classification import plot_history
 from bigmodels.quality.generation import GeneratedImageScorer, call_in_batches
 from bigmodels.run_folder import load_run_model, read_run, write_json
-from bigmodels.tasks.base import BundleParts, ExportSubject, Task, data_fields
+from bigmodels.tasks.base import (
+    SELFTEST_EXAMPLES,
+    BundleParts,
+    ExportSubject,
+    SelfTestExamples,
+    Task,
+    data_fields,
+)
 from bigmodels.training.gan import SCORE_SEED, drawn_classes, fit_gan, fixed_latents, generate_uint8
 
 SCORE_CLASSIFIER_FOLDER = "score_classifier"
 SCORE_CLASSIFIER_EPOCHS = 8
 SCORE_SAMPLES = 2000
+SELFTEST_SEED = 2024  # the self-test's latent vectors: fixed, and not among the score latents
 GENERATOR_MODES = ("float32", "dynamic", "float16", "int8")
 INTENDED_USE = (
     "Generates images like its training data, for augmentation, demos and tests. It reproduces "
@@ -240,7 +250,40 @@ class ImageGeneration(Task):
             serving_inputs=latents,
             saved_model_fields={"input": "float32 latent vectors", "output": "uint8 images"},
             to_outputs=lambda outputs: np.clip(np.round(outputs), 0, 255).astype(np.uint8),
+            selftest=self.selftest_examples(dataset, config),
         )
+
+    def selftest_examples(self, dataset, config) -> SelfTestExamples:
+        """Seeded latent vectors; a generator conditioned on the class draws the classes in turn."""
+        args, names = config["model_args"], list(dataset.info.class_names)
+        latents = fixed_latents(SELFTEST_EXAMPLES, args["latent_size"], SELFTEST_SEED)
+        classes = [None] * len(latents)
+        selection = f"standard normal latent vectors, seed {SELFTEST_SEED}"
+        if args.get("code_from_labels"):  # the class code is the labels: cover them round-robin
+            drawn = np.arange(len(latents)) % args["code_classes"]
+            for index in np.unique(drawn):
+                latents[drawn == index] = latents_for_class(
+                    latents[drawn == index], index, args["code_classes"]
+                )
+            classes = [names[index] for index in drawn]
+            selection += ", each class's code in turn"
+        return SelfTestExamples(
+            model_inputs=latents,
+            stored={"latents": encode_array(latents)},
+            classes=classes,
+            class_names=names,
+            selection=selection,
+        )
+
+    def selftest_expectations(self, examples, outputs, output_quantization, gate) -> dict:
+        """The uint8 images; each may differ on average by the parity gate's pixel levels."""
+        return {
+            "expected": {"images": encode_array(outputs.astype(np.uint8))},
+            "tolerance": {
+                "mean_abs_pixel_difference": float(gate["max_mean_abs_pixel_difference"]),
+                "rule": GENERATOR_RULE,
+            },
+        }
 
     def bundle_parts(self, config, report, artifact, run_metrics) -> BundleParts:
         args = config["model_args"]

@@ -1,6 +1,8 @@
 """Text classification: a WordPiece vocabulary learned from the run's texts; token ids in on
 the device (string ops are not TFLite builtins), raw strings in the SavedModel."""
 
+import numpy as np
+
 from bigmodels.convert.tflite import DEFAULT_TEXT_MODES, QUANTIZATION_MODES
 from bigmodels.data.vocabulary import (
     TOKENIZER_FILE,
@@ -11,6 +13,7 @@ from bigmodels.data.vocabulary import (
     prepare_text,
     tokenize_dataset,
 )
+from bigmodels.lite.selftest import encode_array
 from bigmodels.run_folder import load_run_dataset, text_options
 from bigmodels.tasks.classification import ClassificationTask
 
@@ -45,6 +48,14 @@ class TextClassification(ClassificationTask):
             "serving_tokenizer": keras_tokenizer(*load_tokenizer(run_dir)),
             "saved_model_fields": {"input": "raw strings (tokenizer inside)"},
             "extra_files": (run_dir / VOCABULARY_FILE, run_dir / TOKENIZER_FILE),
+        }
+
+    def selftest_inputs(self, dataset, indices) -> dict:
+        """The raw strings and the training tokenizer's ids for them (a device's tokenizer must
+        give the same ids)."""
+        return {
+            "texts": [str(text) for text in dataset.texts["test"][indices]],
+            "token_ids": encode_array(dataset.arrays["test"][0][indices].astype(np.int32)),
         }
 
     def input_spec(self, config: dict, artifact: dict) -> dict:

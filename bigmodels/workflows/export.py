@@ -15,8 +15,10 @@ from bigmodels.convert.artifacts import (
     saved_model_outputs,
     tflite_artifact,
 )
-from bigmodels.convert.bundle import write_bundle
+from bigmodels.convert.bundle import shipped_artifact, write_bundle
 from bigmodels.convert.tflite import export_saved_model, parse_quantization
+from bigmodels.lite.runtime import TFLiteModel
+from bigmodels.lite.selftest import SELFTEST_FORMAT, SELFTEST_FORMAT_VERSION
 from bigmodels.run_folder import ExportReport, read_run, record_entries, staged_folder, write_json
 from bigmodels.tasks import task_of
 
@@ -45,10 +47,10 @@ def export_run(
     """Exports a run: SavedModel, one TFLite file per mode, each verified on the test split.
 
     Writes RUN_DIR/export/ (saved_model/, model_<mode>.tflite or generator_<mode>.tflite,
-    report.json, bundle/ and bundle.zip; for text also vocabulary.txt and tokenizer.json)
-    atomically: the folder appears only once every artifact has been converted and checked. A
-    text model's SavedModel takes raw strings (tokenizer in the graph); its TFLite files take
-    int32 token ids.
+    report.json, bundle/ and bundle.zip, whose selftest.json holds stored test examples and the
+    shipped file's outputs for them; for text also vocabulary.txt and tokenizer.json) atomically:
+    the folder appears only once every artifact has been converted and checked. A text model's
+    SavedModel takes raw strings (tokenizer in the graph); its TFLite files take int32 token ids.
 
     Args:
         run_dir: a finished run folder.
@@ -91,7 +93,13 @@ def export_run(
             "chosen": choose_smallest(shippable, subject.criterion),
             "parity_gate": {**subject.gate, "passed": not failures, "failures": failures},
         }
-        report["bundle"] = write_bundle(staging, run_dir, config, report, task, artifact_file=bundle_artifact)
+        shipped = shipped_artifact(report, bundle_artifact)
+        selftest = None
+        if shipped and subject.selftest is not None:
+            selftest = selftest_document(task, subject, staging / shipped["file"])
+        report["bundle"] = write_bundle(
+            staging, run_dir, config, report, task, artifact_file=bundle_artifact, selftest=selftest
+        )
         write_json(staging / "report.json", report)
     return report
 
@@ -126,3 +134,22 @@ def tflite_entry(subject, mode: str, staging: Path, latency_repeats: int) -> dic
             "quantization": [float(q) for q in runner.input_detail["quantization"]],
         }
     return entry
+
+
+def selftest_document(task, subject, model_path: Path) -> dict:
+    """selftest.json: the task's stored examples and what the shipped file gives for them on
+    ai-edge-litert, as one batch (the batch a device's self-test runs)."""
+    examples = subject.selftest
+    runner = TFLiteModel(model_path, num_threads=1)
+    outputs = subject.to_outputs(runner.predict(examples.model_inputs))
+    quantization = tuple(float(q) for q in runner.output_detail["quantization"])
+    return {
+        "format": SELFTEST_FORMAT,
+        "format_version": SELFTEST_FORMAT_VERSION,
+        "model_file": model_path.name,
+        "examples": len(examples.model_inputs),
+        "selection": examples.selection,
+        "classes": examples.classes,
+        "inputs": examples.stored,
+        **task.selftest_expectations(examples, outputs, quantization, subject.gate),
+    }
