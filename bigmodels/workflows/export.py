@@ -16,6 +16,7 @@ from bigmodels.convert.artifacts import (
     tflite_artifact,
 )
 from bigmodels.convert.bundle import write_bundle
+from bigmodels.convert.micro import export_micro
 from bigmodels.convert.tflite import export_saved_model, parse_quantization
 from bigmodels.run_folder import ExportReport, read_run, record_entries, staged_folder, write_json
 from bigmodels.tasks import task_of
@@ -45,7 +46,8 @@ def export_run(
     """Exports a run: SavedModel, one TFLite file per mode, each verified on the test split.
 
     Writes RUN_DIR/export/ (saved_model/, model_<mode>.tflite or generator_<mode>.tflite,
-    report.json, bundle/ and bundle.zip; for text also vocabulary.txt and tokenizer.json)
+    report.json, bundle/ and bundle.zip, micro/ when TFLite Micro runs the int8 file; for text
+    also vocabulary.txt and tokenizer.json)
     atomically: the folder appears only once every artifact has been converted and checked. A
     text model's SavedModel takes raw strings (tokenizer in the graph); its TFLite files take
     int32 token ids.
@@ -63,7 +65,9 @@ def export_run(
             (default: the chosen one, the smallest within the parity gate).
 
     Returns:
-        The report; ``report["parity_gate"]["passed"]`` is False when an artifact failed the gate.
+        The report; ``report["parity_gate"]["passed"]`` is False when an artifact failed the gate;
+        ``report["micro"]`` has the int8 file's flash, measured arena and ops on TFLite Micro, or
+        one line (``"skipped"``) naming the op TFLite Micro lacks.
 
     Example:
         report = export_run("saved_models/digits", quantization=["float32", "int8"])
@@ -90,6 +94,7 @@ def export_run(
             "artifacts": artifacts,
             "chosen": choose_smallest(shippable, subject.criterion),
             "parity_gate": {**subject.gate, "passed": not failures, "failures": failures},
+            "micro": export_micro(staging, artifacts, subject.examples),
         }
         report["bundle"] = write_bundle(staging, run_dir, config, report, task, artifact_file=bundle_artifact)
         write_json(staging / "report.json", report)
