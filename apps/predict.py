@@ -7,12 +7,15 @@ Usage:
     python apps/predict.py --bundle gan/export/bundle.zip --count 16 --seed 0 --out samples/
     python apps/predict.py --bundle gan/export/bundle.zip --count 16 --label 7 --out sevens/   # conditioned
     python apps/predict.py --bundle saved_models/demo/export/bundle.zip --selftest
+    python apps/predict.py --bundle digits/export/bundle.zip --runtime tflm photo.png  # TFLite Micro, int8
 
 Image bundles take image files and folders of them (or, with -, paths on stdin); text bundles
 take text files (one text per line), -, or the texts themselves. Each input gives one JSON line:
 {"input", "label", "score", "scores"} or {"input", "error"}, where "input" is the input cut to
 200 characters (then ending in "… (N characters)"). An unreadable input is reported and the
-others go on; the exit code is then 1 (2 when the bundle itself cannot be used).
+others go on; the exit code is then 1 (2 when the bundle itself cannot be used). ``--runtime tflm``
+runs the bundle's int8 model on TensorFlow Lite Micro's interpreter (the tflite-micro package), as a
+microcontroller would, with the same inputs and outputs.
 
 --selftest runs the examples stored in the bundle (selftest.json) and prints one JSON line,
 {"passed", "total", "failures", "model_file"}; the exit code is 0 only when every example gives
@@ -36,6 +39,12 @@ def parse_args(argv=None):
     parser.add_argument("inputs", nargs="*", help="image files or folders, text files, texts, or - for stdin")
     parser.add_argument("--top-k", dest="top_k", type=int, default=3, help="scores to print per input")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--runtime",
+        choices=("litert", "tflm"),
+        default="litert",
+        help="ai-edge-litert, or TensorFlow Lite Micro (int8 bundles) as a microcontroller runs it",
+    )
     parser.add_argument("--count", type=int, default=16, help="images to generate (generator bundles)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (generator bundles)")
     parser.add_argument("--out", default=None, help="folder for generated PNGs (generator bundles)")
@@ -135,7 +144,7 @@ def selftest(bundle, args) -> int:
 def main(args) -> int:
     from bigmodels.lite import load_bundle
 
-    bundle = load_bundle(args.bundle, num_threads=args.threads)
+    bundle = load_bundle(args.bundle, num_threads=args.threads, runtime=args.runtime)
     if args.selftest:
         return selftest(bundle, args)
     if bundle.task == "image_generation":

@@ -119,6 +119,7 @@ class ExportReport(TypedDict, total=False):
     artifacts: list[dict]
     chosen: dict
     parity_gate: ParityGate
+    micro: dict  # the int8 file on TFLite Micro: flash, measured arena, ops, or why not
     bundle: dict
 
 

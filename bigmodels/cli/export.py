@@ -17,6 +17,22 @@ def print_export_table(report: dict) -> None:
         cells = "".join(f"{artifact[key]:>{width}.{decimals}f}" for _, key, width, decimals in columns)
         print(f"{artifact['file']:<26}{cells}{_sizes_and_latency(artifact)}")
     _print_chosen_and_failures(report, task)
+    _print_micro(report.get("micro"))
+
+
+def _print_micro(micro: dict | None) -> None:
+    """One line on TensorFlow Lite Micro: the folder and its figures, or why it was skipped."""
+    if not micro:
+        return
+    if not micro.get("folder"):
+        print(f"micro: {micro['skipped']}")
+        return
+    compared = "equal to" if micro["equal_to_litert"] else "NOT equal to"
+    print(
+        f"micro: export/{micro['folder']}/ ({micro['file']}): flash {micro['flash_bytes']:,} bytes, "
+        f"arena {micro['arena_bytes']:,} bytes, {len(micro['ops'])} ops; outputs {compared} "
+        f"ai-edge-litert's on {micro['compared']} examples"
+    )
 
 
 def _sizes_and_latency(artifact: dict) -> str:

@@ -18,12 +18,26 @@ BUNDLE_FOLDER = "bundle"
 BUNDLE_ARCHIVE = "bundle.zip"
 
 
-def _model_card(metadata: dict, run_metrics: dict, parts) -> str:
+def micro_facts(micro: dict | None) -> list[str]:
+    """The model card's line on microcontrollers, from the export report's "micro" entry."""
+    if not micro:
+        return []
+    if micro.get("folder"):
+        return [
+            f"Microcontrollers (TensorFlow Lite Micro): `{micro['file']}` takes {micro['flash_bytes']:,} "
+            f"bytes of flash and a {micro['arena_bytes']:,}-byte tensor arena (measured with tflite-micro's "
+            f"interpreter); `export/{micro['folder']}/` has the C array and its op resolver"
+        ]
+    return [f"Microcontrollers (TensorFlow Lite Micro): not available: {micro['skipped']}"]
+
+
+def _model_card(metadata: dict, run_metrics: dict, parts, micro: dict | None = None) -> str:
     metrics = metadata["metrics"]
     facts = [
         f"Model file: `{metadata['model_file']}` ({metadata['quantization']}), "
         f"{metrics['size_bytes']:,} bytes ({metrics['gzip_bytes']:,} gzipped)",
         f"Latency: {metrics['latency_ms_1_thread']} ms per example, 1 thread, on the export machine",
+        *micro_facts(micro),
         f"Data source: `{run_metrics.get('data_source')}`; examples per split: {run_metrics.get('counts')}",
         *parts.card_facts,
     ]
@@ -116,7 +130,8 @@ def write_bundle(
     if selftest is not None:
         (folder / SELFTEST_FILE).write_text(json.dumps(selftest, ensure_ascii=False) + "\n", encoding="utf-8")
         metadata["selftest"] = {"file": SELFTEST_FILE, "examples": selftest["examples"]}
-    (folder / "MODEL_CARD.md").write_text(_model_card(metadata, run_metrics, parts), encoding="utf-8")
+    card = _model_card(metadata, run_metrics, parts, report.get("micro"))
+    (folder / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     metadata["files"] = {
         path.name: {"sha256": sha256_of(path), "size_bytes": path.stat().st_size}
         for path in sorted(folder.iterdir())

@@ -40,6 +40,7 @@ from bigmodels.lite.bundle_format import (
 from bigmodels.lite.images import load_image, to_array
 from bigmodels.lite.latents import code_categories, latents_for_class
 from bigmodels.lite.metadata import metadata_error, validate_metadata
+from bigmodels.lite.micro import MicroModel
 from bigmodels.lite.runtime import TFLiteModel
 from bigmodels.lite.selftest import read_selftest, selftest_result
 from bigmodels.lite.tokenizer import WordPieceTokenizer
@@ -77,7 +78,28 @@ __all__ = [
 ]
 
 
-def _load_model(content: bytes, metadata: dict, label: str, num_threads: int) -> TFLiteModel:
+RUNTIMES = ("litert", "tflm")
+
+
+def _load_micro_model(content: bytes, metadata: dict, label: str) -> MicroModel:
+    """The bundle's model on TensorFlow Lite Micro, which runs full-integer (int8) models."""
+    if metadata["quantization"] != "int8":
+        raise ValueError(
+            f"{label}: TensorFlow Lite Micro runs int8 models and this bundle's {metadata['model_file']} "
+            f"is {metadata['quantization']}; export with --quantization int8 (and --bundle-artifact "
+            "with its int8 file when another one was chosen)"
+        )
+    try:
+        return MicroModel(content).check()
+    except ValueError as error:  # an op TFLM lacks, or tflite-micro not installed
+        raise ValueError(f"{label}: {error}; run it with ai-edge-litert instead") from error
+
+
+def _load_model(content: bytes, metadata: dict, label: str, num_threads: int, runtime: str) -> TFLiteModel:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime '{runtime}'; choose {' or '.join(RUNTIMES)}")
+    if runtime == "tflm":
+        return _load_micro_model(content, metadata, label)
     try:
         return TFLiteModel(content, num_threads=num_threads)
     except (ValueError, RuntimeError, IndexError) as error:  # IndexError: a model without inputs
@@ -146,9 +168,11 @@ class Bundle:
         num_threads: int = 1,
         contents: dict[str, bytes] | None = None,
         label: str | None = None,
+        runtime: str = "litert",
     ):
         """``contents``: the listed files' verified bytes (``load_bundle`` passes them); without
-        them, ``metadata`` is validated and the files are read from ``folder`` and verified."""
+        them, ``metadata`` is validated and the files are read from ``folder`` and verified.
+        ``runtime``: "litert" (ai-edge-litert) or "tflm" (TensorFlow Lite Micro, int8 files)."""
         label = label or str(folder)
         if contents is None:
             metadata = validate_metadata(metadata, label)
@@ -158,7 +182,7 @@ class Bundle:
         # selftest.json's verified bytes (bundles exported before the self-test have none)
         self._selftest_bytes = contents.get(metadata.get("selftest", {}).get("file"))
         self.class_names = metadata.get("class_names", [])
-        self.model = _load_model(contents[metadata["model_file"]], metadata, label, num_threads)
+        self.model = _load_model(contents[metadata["model_file"]], metadata, label, num_threads, runtime)
         self.tokenizer = None
         if self.task == "text_classification":
             self.tokenizer = _load_tokenizer(contents, metadata, label)
@@ -268,8 +292,11 @@ def run_selftest(path: str | Path, *, num_threads: int = 1) -> dict:
     return load_bundle(path, num_threads=num_threads).selftest()
 
 
-def load_bundle(path: str | Path, *, num_threads: int = 1) -> Bundle:
+def load_bundle(path: str | Path, *, num_threads: int = 1, runtime: str = "litert") -> Bundle:
     """Loads a bundle folder or its .zip archive after verifying it (see ``bigmodels.lite.verify``).
+
+    ``runtime="tflm"`` runs the bundle's int8 model on TensorFlow Lite Micro's interpreter (the
+    ``tflite-micro`` package) instead of ai-edge-litert: what a microcontroller computes.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -288,7 +315,7 @@ def load_bundle(path: str | Path, *, num_threads: int = 1) -> Bundle:
         contents = read_listed_files(files, metadata, label)
     finally:
         files.close()
-    bundle = Bundle(path, metadata, num_threads=num_threads, contents=contents, label=label)
+    bundle = Bundle(path, metadata, num_threads=num_threads, contents=contents, label=label, runtime=runtime)
     bundle._temporary = None
     if isinstance(files, ArchiveFiles):  # verified: only now is anything written
         bundle._temporary = tempfile.TemporaryDirectory(prefix="bigmodels-bundle-")

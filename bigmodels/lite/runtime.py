@@ -35,12 +35,18 @@ class TFLiteModel:
         probabilities = model.predict(images_uint8)  # (N, num_classes) float32
     """
 
-    def __init__(self, model: str | Path | bytes, *, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model: str | Path | bytes, *, num_threads: int = 1, xnnpack: bool = True):
+        """``xnnpack=False`` runs TFLite's builtin kernels only: the integer arithmetic TFLite Micro's
+        kernels share (but for rare one-step differences in int8 SOFTMAX); XNNPACK, the default,
+        rounds int8 differently, by a few steps on some inputs."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
+        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         with quiet_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
-            self._interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self._interpreter = Interpreter(
+                model_content=content, num_threads=num_threads, experimental_op_resolver_type=resolver
+            )
             self._interpreter.allocate_tensors()
         self.input_detail = self._interpreter.get_input_details()[0]
         self.output_detail = self._interpreter.get_output_details()[0]

@@ -76,7 +76,9 @@ class CodeEmbedding(keras.layers.Layer):
         return tf.argmax(latent[:, :classes], axis=-1, output_type="int32")
 
     def call(self, latent):
-        return keras.ops.take(self.embeddings, self.category(latent, self.classes), axis=0)
+        # tf.gather, not keras.ops.take: take wraps negative indices with an int32 SELECT_V2, which
+        # TFLite Micro lacks; an argmax is never negative, so the lookup is the same.
+        return tf.gather(self.embeddings, self.category(latent, self.classes), axis=0)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)

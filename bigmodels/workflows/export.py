@@ -16,6 +16,7 @@ from bigmodels.convert.artifacts import (
     tflite_artifact,
 )
 from bigmodels.convert.bundle import shipped_artifact, write_bundle
+from bigmodels.convert.micro import export_micro
 from bigmodels.convert.tflite import export_saved_model, parse_quantization
 from bigmodels.lite.runtime import TFLiteModel
 from bigmodels.lite.selftest import SELFTEST_FORMAT, SELFTEST_FORMAT_VERSION
@@ -48,9 +49,10 @@ def export_run(
 
     Writes RUN_DIR/export/ (saved_model/, model_<mode>.tflite or generator_<mode>.tflite,
     report.json, bundle/ and bundle.zip, whose selftest.json holds stored test examples and the
-    shipped file's outputs for them; for text also vocabulary.txt and tokenizer.json) atomically:
-    the folder appears only once every artifact has been converted and checked. A text model's
-    SavedModel takes raw strings (tokenizer in the graph); its TFLite files take int32 token ids.
+    shipped file's outputs for them, micro/ when TFLite Micro runs the int8 file; for text also
+    vocabulary.txt and tokenizer.json) atomically: the folder appears only once every artifact has
+    been converted and checked. A text model's SavedModel takes raw strings (tokenizer in the
+    graph); its TFLite files take int32 token ids.
 
     Args:
         run_dir: a finished run folder.
@@ -65,7 +67,9 @@ def export_run(
             (default: the chosen one, the smallest within the parity gate).
 
     Returns:
-        The report; ``report["parity_gate"]["passed"]`` is False when an artifact failed the gate.
+        The report; ``report["parity_gate"]["passed"]`` is False when an artifact failed the gate;
+        ``report["micro"]`` has the int8 file's flash, measured arena and ops on TFLite Micro, or
+        one line (``"skipped"``) naming the op TFLite Micro lacks.
 
     Example:
         report = export_run("saved_models/digits", quantization=["float32", "int8"])
@@ -92,6 +96,7 @@ def export_run(
             "artifacts": artifacts,
             "chosen": choose_smallest(shippable, subject.criterion),
             "parity_gate": {**subject.gate, "passed": not failures, "failures": failures},
+            "micro": export_micro(staging, artifacts, subject.examples),
         }
         shipped = shipped_artifact(report, bundle_artifact)
         selftest = None
