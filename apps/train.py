@@ -25,7 +25,7 @@ def parse_args(argv=None):
 
 def main(args) -> int:
     run_dir, metrics = train_from_args(args)
-    task = bigmodels.task_of(bigmodels.read_run(run_dir)[1]["model"])
+    task = bigmodels.task_of(metrics["model"])  # not read from run_dir: a non-chief worker has none
     print(f"{task.training_summary(metrics)}; run folder: {run_dir}")
     return 0
 

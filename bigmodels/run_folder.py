@@ -81,6 +81,7 @@ class RunConfig(TypedDict, total=False):
 class RunMetrics(TypedDict, total=False):
     """metrics.json: test-split quality and what the data was (every task writes the data part)."""
 
+    model: str  # the registered model (runs trained by train_run)
     test_accuracy: float  # classifiers
     num_test_examples: int
     classifier_score: float  # generators

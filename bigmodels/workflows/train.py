@@ -162,7 +162,12 @@ def _train_into(
     keras.utils.set_random_seed(seed)  # the initial weights too: same seed, same run
     model = get_builder(model_name)(**{k: v for k, v in resolved.items() if k != "variant_chosen_by"})
     write_json(staging / "config.json", _ordered(config))
-    return task.fit_into(staging, model, dataset, config, verbose=verbose, callbacks=callbacks)
+    metrics = task.fit_into(staging, model, dataset, config, verbose=verbose, callbacks=callbacks)
+    # The model's name too, so a reader of metrics.json alone (a non-chief worker, whose run
+    # folder is the chief's) knows which task's summary applies.
+    metrics = {"model": model_name, **metrics}
+    write_json(staging / "metrics.json", metrics)
+    return metrics
 
 
 CONFIG_ORDER = ("model", "model_args", "data", "training", "bigmodels_version", "model_chosen_by")
