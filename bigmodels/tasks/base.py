@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bigmodels.run_folder import ExportReport, RunConfig, RunMetrics, load_run_dataset
+from bigmodels.run_folder import load_run_dataset
+from bigmodels.run_records import ExportReport, RunConfig, RunMetrics
 
 SELFTEST_EXAMPLES = 16  # a bundle's self-test holds 8 to 16 examples (fewer only if the test split has)
 MIN_SELFTEST_EXAMPLES = 8

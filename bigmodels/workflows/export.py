@@ -20,7 +20,8 @@ from bigmodels.convert.micro import export_micro
 from bigmodels.convert.tflite import export_saved_model, parse_quantization
 from bigmodels.lite.runtime import TFLiteModel
 from bigmodels.lite.selftest import SELFTEST_FORMAT, SELFTEST_FORMAT_VERSION
-from bigmodels.run_folder import ExportReport, read_run, record_entries, staged_folder, write_json
+from bigmodels.run_folder import read_run, record_entries, staged_folder, write_json
+from bigmodels.run_records import ExportReport
 from bigmodels.tasks import task_of
 
 

@@ -17,11 +17,11 @@ from bigmodels.models.arguments import resolve_model_args
 from bigmodels.models.registry import get_builder
 from bigmodels.run_folder import (
     TEXT_DATA_OPTIONS,
-    RunMetrics,
     check_output_folder,
     staged_run_folder,
     write_json,
 )
+from bigmodels.run_records import RunMetrics
 from bigmodels.tasks import default_model_for, task_of
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 
