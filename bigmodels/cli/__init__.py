@@ -19,6 +19,7 @@ from bigmodels.cli.export import (
     print_export_table,
     print_stage_table,
 )
+from bigmodels.cli.serve import bundle_server
 from bigmodels.cli.training import add_training_flags, parse_model_arguments, train_from_args
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ArgumentParser",
     "add_export_flags",
     "add_training_flags",
+    "bundle_server",
     "check_export_flags",
     "describe_failure",
     "export_from_args",
