@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install demo test lint benchmark-cnn clean
+WEB := bigmodels/web
+WEB_STAMP := $(WEB)/runtime/.installed
+# apt-get needs root; CI runs as root, a developer's machine may need sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install demo test lint benchmark-cnn benchmark-browser web chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +24,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python apps/pipeline.py --out saved_models/demo --overwrite
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q tests --nbmake notebooks
+# The browser page's runtime: LiteRT.js from package-lock.json (npm ci), copied beside the page.
+$(WEB_STAMP): $(STAMP) $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/vendor.py $(WEB)/unicode_tables.py
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nodejs npm; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m bigmodels.web.vendor
+	touch $@
+
+web: $(WEB_STAMP)
+
+# Debian's Chromium, which the browser tests drive headless (Playwright with executable_path).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+# BIGMODELS_REQUIRE_BROWSER=1: a browser test that lacks node or Chromium fails instead of skipping.
+test: $(STAMP) web chromium
+	BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests --nbmake notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check bigmodels apps tests benchmarks
@@ -29,5 +48,8 @@ lint: $(STAMP)
 benchmark-cnn: $(STAMP)
 	$(BIN)/python benchmarks/cnn_mnist.py --data ../shared/data/mnist
 
+benchmark-browser: $(STAMP) web chromium
+	$(BIN)/python benchmarks/browser.py
+
 clean:
-	rm -rf $(VENV) saved_models/*/ .pytest_cache
+	rm -rf $(VENV) saved_models/*/ .pytest_cache $(WEB)/node_modules $(WEB)/runtime

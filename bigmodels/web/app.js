@@ -154,12 +154,12 @@ async function use(bundle) {
   Object.assign(api, {
     ready: true,
     task,
-    classify: async (rows) => (await page.model.predict(rows.map((row) => Uint8Array.from(row)))).map(Array.from),
+    classify: async (rows) => (await page.model.predict(rows.map((row) => Uint8Array.from(row)))).map((values) => Array.from(values)),
     classifyTexts: async (texts) => {
       const ids = texts.map((text) => page.tokenizer.encode(text));
-      return {ids: ids.map(Array.from), scores: (await page.model.predict(ids)).map(Array.from)};
+      return {ids: ids.map((values) => Array.from(values)), scores: (await page.model.predict(ids)).map((values) => Array.from(values))};
     },
-    generate: async (latents) => (await page.imagesFromLatents(latents.map((row) => Float32Array.from(row)))).map(Array.from),
+    generate: async (latents) => (await page.imagesFromLatents(latents.map((row) => Float32Array.from(row)))).map((values) => Array.from(values)),
   });
   showStatus(`Ready: ${page.metadata.family}, ${task}, ${page.metadata.model_file} (${page.metadata.quantization}).`);
   if (parameters.get('selftest') === '1') await selftest(page);
@@ -198,15 +198,35 @@ element('bundle-file').addEventListener('change', async (event) => {
   }
 });
 
-if ('serviceWorker' in navigator && parameters.get('offline') !== '0') {
-  navigator.serviceWorker.register('./sw.js').catch(() => {}); // offline use is a bonus, never a failure
+// Offline use: once the page is ready, the service worker keeps a copy of everything it loaded
+// (the LiteRT.js WebAssembly variant this browser picked, the bundle), so the next visit works
+// without the server. A browser without service workers (or a page not in a secure context:
+// http:// from another machine) just stays online-only.
+async function keepForOffline() {
+  if (!('serviceWorker' in navigator)) return;
+  try {
+    await navigator.serviceWorker.register('./sw.js');
+    const registration = await navigator.serviceWorker.ready;
+    const urls = [location.href, ...performance.getEntriesByType('resource').map((entry) => entry.name)]
+      .filter((url) => new URL(url).origin === location.origin);
+    const reply = new MessageChannel();
+    const done = new Promise((resolve) => { reply.port1.onmessage = (event) => resolve(event.data); });
+    registration.active.postMessage({keep: urls}, [reply.port2]);
+    api.offline = await done;
+  } catch (error) {
+    api.offline = {error: String(error.message ?? error)};
+  }
 }
 
 try {
   showStatus('Looking for a bundle…');
   const bundle = await servedBundle();
   if (bundle) await use(bundle);
-  else showStatus('No bundle served here: pick a bundle .zip.');
+  else {
+    showStatus('No bundle served here: pick a bundle .zip.');
+    api.waiting = true;
+  }
+  await keepForOffline();
 } catch (error) {
   showError(error);
 }

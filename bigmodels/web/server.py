@@ -35,14 +35,17 @@ def check_runtime() -> None:
         raise ValueError(MISSING_RUNTIME.format(runtime=RUNTIME / "litert"))
 
 
-def routes(bundle: Path) -> dict[str, Path | bytes]:
-    """URL path -> the file (or the bytes) served there; anything else is a 404."""
+def routes(bundle: Path | None) -> dict[str, Path | bytes]:
+    """URL path -> the file (or the bytes) served there; anything else is a 404. Without a
+    bundle, the page alone (it then asks for a .zip from disk)."""
     table: dict[str, Path | bytes] = {"/": WEB / "index.html"}
     table.update({f"/{path.name}": path for path in WEB.iterdir() if path.suffix in PAGE_SUFFIXES})
     for path in (RUNTIME / "litert").rglob("*"):
         if path.is_file():
             table["/" + path.relative_to(WEB).as_posix()] = path
     table["/runtime/unicode_tables.js"] = unicode_tables_js().encode("utf-8")
+    if bundle is None:
+        return table
     if bundle.is_dir():
         metadata = json.loads((bundle / "metadata.json").read_bytes())
         for name in ["metadata.json", *metadata["files"]]:
@@ -73,7 +76,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")  # the service worker keeps the offline copy
         self.end_headers()
         if body:
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the browser went away mid-file (a closed tab): nothing to answer
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self._send(body=True)
@@ -86,14 +92,14 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(bundle: Path, host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = False):
+def make_server(bundle: Path | None, host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = False):
     """A ThreadingHTTPServer for the page and ``bundle`` (call ``serve_forever``); port 0 picks a free one.
 
     Raises:
         ValueError: LiteRT.js is not beside the page (run make web), or the port cannot be opened.
     """
     check_runtime()
-    handler = partial(Handler, table=routes(Path(bundle)), quiet=quiet)
+    handler = partial(Handler, table=routes(None if bundle is None else Path(bundle)), quiet=quiet)
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except (OSError, socket.gaierror) as error:

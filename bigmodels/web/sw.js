@@ -11,6 +11,15 @@ self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
 });
 
+// The page sends what it loaded once it is ready; each is fetched again and kept.
+self.addEventListener('message', (event) => {
+  const urls = event.data?.keep ?? [];
+  event.waitUntil(caches.open(CACHE).then(async (cache) => {
+    const kept = await Promise.all(urls.map((url) => cache.add(url).then(() => true, () => false)));
+    event.ports[0]?.postMessage({kept: kept.filter(Boolean).length, of: urls.length});
+  }));
+});
+
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 self.addEventListener('fetch', (event) => {

@@ -1,0 +1,208 @@
+"""The browser page in headless Chromium (Debian's chromium, driven by Playwright): for each family
+the page's self-test passes and its outputs on the same inputs equal the Python runtime's; a
+tampered bundle is refused with a visible message, served or picked as a .zip, and never run; the
+page works offline after its first load; apps/serve.py refuses what the Python runtime refuses."""
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_bundle import exported_copy
+from web_helpers import ROOT, chromium_path
+
+from bigmodels.lite import latents_for_class, load_bundle
+from bigmodels.lite.selftest import decode_array
+from bigmodels.web.server import check_runtime, make_server
+
+TEXTS = ["what a lovely film", "Ìlera ní Yorùbá pè ní oògùn", "这部电影非常精彩", "STRASSE ﬁnance 😀 !!", "", "x" * 300]
+PAGE_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if ROOT.joinpath("bigmodels", "web", "runtime").exists() is False:
+        pytest.skip("LiteRT.js is not beside the page; run make web")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    executable = chromium_path()
+    check_runtime()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable)
+        yield chromium
+        chromium.close()
+
+
+class Served:
+    """The page and a bundle on a free port of 127.0.0.1, served from a thread."""
+
+    def __init__(self, bundle: Path | None):
+        self.server = make_server(bundle, port=0, quiet=True)
+        self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def open_page(browser, url: str, *, context=None):
+    """A new page at ``url`` once it is ready or has shown an error; the wasm requests it made."""
+    page = (context or browser.new_context()).new_page()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(url)
+    page.wait_for_function(
+        "window.bigmodels && (window.bigmodels.ready || window.bigmodels.error || window.bigmodels.waiting)",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    return page, requests
+
+
+@pytest.fixture(scope="module")
+def digits_bundle(digits_run, tmp_path_factory):
+    """A full-integer (int8 in, int8 out) image bundle: the page quantizes pixels itself."""
+    run_dir, _ = exported_copy(digits_run, tmp_path_factory.mktemp("web_digits"), quantization=["int8"])
+    return run_dir / "export" / "bundle"
+
+
+@pytest.fixture(scope="module")
+def text_bundle(text_export, text_run):
+    return text_run / "export" / "bundle"
+
+
+@pytest.fixture(scope="module")
+def gan_bundle(gan_run, tmp_path_factory):
+    run_dir, _ = exported_copy(gan_run, tmp_path_factory.mktemp("web_gan"), quantization=["float32"])
+    return run_dir / "export" / "bundle"
+
+
+def selftest_document(bundle: Path) -> dict:
+    return json.loads((bundle / "selftest.json").read_text(encoding="utf-8"))
+
+
+def compare_classifier(page, bundle: Path) -> dict:
+    python = load_bundle(bundle)
+    document = selftest_document(bundle)
+    tolerance = document["tolerance"]["score"] * (1 + 1e-5)
+    if python.tokenizer is None:
+        shape = [document["examples"], *python.metadata["input"]["shape"][1:]]
+        pixels = decode_array(document["inputs"]["pixels"], "", "inputs.pixels", "uint8", shape)
+        browser_scores = np.asarray(page.evaluate("rows => bigmodels.classify(rows)", pixels.reshape(len(pixels), -1).tolist()))
+        expected = python.model.predict(python.prepare(pixels))
+    else:
+        texts = document["inputs"]["texts"] + TEXTS
+        answer = page.evaluate("texts => bigmodels.classifyTexts(texts)", texts)
+        assert answer["ids"] == python.prepare(texts).tolist()  # the JavaScript tokenizer's ids
+        browser_scores, expected = np.asarray(answer["scores"]), python.model.predict(python.prepare(texts))
+    assert browser_scores.shape == expected.shape
+    assert np.abs(browser_scores - expected).max() <= tolerance
+    assert (browser_scores.argmax(axis=1) == expected.argmax(axis=1)).all()
+    return {"examples": len(expected), "identical": int((browser_scores == expected).all(axis=1).sum())}
+
+
+def compare_generator(page, bundle: Path) -> dict:
+    python = load_bundle(bundle)
+    document = selftest_document(bundle)
+    latents = decode_array(document["inputs"]["latents"], "", "inputs.latents", "float32", [document["examples"], python.metadata["latent_size"]])
+    entries = python.metadata["class_code"]["latent_entries"]
+    latents = np.concatenate([latents, latents_for_class(latents[:4], entries - 1, entries)])
+    images = np.asarray(page.evaluate("rows => bigmodels.generate(rows)", latents.tolist()))
+    expected = python.images_from_latents(latents).reshape(len(latents), -1)
+    differences = np.abs(images - expected.astype(np.int64)).mean(axis=1)
+    assert (differences <= document["tolerance"]["mean_abs_pixel_difference"]).all()
+    return {"examples": len(latents), "identical": int((images == expected).all(axis=1).sum())}
+
+
+@pytest.mark.parametrize("family", ["digits_bundle", "text_bundle", "gan_bundle"])
+def test_the_page_passes_the_selftest_and_equals_python(browser, family, request):
+    bundle = request.getfixturevalue(family)
+    with Served(bundle) as served:
+        page, _ = open_page(browser, served.url + "?selftest=1")
+        page.wait_for_function("window.bigmodels.selftest || window.bigmodels.error", timeout=PAGE_TIMEOUT_MS)
+        assert page.evaluate("window.bigmodels.error") is None
+        result = json.loads(page.text_content("#selftest"))
+        assert result == {"passed": result["total"], "total": selftest_document(bundle)["examples"]}
+        compare = compare_generator if family == "gan_bundle" else compare_classifier
+        print(family, compare(page, bundle))  # how many outputs were bit-identical to Python's
+        if family == "gan_bundle":
+            options = page.eval_on_selector_all("#class-picker option", "options => options.map(o => o.textContent)")
+            assert options[1:] == load_bundle(bundle).class_names  # the class picker of a conditioned generator
+        page.context.close()
+
+
+def tampered_copy(bundle: Path, folder: Path) -> Path:
+    copy = shutil.copytree(bundle, folder / "bundle")
+    model = copy / json.loads((copy / "metadata.json").read_text())["model_file"]
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    return copy
+
+
+def assert_refused(page, requests: list[str]) -> None:
+    assert page.is_visible("#error")
+    assert "does not match its sha256" in page.text_content("#error")
+    assert page.evaluate("window.bigmodels.ready") is False
+    assert not [url for url in requests if url.endswith(".wasm")]  # LiteRT.js never even loaded
+
+
+def test_a_tampered_bundle_is_refused_with_a_visible_message(browser, digits_bundle, tmp_path):
+    tampered = tampered_copy(digits_bundle, tmp_path)
+    with Served(tampered) as served:  # the test's own server: apps/serve.py would refuse it first
+        page, requests = open_page(browser, served.url + "?selftest=1")
+        assert_refused(page, requests)
+        assert "not run" in page.text_content("#selftest")
+        page.context.close()
+    archive = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        for path in sorted(tampered.iterdir()):
+            handle.write(path, f"bundle/{path.name}")
+    with Served(None) as served:  # no bundle served: pick one from disk
+        page, requests = open_page(browser, served.url)
+        assert "pick a bundle" in page.text_content("#status")
+        page.set_input_files("#bundle-file", str(archive))
+        page.wait_for_function("window.bigmodels.error", timeout=PAGE_TIMEOUT_MS)
+        assert_refused(page, requests)
+        page.context.close()
+
+
+def test_a_zip_picked_from_disk_runs_and_the_page_works_offline(browser, text_bundle, tmp_path):
+    context = browser.new_context()
+    with Served(None) as served:
+        page, _ = open_page(browser, served.url + "?selftest=1", context=context)
+        page.set_input_files("#bundle-file", str(text_bundle.with_name("bundle.zip")))
+        page.wait_for_function("window.bigmodels.selftest || window.bigmodels.error", timeout=PAGE_TIMEOUT_MS)
+        assert json.loads(page.text_content("#selftest"))["passed"] == selftest_document(text_bundle)["examples"]
+    with Served(text_bundle) as served:
+        page, _ = open_page(browser, served.url + "?selftest=1", context=context)
+        page.wait_for_function("window.bigmodels.offline", timeout=PAGE_TIMEOUT_MS)
+        assert page.evaluate("window.bigmodels.offline.kept") > 10
+        context.set_offline(True)
+        page.reload()
+        page.wait_for_function("window.bigmodels.selftest || window.bigmodels.error", timeout=PAGE_TIMEOUT_MS)
+        result = json.loads(page.text_content("#selftest"))
+        assert result["passed"] == result["total"]
+    context.close()
+
+
+def test_serve_app_refuses_a_tampered_bundle_in_one_line(digits_bundle, tmp_path):
+    tampered = tampered_copy(digits_bundle, tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "apps" / "serve.py"), "--bundle", str(tampered), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not match its sha256" in lines[0], result.stderr
