@@ -29,7 +29,8 @@ def main(args) -> int:
     server = bundle_server(args.bundle, host=args.host, port=args.port)
     host, port = server.server_address[:2]
     shown = "127.0.0.1" if host == "0.0.0.0" else host
-    print(f"serving {args.bundle} at http://{shown}:{port}/ (self-test: http://{shown}:{port}/?selftest=1); Ctrl+C stops", flush=True)
+    url = f"http://{shown}:{port}/"
+    print(f"serving {args.bundle} at {url} (self-test: {url}?selftest=1); Ctrl+C stops", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -14,13 +14,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_bundle import exported_copy
+from test_selftest import gan_bundle, text_bundle  # noqa: F401  (fixtures: the same bundles)
 from web_helpers import ROOT, chromium_path
 
 from bigmodels.lite import latents_for_class, load_bundle
 from bigmodels.lite.selftest import decode_array
 from bigmodels.web.server import check_runtime, make_server
 
-TEXTS = ["what a lovely film", "Ìlera ní Yorùbá pè ní oògùn", "这部电影非常精彩", "STRASSE ﬁnance 😀 !!", "", "x" * 300]
+TEXTS = [
+    "what a lovely film",
+    "Ìlera ní Yorùbá pè ní oògùn",
+    "这部电影非常精彩",
+    "STRASSE ﬁnance 😀 !!",
+    "",
+    "x" * 300,
+]
 PAGE_TIMEOUT_MS = 60_000
 
 
@@ -42,7 +50,7 @@ class Served:
 
     def __init__(self, bundle: Path | None):
         self.server = make_server(bundle, port=0, quiet=True)
-        self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):
@@ -74,17 +82,6 @@ def digits_bundle(digits_run, tmp_path_factory):
     return run_dir / "export" / "bundle"
 
 
-@pytest.fixture(scope="module")
-def text_bundle(text_export, text_run):
-    return text_run / "export" / "bundle"
-
-
-@pytest.fixture(scope="module")
-def gan_bundle(gan_run, tmp_path_factory):
-    run_dir, _ = exported_copy(gan_run, tmp_path_factory.mktemp("web_gan"), quantization=["float32"])
-    return run_dir / "export" / "bundle"
-
-
 def selftest_document(bundle: Path) -> dict:
     return json.loads((bundle / "selftest.json").read_text(encoding="utf-8"))
 
@@ -96,7 +93,9 @@ def compare_classifier(page, bundle: Path) -> dict:
     if python.tokenizer is None:
         shape = [document["examples"], *python.metadata["input"]["shape"][1:]]
         pixels = decode_array(document["inputs"]["pixels"], "", "inputs.pixels", "uint8", shape)
-        browser_scores = np.asarray(page.evaluate("rows => bigmodels.classify(rows)", pixels.reshape(len(pixels), -1).tolist()))
+        browser_scores = np.asarray(
+            page.evaluate("rows => bigmodels.classify(rows)", pixels.reshape(len(pixels), -1).tolist())
+        )
         expected = python.model.predict(python.prepare(pixels))
     else:
         texts = document["inputs"]["texts"] + TEXTS
@@ -112,7 +111,13 @@ def compare_classifier(page, bundle: Path) -> dict:
 def compare_generator(page, bundle: Path) -> dict:
     python = load_bundle(bundle)
     document = selftest_document(bundle)
-    latents = decode_array(document["inputs"]["latents"], "", "inputs.latents", "float32", [document["examples"], python.metadata["latent_size"]])
+    latents = decode_array(
+        document["inputs"]["latents"],
+        "",
+        "inputs.latents",
+        "float32",
+        [document["examples"], python.metadata["latent_size"]],
+    )
     entries = python.metadata["class_code"]["latent_entries"]
     latents = np.concatenate([latents, latents_for_class(latents[:4], entries - 1, entries)])
     images = np.asarray(page.evaluate("rows => bigmodels.generate(rows)", latents.tolist()))
@@ -134,8 +139,12 @@ def test_the_page_passes_the_selftest_and_equals_python(browser, family, request
         compare = compare_generator if family == "gan_bundle" else compare_classifier
         print(family, compare(page, bundle))  # how many outputs were bit-identical to Python's
         if family == "gan_bundle":
-            options = page.eval_on_selector_all("#class-picker option", "options => options.map(o => o.textContent)")
-            assert options[1:] == load_bundle(bundle).class_names  # the class picker of a conditioned generator
+            options = page.eval_on_selector_all(
+                "#class-picker option", "options => options.map(o => o.textContent)"
+            )
+            assert (
+                options[1:] == load_bundle(bundle).class_names
+            )  # the class picker of a conditioned generator
         page.context.close()
 
 
@@ -175,13 +184,15 @@ def test_a_tampered_bundle_is_refused_with_a_visible_message(browser, digits_bun
         page.context.close()
 
 
-def test_a_zip_picked_from_disk_runs_and_the_page_works_offline(browser, text_bundle, tmp_path):
+def test_a_zip_picked_from_disk_runs_and_the_page_works_offline(browser, text_bundle):  # noqa: F811
     context = browser.new_context()
     with Served(None) as served:
         page, _ = open_page(browser, served.url + "?selftest=1", context=context)
         page.set_input_files("#bundle-file", str(text_bundle.with_name("bundle.zip")))
         page.wait_for_function("window.bigmodels.selftest || window.bigmodels.error", timeout=PAGE_TIMEOUT_MS)
-        assert json.loads(page.text_content("#selftest"))["passed"] == selftest_document(text_bundle)["examples"]
+        assert (
+            json.loads(page.text_content("#selftest"))["passed"] == selftest_document(text_bundle)["examples"]
+        )
     with Served(text_bundle) as served:
         page, _ = open_page(browser, served.url + "?selftest=1", context=context)
         page.wait_for_function("window.bigmodels.offline", timeout=PAGE_TIMEOUT_MS)

@@ -22,8 +22,23 @@ TRICKY = list(
     "ßẞŉΣσςİıﬁＡ①ǅꭰᏸ\u00ad\u200b\u2060\ufeff\u034f\u0301\u0323\u0300\u0345a\u0323\u0301한국어"
     "\u1c89\u1c8a\ua7cb\ua7cc\U0001e08f\u0cf3\U00011f00\U000113c5\U000113c2\U000113b8\U0001e030"
     "\U0001f6dc\U0002ebf0\U00031350\u0378\U000e0001\U0001f44d\U0001f3fd"
-) + ["\x00", "\ud800", "\udfff", "\U0001f468\u200d\U0001f469", "Ìlera", "ọ̀", "ẹ̀kọ́", "今天", "!", " ", "\t", "\u3000"]
-FUZZ_TEXT = st.lists(st.one_of(st.characters(codec="utf-8"), st.sampled_from(TRICKY)), max_size=80).map("".join)
+) + [
+    "\x00",
+    "\ud800",
+    "\udfff",
+    "\U0001f468\u200d\U0001f469",
+    "Ìlera",
+    "ọ̀",
+    "ẹ̀kọ́",
+    "今天",
+    "!",
+    " ",
+    "\t",
+    "\u3000",
+]
+FUZZ_TEXT = st.lists(st.one_of(st.characters(codec="utf-8"), st.sampled_from(TRICKY)), max_size=80).map(
+    "".join
+)
 SURROGATE_TEXT = st.text(alphabet=st.characters(categories=["Cs", "Lo", "Mn", "Po", "Zs"]), max_size=40)
 FUZZ_SETTINGS = [
     {"lowercase": True, "strip_accents": True, "split_on_cjk": True},
@@ -73,7 +88,21 @@ def test_ids_equal_the_python_tokenizers_on_multilingual_sentences(node_tokenize
 
 
 def test_yoruba_chinese_and_case_folding_examples(node_tokenizer):
-    vocabulary = ["[PAD]", "[UNK]", "ilera", "ni", "yoruba", "今", "天", "!", "ss", "strasse", "σ", "fi", "##nance"]
+    vocabulary = [
+        "[PAD]",
+        "[UNK]",
+        "ilera",
+        "ni",
+        "yoruba",
+        "今",
+        "天",
+        "!",
+        "ss",
+        "strasse",
+        "σ",
+        "fi",
+        "##nance",
+    ]
     texts = ["Ìlera ní Yorùbá!", "今天!", "STRAẞE Straße ß", "ΣΣ σς", "ﬁnance", "", "\x00今"]
     assert_same_ids(node_tokenizer, vocabulary, {"lowercase": True, "strip_accents": True}, texts, 8)
     ids = node_tokenizer.ids(["Ìlera ní Yorùbá!"])
@@ -83,7 +112,23 @@ def test_yoruba_chinese_and_case_folding_examples(node_tokenizer):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(FUZZ_TEXT, min_size=1, max_size=8), setting=st.sampled_from(FUZZ_SETTINGS))
 def test_ids_equal_the_python_tokenizers_on_fuzzed_text(node_tokenizer, texts, setting):
-    vocabulary = ["[PAD]", "[UNK]", "a", "##b", "ab", "the", "的", "ọ", "o", "!", "##s", "film", "ss", "i̇", "σ"]
+    vocabulary = [
+        "[PAD]",
+        "[UNK]",
+        "a",
+        "##b",
+        "ab",
+        "the",
+        "的",
+        "ọ",
+        "o",
+        "!",
+        "##s",
+        "film",
+        "ss",
+        "i̇",
+        "σ",
+    ]
     vocabulary += [text[:3] for text in texts if text[:3]]
     assert_same_ids(node_tokenizer, vocabulary, setting, texts, sequence_length=24)
 

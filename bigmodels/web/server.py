@@ -8,6 +8,7 @@ the bundle as ``/bundle/NAME`` (a folder: metadata.json and the files of its sha
 verifies every file again itself, since it can also load a .zip picked from disk.
 """
 
+import contextlib
 import json
 import mimetypes
 import socket
@@ -71,15 +72,17 @@ class Handler(BaseHTTPRequestHandler):
         data = target if isinstance(target, bytes) else target.read_bytes()
         suffix = Path(path).suffix if path != "/" else ".html"
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", TYPES.get(suffix) or mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream")
+        self.send_header(
+            "Content-Type",
+            TYPES.get(suffix) or mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream",
+        )
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache")  # the service worker keeps the offline copy
         self.end_headers()
         if body:
-            try:
+            # the browser may go away mid-file (a closed tab): nothing to answer then
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the browser went away mid-file (a closed tab): nothing to answer
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self._send(body=True)
@@ -103,6 +106,8 @@ def make_server(bundle: Path | None, host: str = "127.0.0.1", port: int = 8000, 
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except (OSError, socket.gaierror) as error:
-        raise ValueError(f"cannot serve on {host}:{port} ({error.strerror or error}); pick another --port or --host") from error
+        raise ValueError(
+            f"cannot serve on {host}:{port} ({error.strerror or error}); pick another --port or --host"
+        ) from error
     server.daemon_threads = True
     return server

@@ -26,13 +26,16 @@ UINT8_ENTRY = """  {
     elementType: ElementType.UINT8
   }
 ]);"""
-INT8_ENTRY = UINT8_ENTRY.removesuffix("\n]);") + """,
+INT8_ENTRY = (
+    UINT8_ENTRY.removesuffix("\n]);")
+    + """,
   {
     dtype: "int8",
     typedArrayConstructor: Int8Array,
     elementType: ElementType.INT8
   }
 ]);"""
+)
 
 
 def patched_core(source: str) -> str:
