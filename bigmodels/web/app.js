@@ -159,6 +159,19 @@ async function use(bundle) {
       const ids = texts.map((text) => page.tokenizer.encode(text));
       return {ids: ids.map((values) => Array.from(values)), scores: (await page.model.predict(ids)).map((values) => Array.from(values))};
     },
+    // Milliseconds per one-example run of the first self-test input (after ?selftest=1), the model
+    // alone as apps/benchmark.py times it in Python: one figure per block of `perBlock` runs, since
+    // a browser's clock is coarsened to 0.1 ms, more than one run of a small model takes.
+    latency: async (blocks, perBlock) => {
+      const [example] = page.lastInputs;
+      const timings = [];
+      for (let block = 0; block < blocks; block += 1) {
+        const start = performance.now();
+        for (let i = 0; i < perBlock; i += 1) await page.model.predictOne(example);
+        timings.push((performance.now() - start) / perBlock);
+      }
+      return timings;
+    },
     generate: async (latents) => (await page.imagesFromLatents(latents.map((row) => Float32Array.from(row)))).map((values) => Array.from(values)),
   });
   showStatus(`Ready: ${page.metadata.family}, ${task}, ${page.metadata.model_file} (${page.metadata.quantization}).`);

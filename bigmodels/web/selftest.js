@@ -54,12 +54,17 @@ async function classifierFailures(page, document) {
     rows = decodeRows(document.inputs.pixels, 'inputs.pixels', 'uint8', shape);
   }
   const scores = await page.model.predict(rows);
+  page.lastInputs = rows;
   const failures = [];
+  let identical = 0;
+  let largest = 0;
   for (let index = 0; index < count; index += 1) {
     const stored = document.expected.scores[index];
     const got = argmax(scores[index]);
     const wanted = names.indexOf(document.expected.labels[index]);
     const difference = Math.max(...Array.from(scores[index], (score, i) => Math.abs(score - stored[i])));
+    identical += difference === 0;
+    largest = Math.max(largest, difference);
     const problems = [];
     const differingIds = storedIds ? rows[index].filter((id, i) => id !== storedIds[index][i]).length : 0;
     if (differingIds) problems.push(`the tokenizer gives other ids at ${differingIds} position(s)`);
@@ -67,29 +72,36 @@ async function classifierFailures(page, document) {
     if (!(difference <= tolerance * (1 + RELATIVE_SLACK))) problems.push(`scores differ by up to ${difference} (tolerance ${tolerance})`);
     if (problems.length) failures.push({example: index, label: names[got], max_score_difference: difference, problems});
   }
-  return failures;
+  return {failures, identical, maxDifference: largest};
 }
 
 async function generatorFailures(page, document) {
   const count = document.examples;
   const latents = decodeRows(document.inputs.latents, 'inputs.latents', 'float32', [count, page.metadata.latent_size]);
   const images = await page.imagesFromLatents(latents);
+  page.lastInputs = latents;
   const shape = [count, ...page.metadata.output.shape.slice(1)];
   const stored = decodeRows(document.expected.images, 'expected.images', 'uint8', shape);
   const tolerance = document.tolerance.mean_abs_pixel_difference;
   const failures = [];
+  let identical = 0;
+  let largest = 0;
   images.forEach((image, index) => {
     let sum = 0;
     for (let i = 0; i < image.length; i += 1) sum += Math.abs(image[i] - stored[index][i]);
     const mean = sum / image.length;
+    identical += sum === 0;
+    largest = Math.max(largest, mean);
     if (!(mean <= tolerance)) failures.push({example: index, mean_abs_pixel_difference: mean, problems: [`the image differs by ${mean.toFixed(3)} pixel levels on average (tolerance ${tolerance})`]});
   });
-  return failures;
+  return {failures, identical, maxDifference: largest};
 }
 
-// {passed, total, failures} of the bundle's stored examples on this page.
+// {passed, total, failures} of the bundle's stored examples on this page, and how many outputs
+// were bit-identical to the stored ones (ai-edge-litert's at export) and the largest difference
+// (of a score, or of an image's mean pixel level).
 export async function runSelftest(page, document) {
   const check = page.metadata.task === 'image_generation' ? generatorFailures : classifierFailures;
-  const failures = await check(page, document);
-  return {passed: document.examples - failures.length, total: document.examples, failures};
+  const {failures, identical, maxDifference} = await check(page, document);
+  return {passed: document.examples - failures.length, total: document.examples, failures, identical, max_difference: maxDifference};
 }
