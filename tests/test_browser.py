@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_bundle import exported_copy
 from test_selftest import gan_bundle, text_bundle  # noqa: F401  (fixtures: the same bundles)
 from web_helpers import ROOT, chromium_path
@@ -146,6 +147,33 @@ def test_the_page_passes_the_selftest_and_equals_python(browser, family, request
                 options[1:] == load_bundle(bundle).class_names
             )  # the class picker of a conditioned generator
         page.context.close()
+
+
+def test_photos_picked_in_the_page_give_pythons_labels_and_scores(browser, digits_bundle, tmp_path):
+    """Photos of other sizes and modes than the model's are decoded, cropped and resized by the
+    page (resize.js: Pillow's arithmetic) and give the scores Python gives for the same files."""
+    generator = np.random.default_rng(3)
+    photos = []
+    kinds = [((8, 8), "L"), ((13, 20), "RGB"), ((40, 31), "RGBA"), ((64, 48), "L")]
+    for index, (size, mode) in enumerate(kinds):
+        pixels = generator.integers(0, 256, size=(*size, len(mode)), dtype=np.uint8)
+        if mode == "RGBA":
+            pixels[..., 3] = 255  # opaque: a semi-transparent pixel is composited by the canvas
+        photos.append(tmp_path / f"photo_{index}.png")
+        Image.fromarray(pixels.squeeze(-1) if mode == "L" else pixels, mode).save(photos[-1])
+    with Served(digits_bundle) as served:
+        page, _ = open_page(browser, served.url)
+        page.set_input_files("#photo", [str(path) for path in photos])
+        page.wait_for_function("window.bigmodels.results && window.bigmodels.results.length === 4")
+        results = page.evaluate("window.bigmodels.results")
+        assert page.locator("#results li").count() == len(photos)
+        page.context.close()
+    python = load_bundle(digits_bundle)
+    expected = python.model.predict(python.prepare([str(path) for path in photos]))
+    names = python.class_names
+    for result, scores in zip(results, expected, strict=True):
+        assert result["label"] == names[int(np.argmax(scores))]
+        assert [result["scores"][name] for name in names] == pytest.approx(scores.tolist(), abs=1e-6)
 
 
 def tampered_copy(bundle: Path, folder: Path) -> Path:

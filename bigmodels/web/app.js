@@ -79,6 +79,7 @@ class Page {
 }
 
 function showResults(results) {
+  api.results = results;
   const list = element('results');
   list.replaceChildren(...results.map((result) => {
     const item = document.createElement('li');

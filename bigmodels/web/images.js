@@ -1,13 +1,15 @@
 // Pictures in and out of the page: a photo or camera frame to the uint8 pixels a bundle's model
 // takes, and generated images onto a canvas grid.
 //
-// bigmodels/lite/images.py's rule, as closely as a canvas allows: EXIF orientation applied
-// (createImageBitmap's imageOrientation), transparency composited on white, a centre crop to the
-// model's aspect ratio, then the resize, then grayscale with Pillow's weights (299/587/114, in
-// Pillow's fixed-point arithmetic). Where it differs: the browser decodes JPEGs with its own
-// decoder, and the canvas resizes with its own smoothing filter instead of Pillow's bilinear
-// filter, so a photo's pixels can differ from Python's by a few levels (an image already at the
-// model's size, such as the self-test's, is not resized and gives Python's pixels exactly).
+// bigmodels/lite/images.py's rule: EXIF orientation applied (createImageBitmap's imageOrientation),
+// transparency composited on white, grayscale with Pillow's weights and fixed-point rounding, then
+// Pillow's centre crop and bilinear resize (resize.js, the same arithmetic as Pillow). Where the
+// page can differ from Python: the browser decodes the file with its own decoders (a PNG gives the
+// same pixels; a JPEG may differ by a level or so, and colour profiles are ignored on both sides),
+// a semi-transparent pixel is composited by the canvas (it may differ by one level), and for a few
+// crops Pillow 13 runs its two resize passes in the other order (one level at most).
+
+import {fitBilinear} from './resize.js';
 
 function context(width, height) {
   const canvas = new OffscreenCanvas(width, height);
@@ -16,19 +18,12 @@ function context(width, height) {
 
 // uint8 pixels (height * width * channels) of an ImageBitmap, video frame or image element.
 export function pixelsFrom(source, sourceWidth, sourceHeight, height, width, channels) {
-  const target = width / height;
-  let cropWidth = sourceWidth;
-  let cropHeight = sourceHeight;
-  if (sourceWidth / sourceHeight > target) cropWidth = Math.round(sourceHeight * target);
-  else cropHeight = Math.round(sourceWidth / target);
-  const drawing = context(width, height);
+  const drawing = context(sourceWidth, sourceHeight);
   drawing.fillStyle = '#ffffff';
-  drawing.fillRect(0, 0, width, height);
-  drawing.imageSmoothingEnabled = true;
-  drawing.imageSmoothingQuality = 'high';
-  drawing.drawImage(source, (sourceWidth - cropWidth) / 2, (sourceHeight - cropHeight) / 2, cropWidth, cropHeight, 0, 0, width, height);
-  const rgba = drawing.getImageData(0, 0, width, height).data;
-  const pixels = new Uint8Array(height * width * channels);
+  drawing.fillRect(0, 0, sourceWidth, sourceHeight);
+  drawing.drawImage(source, 0, 0);
+  const rgba = drawing.getImageData(0, 0, sourceWidth, sourceHeight).data;
+  const pixels = new Uint8Array(sourceWidth * sourceHeight * channels);
   for (let i = 0, j = 0; i < rgba.length; i += 4) {
     if (channels === 1) pixels[j++] = (rgba[i] * 19595 + rgba[i + 1] * 38470 + rgba[i + 2] * 7471 + 0x8000) >> 16;
     else {
@@ -37,13 +32,13 @@ export function pixelsFrom(source, sourceWidth, sourceHeight, height, width, cha
       pixels[j++] = rgba[i + 2];
     }
   }
-  return pixels;
+  return fitBilinear(pixels, sourceHeight, sourceWidth, channels, height, width);
 }
 
 export async function pixelsFromFile(file, height, width, channels) {
   let bitmap;
   try {
-    bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none'});
+    bitmap = await createImageBitmap(file, {imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none'});
   } catch {
     throw new Error(`${file.name}: not a readable image`);
   }

@@ -4,7 +4,7 @@
 // file's sha256 itself, so a cached copy is never trusted more than a fresh one.
 const CACHE = 'bigmodels-web-v1';
 const SHELL = ['./', 'index.html', 'app.js', 'bundle.js', 'zip.js', 'sha256.js', 'model.js', 'tflite_file.js',
-  'tokenizer.js', 'selftest.js', 'images.js', 'manifest.webmanifest', 'icon.svg', 'runtime/unicode_tables.js',
+  'tokenizer.js', 'selftest.js', 'images.js', 'resize.js', 'manifest.webmanifest', 'icon.svg', 'runtime/unicode_tables.js',
   'runtime/litert/core/index.js', 'runtime/litert/wasm-utils/index.js'];
 
 self.addEventListener('install', (event) => {
