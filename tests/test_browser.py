@@ -245,3 +245,16 @@ def test_serve_app_refuses_a_tampered_bundle_in_one_line(digits_bundle, tmp_path
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "does not match its sha256" in lines[0], result.stderr
+
+
+def test_serving_without_litert_or_on_a_busy_port_is_one_clear_error(digits_bundle, tmp_path, monkeypatch):
+    from bigmodels.cli import bundle_server
+    from bigmodels.web import server
+
+    with Served(digits_bundle) as served:
+        busy = int(served.url.rsplit(":", 1)[1].rstrip("/"))
+        with pytest.raises(ValueError, match="pick another --port"):
+            bundle_server(digits_bundle, port=busy)
+    monkeypatch.setattr(server, "RUNTIME", tmp_path / "runtime")
+    with pytest.raises(ValueError, match="run make web"):
+        bundle_server(digits_bundle, port=0)
