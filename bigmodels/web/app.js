@@ -111,16 +111,16 @@ function wireImage(page) {
       showError(new Error(`the camera cannot be opened (${error.message}); pick a photo instead`));
     }
   });
-  element('snap').addEventListener('click', async () => {
+  element('snap').addEventListener('click', () => {
     const video = element('video');
-    showResults(await page.classify([pixelsFrom(video, video.videoWidth, video.videoHeight, height, width, channels)]));
+    page.classify([pixelsFrom(video, video.videoWidth, video.videoHeight, height, width, channels)]).then(showResults, showError);
   });
 }
 
 function wireText(page) {
-  element('classify').addEventListener('click', async () => {
+  element('classify').addEventListener('click', () => {
     const texts = element('text').value.split('\n').filter((line) => line.trim());
-    showResults(await page.classify(texts.map((text) => page.tokenizer.encode(text))));
+    page.classify(texts.map((text) => page.tokenizer.encode(text))).then(showResults, showError);
   });
 }
 
