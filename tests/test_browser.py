@@ -139,14 +139,28 @@ def test_the_page_passes_the_selftest_and_equals_python(browser, family, request
         assert result == {"passed": result["total"], "total": selftest_document(bundle)["examples"]}
         compare = compare_generator if family == "gan_bundle" else compare_classifier
         print(family, compare(page, bundle))  # how many outputs were bit-identical to Python's
-        if family == "gan_bundle":
-            options = page.eval_on_selector_all(
-                "#class-picker option", "options => options.map(o => o.textContent)"
-            )
-            assert (
-                options[1:] == load_bundle(bundle).class_names
-            )  # the class picker of a conditioned generator
+        use_the_controls(page, bundle, family)
         page.context.close()
+
+
+def use_the_controls(page, bundle: Path, family: str) -> None:
+    """The text box's labels are Python's; a conditioned generator's class picker lists its
+    classes and draws a new grid."""
+    python = load_bundle(bundle)
+    if family == "text_bundle":
+        page.fill("#text", "\n".join(TEXTS[:3]))
+        page.click("#classify")
+        page.wait_for_function("window.bigmodels.results && window.bigmodels.results.length === 3")
+        labels = [result["label"] for result in page.evaluate("window.bigmodels.results")]
+        assert labels == [result["label"] for result in python.predict(TEXTS[:3])]
+        assert page.locator("#results li").count() == 3
+    elif family == "gan_bundle":
+        options = page.eval_on_selector_all("#class-picker option", "all => all.map(o => o.textContent)")
+        assert options[1:] == python.class_names
+        before = page.evaluate("document.getElementById('grid').toDataURL()")
+        page.select_option("#class-picker", label=python.class_names[-1])
+        page.click("#generate")
+        page.wait_for_function(f"document.getElementById('grid').toDataURL() !== {json.dumps(before)}")
 
 
 def test_photos_picked_in_the_page_give_pythons_labels_and_scores(browser, digits_bundle, tmp_path):
