@@ -42,7 +42,12 @@ def python_figures(bundle: str, repeats: int) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"error: {bundle}: {result.stderr.strip()}")
     figures = json.loads(result.stdout)
-    return {"load_seconds": figures["load_seconds"], **figures["latency_per_example"]["1"]}
+    return {
+        "family": figures["family"],
+        "quantization": figures["quantization"],
+        "load_seconds": figures["load_seconds"],
+        **figures["latency_per_example"]["1"],
+    }
 
 
 def load_page(browser, url: str) -> tuple[object, float]:
@@ -96,6 +101,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=25, help="latency blocks of 20 runs each")
     parser.add_argument("--repeats", type=int, default=500, help="Python latency repeats")
     parser.add_argument("--out", default="benchmarks/results/bundles.json")
+    parser.add_argument("--note", default="", help="what the bundles are, recorded with the figures")
     args = parser.parse_args()
     rows = {}
     with sync_playwright() as playwright:
@@ -125,6 +131,7 @@ def main() -> None:
         "chromium": version,
         "runtime": "LiteRT.js (@litertjs/core 2.5.3), WebAssembly CPU backend (XNNPACK)",
         "python_runtime": "ai-edge-litert, 1 thread (apps/benchmark.py)",
+        "note": args.note,
         "bundles": rows,
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
