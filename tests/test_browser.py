@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from test_bundle import exported_copy
 from test_selftest import gan_bundle, text_bundle  # noqa: F401  (fixtures: the same bundles)
-from web_helpers import ROOT, chromium_path
+from web_helpers import ROOT, chromium_path, missing
 
 from bigmodels.lite import latents_for_class, load_bundle
 from bigmodels.lite.selftest import decode_array
@@ -35,11 +35,12 @@ PAGE_TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def browser():
-    if ROOT.joinpath("bigmodels", "web", "runtime").exists() is False:
-        pytest.skip("LiteRT.js is not beside the page; run make web")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    try:
+        check_runtime()
+        from playwright.sync_api import sync_playwright
+    except (ValueError, ImportError) as error:
+        missing(f"{error} (the browser tests need make web and the dev extra's playwright)")
     executable = chromium_path()
-    check_runtime()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable)
         yield chromium

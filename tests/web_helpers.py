@@ -18,15 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
+def missing(message: str):
+    """Skips the test with ``message``, or fails it under ``make test`` (which installs everything)."""
+    if os.environ.get("BIGMODELS_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require(tool: str, why: str):
     """The path of ``tool``, or a skip (a failure under ``make test``) saying what to run."""
     path = shutil.which(tool)
     if path:
         return path
-    message = f"{tool} is not installed ({why}); run make web chromium, or make test, which installs it"
-    if os.environ.get("BIGMODELS_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{tool} is not installed ({why}); run make web chromium, or make test, which installs it")
 
 
 def chromium_path() -> str:
