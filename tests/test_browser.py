@@ -129,9 +129,14 @@ def compare_generator(page, bundle: Path) -> dict:
     return {"examples": len(latents), "identical": int((images == expected).all(axis=1).sum())}
 
 
-@pytest.mark.parametrize("family", ["digits_bundle", "text_bundle", "gan_bundle"])
-def test_the_page_passes_the_selftest_and_equals_python(browser, family, request):
-    bundle = request.getfixturevalue(family)
+@pytest.fixture(params=["digits_bundle", "text_bundle", "gan_bundle"])
+def family(request):
+    """(fixture name, bundle folder) of each family; the bundle is made during set-up."""
+    return request.param, request.getfixturevalue(request.param)
+
+
+def test_the_page_passes_the_selftest_and_equals_python(browser, family):
+    family, bundle = family
     with Served(bundle) as served:
         page, _ = open_page(browser, served.url + "?selftest=1")
         page.wait_for_function("window.bigmodels.selftest || window.bigmodels.error", timeout=PAGE_TIMEOUT_MS)
