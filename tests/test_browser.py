@@ -278,3 +278,19 @@ def test_serving_without_litert_or_on_a_busy_port_is_one_clear_error(digits_bund
     monkeypatch.setattr(server, "RUNTIME", tmp_path / "runtime")
     with pytest.raises(ValueError, match="run make web"):
         bundle_server(digits_bundle, port=0)
+
+
+def test_without_webcrypto_the_page_still_checks_every_sha256(browser, digits_bundle, tmp_path):
+    """A phone opening http://192.168.x.y:8000 has no WebCrypto (not a secure context): the page's
+    own SHA-256 takes over, and still accepts the bundle and refuses a tampered copy."""
+    for bundle, refused in ((digits_bundle, False), (tampered_copy(digits_bundle, tmp_path), True)):
+        context = browser.new_context()
+        context.add_init_script("Object.defineProperty(globalThis.crypto, 'subtle', {value: undefined})")
+        with Served(bundle) as served:
+            page, requests = open_page(browser, served.url, context=context)
+            assert page.evaluate("globalThis.crypto.subtle") is None
+            if refused:
+                assert_refused(page, requests)
+            else:
+                assert page.evaluate("window.bigmodels.ready") is True
+        context.close()
