@@ -42,7 +42,9 @@ def browser():
         missing(f"{error} (the browser tests need make web and the dev extra's playwright)")
     executable = chromium_path()
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable)
+        # Chromium's fake camera (a test pattern) stands in for a phone's
+        fake_camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+        chromium = playwright.chromium.launch(executable_path=executable, args=fake_camera)
         yield chromium
         chromium.close()
 
@@ -194,6 +196,21 @@ def test_photos_picked_in_the_page_give_pythons_labels_and_scores(browser, digit
     for result, scores in zip(results, expected, strict=True):
         assert result["label"] == names[int(np.argmax(scores))]
         assert [result["scores"][name] for name in names] == pytest.approx(scores.tolist(), abs=1e-6)
+
+
+def test_a_camera_frame_is_classified(browser, digits_bundle):
+    context = browser.new_context(permissions=["camera"])
+    with Served(digits_bundle) as served:
+        page, _ = open_page(browser, served.url, context=context)
+        page.click("#camera")
+        page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=PAGE_TIMEOUT_MS)
+        page.click("#snap")
+        page.wait_for_function("window.bigmodels.results && window.bigmodels.results.length === 1")
+        result = page.evaluate("window.bigmodels.results[0]")
+        assert result["label"] in load_bundle(digits_bundle).class_names
+        assert sum(result["scores"].values()) == pytest.approx(1.0, abs=0.05)
+        assert not page.is_visible("#error")
+    context.close()
 
 
 def tampered_copy(bundle: Path, folder: Path) -> Path:
