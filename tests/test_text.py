@@ -4,6 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from helpers import review_rows
 
 from bigmodels import get_model
@@ -42,20 +45,72 @@ def test_vocabulary_learned_from_english_chinese_and_yoruba(tmp_path, strip_acce
 
 
 def test_transformer_attention_and_pooling_ignore_padding():
+    import keras
+
     model = get_model(
-        "transformer_classifier", vocabulary_size=50, sequence_length=12, num_classes=2, width=16
+        "transformer_classifier", vocabulary_size=50, sequence_length=12, num_classes=2, width=16, ngram_order=0
     )
     ids = np.array([[5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 3, 2, 0, 0, 0, 0]], np.int32)
     mask = ids != 0
-    embedded = model.get_layer("embedding")(ids)
+    embedded = keras.Model(model.inputs, model.get_layer("embedding").output)(ids)
     encoded = model.get_layer("encoder_0")(embedded, padding_mask=mask)
     pooled = np.array(
         [encoded[i].numpy()[mask[i]].mean(axis=0) for i in range(2)]
     )  # mean over real tokens only
-    expected = model.get_layer("classifier")(pooled).numpy()
+    expected = keras.ops.softmax(model.get_layer("classifier")(pooled)).numpy()
     np.testing.assert_allclose(model.predict(ids, verbose=0), expected, atol=1e-5)
     unmasked = model.get_layer("encoder_0")(embedded)
     assert np.abs(unmasked.numpy() - encoded.numpy()).max() > 1e-3  # the check above is not empty
+    # What a padded position holds (its position vector) changes nothing.
+    positions = model.get_layer("position_embedding")
+    table = positions.get_weights()[0]
+    positions.set_weights([np.concatenate([table[:8], table[8:] + 5.0])])
+    np.testing.assert_allclose(model.predict(ids, verbose=0), expected, atol=1e-5)
+
+
+def _reference_features(ids, offsets, vocabulary_size, buckets):
+    """The n-gram bag's features in plain numpy: tokens, then (offsets[a] + b) mod buckets."""
+    pairs = (offsets[ids[:, :-1]] + ids[:, 1:]) % buckets + vocabulary_size
+    real_pairs = (ids[:, :-1] > 0) & (ids[:, 1:] > 0)
+    return np.concatenate([ids, np.where(real_pairs, pairs, 0)], axis=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ids=arrays(np.int32, st.tuples(st.integers(1, 4), st.integers(2, 20)), elements=st.integers(0, 96)),
+    buckets=st.integers(97, 5000),
+)
+def test_ngram_features_are_the_hashed_bigrams_of_real_tokens(ids, buckets):
+    from bigmodels.models.text import HashedNgramBag
+
+    bag = HashedNgramBag(97, buckets, 2, 3)
+    bag.build(ids.shape)
+    features, valid = (t.numpy() for t in bag.feature_ids(ids))
+    offsets = bag.offsets.numpy()
+    np.testing.assert_array_equal(features, _reference_features(ids, offsets, 97, buckets))
+    assert features.min() >= 0 and features.max() < 97 + buckets
+    np.testing.assert_array_equal(valid, (features > 0).astype(np.int32))
+
+
+def test_ngram_bag_ignores_padding_and_counts_bigrams():
+    model = get_model("ngram_classifier", vocabulary_size=40, sequence_length=10, num_classes=3)
+    bag = model.get_layer("ngram_bag")
+    bag.table.assign(np.random.default_rng(0).normal(size=bag.table.shape).astype("float32"))
+    short = np.array([[4, 5, 6, 0, 0, 0, 0, 0, 0, 0]], np.int32)
+    features = _reference_features(short, bag.offsets.numpy(), 40, bag.buckets)[0]
+    real = features[features > 0]
+    expected = bag.table.numpy()[real].sum(axis=0) / np.sqrt(len(real)) * bag.gain
+    np.testing.assert_allclose(bag(short).numpy()[0], expected, rtol=1e-5)
+    assert len(real) == 5  # three tokens and two bigrams
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [({"ngram_order": 3}, "ngram_order must be 1"), ({"ngram_buckets": 10}, "at least as many hash buckets")],
+)
+def test_ngram_arguments_are_checked(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        get_model("ngram_classifier", vocabulary_size=40, sequence_length=10, num_classes=2, **arguments)
 
 
 def test_text_run_folder(text_run):

@@ -2,7 +2,7 @@
 
 from bigmodels.models.cnn import choose_cnn_variant, cnn_classifier
 from bigmodels.models.dcgan import DCGAN, dcgan, dcgan_discriminator, dcgan_generator, uint8_generator
-from bigmodels.models.text import embedding_bag_classifier, transformer_classifier
+from bigmodels.models.text import embedding_bag_classifier, ngram_classifier, transformer_classifier
 
 __all__ = [
     "DCGAN",
@@ -12,6 +12,7 @@ __all__ = [
     "dcgan_discriminator",
     "dcgan_generator",
     "embedding_bag_classifier",
+    "ngram_classifier",
     "transformer_classifier",
     "uint8_generator",
 ]
