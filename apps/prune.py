@@ -28,9 +28,9 @@ from bigmodels.cli import (
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
-    parser.add_argument("--sparsity", type=float, default=0.8, help="share of zeros per pruned kernel")
+    parser.add_argument("--sparsity", type=float, default=0.8, help="share of zeros over all pruned kinds' kernels")
     parser.add_argument("--schedule", default="polynomial", help="polynomial (from 0) or constant")
-    parser.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs (target reached at 70%%)")
+    parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (target reached at 70%%)")
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
     parser.add_argument(
         "--layers", default="dense,conv,depthwise,embedding,transformer", help="layer kinds to prune"
@@ -40,8 +40,9 @@ def parse_args(argv=None):
         "--min-weights",
         dest="min_weights",
         type=int,
-        default=0,
-        help="kernels with fewer weights stay dense (e.g. 1000 spares a small first convolution)",
+        default=None,
+        help="kernels with fewer weights stay dense, the others make up for them (default: kernels "
+        "under 1000 weights are spared when the others can stay under 95%%; 0 prunes all alike)",
     )
     parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
     parser.add_argument("--overwrite", action="store_true")
