@@ -13,15 +13,7 @@ path as apps/export.py (the gzip sizes in report.json show the sharing).
 import sys
 
 import bigmodels
-from bigmodels.cli import (
-    EXIT_PARITY_FAILED,
-    ArgumentParser,
-    add_export_flags,
-    check_export_flags,
-    export_from_args,
-    print_export_table,
-    run_app,
-)
+from bigmodels.cli import ArgumentParser, add_export_flags, check_export_flags, export_and_report, run_app
 
 
 def parse_args(argv=None):
@@ -53,10 +45,7 @@ def main(args) -> int:
     )  # fmt: skip
     for entry in metrics["distinct_values_per_weight"]:
         print(f"  {entry['weight']:<60}{entry['distinct']:>5} distinct values")
-    report = export_from_args(run_dir, args)
-    print_export_table(report)
-    print(f"clustered run folder: {run_dir}")
-    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED
+    return export_and_report(run_dir, args, "clustered")
 
 
 if __name__ == "__main__":

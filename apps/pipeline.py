@@ -50,7 +50,9 @@ def parse_args(argv=None):
 def main(args) -> int:
     check_export_flags(args, qat="among" if args.qat else None)  # bad flags fail before training starts
     if args.clusters is not None and args.clusters < 2:
-        raise ValueError(f"--clusters must be at least 2 (1 cluster is a constant kernel), got {args.clusters}")
+        raise ValueError(
+            f"--clusters must be at least 2 (1 cluster is a constant kernel), got {args.clusters}"
+        )
     student_args = parse_model_arguments(args.distill) if args.distill else None
 
     def export(run_dir):
@@ -63,20 +65,19 @@ def main(args) -> int:
             run_dir, f"{run_dir}_student", student_args=student_args, overwrite=args.overwrite, verbose=2
         )
         stages.append(("distilled", student_dir, export(student_dir)))
-    if args.prune is not None:
-        source = stages[-1][1]
-        pruned_dir, _ = bigmodels.prune_run(
-            source, f"{source}_pruned", sparsity=args.prune, epochs=args.prune_epochs,
-            overwrite=args.overwrite, verbose=2,
-        )  # fmt: skip
-        stages.append(("pruned", pruned_dir, export(pruned_dir)))
-    if args.clusters is not None:
-        source = stages[-1][1]
-        clustered_dir, _ = bigmodels.cluster_run(
-            source, f"{source}_clustered", clusters=args.clusters, epochs=args.cluster_epochs,
-            overwrite=args.overwrite, verbose=2,
-        )  # fmt: skip
-        stages.append(("clustered", clustered_dir, export(clustered_dir)))
+    compressions = [
+        ("pruned", args.prune is not None, bigmodels.prune_run,
+         {"sparsity": args.prune, "epochs": args.prune_epochs}),
+        ("clustered", args.clusters is not None, bigmodels.cluster_run,
+         {"clusters": args.clusters, "epochs": args.cluster_epochs}),
+    ]  # fmt: skip
+    for stage, asked, workflow, settings in compressions:
+        if asked:
+            source = stages[-1][1]
+            stage_dir, _ = workflow(
+                source, f"{source}_{stage}", **settings, overwrite=args.overwrite, verbose=2
+            )
+            stages.append((stage, stage_dir, export(stage_dir)))
     if args.qat:
         source = stages[-1][1]
         qat_dir, _ = bigmodels.qat_run(

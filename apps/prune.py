@@ -14,21 +14,15 @@ TFLite mode, the parity gate, report.json with gzip sizes, which is where the ze
 import sys
 
 import bigmodels
-from bigmodels.cli import (
-    EXIT_PARITY_FAILED,
-    ArgumentParser,
-    add_export_flags,
-    check_export_flags,
-    export_from_args,
-    print_export_table,
-    run_app,
-)
+from bigmodels.cli import ArgumentParser, add_export_flags, check_export_flags, export_and_report, run_app
 
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
-    parser.add_argument("--sparsity", type=float, default=0.8, help="share of zeros over all pruned kinds' kernels")
+    parser.add_argument(
+        "--sparsity", type=float, default=0.8, help="share of zeros over all pruned kinds' kernels"
+    )
     parser.add_argument("--schedule", default="polynomial", help="polynomial (from 0) or constant")
     parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (target reached at 70%%)")
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
@@ -70,10 +64,7 @@ def main(args) -> int:
     print(f"sparsity {metrics['sparsity']:.4f} over {len(metrics['sparsity_per_weight'])} kernels")
     for entry in metrics["sparsity_per_weight"]:
         print(f"  {entry['weight']:<60}{entry['sparsity']:>8.4f}  {entry['shape']}")
-    report = export_from_args(run_dir, args)
-    print_export_table(report)
-    print(f"pruned run folder: {run_dir}")
-    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED
+    return export_and_report(run_dir, args, "pruned")
 
 
 if __name__ == "__main__":

@@ -14,15 +14,7 @@ scales are the learned ranges, verified on ai-edge-litert like every file.
 import sys
 
 import bigmodels
-from bigmodels.cli import (
-    EXIT_PARITY_FAILED,
-    ArgumentParser,
-    add_export_flags,
-    check_export_flags,
-    export_from_args,
-    print_export_table,
-    run_app,
-)
+from bigmodels.cli import ArgumentParser, add_export_flags, check_export_flags, export_and_report, run_app
 
 
 def parse_args(argv=None):
@@ -41,13 +33,15 @@ def main(args) -> int:
     check_export_flags(args, qat="alone")
     out = args.out or f"{args.run.rstrip('/')}_qat"
     run_dir, metrics = bigmodels.qat_run(
-        args.run, out, epochs=args.epochs, learning_rate=args.learning_rate, overwrite=args.overwrite, verbose=2
+        args.run,
+        out,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        overwrite=args.overwrite,
+        verbose=2,
     )
     print(f"quantization-aware Keras model: test accuracy {metrics['test_accuracy']:.4f}")
-    report = export_from_args(run_dir, args)
-    print_export_table(report)
-    print(f"quantization-aware run folder: {run_dir}")
-    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED
+    return export_and_report(run_dir, args, "quantization-aware")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@ import pytest
 from helpers import separable_images
 
 from bigmodels import get_model
-from bigmodels.compress.clustering import cluster_kernels, distinct_values, preserving_keeper, strip_clustering
+from bigmodels.compress.clustering import (
+    cluster_kernels,
+    distinct_values,
+    preserving_keeper,
+    strip_clustering,
+)
 from bigmodels.compress.pruning import ConstantSparsity, MagnitudePruner
 from bigmodels.compress.quantization import (
     ActivationQuantizer,
@@ -52,7 +57,9 @@ def test_qat_model_equals_its_int8_file_within_one_step_and_the_scales_are_the_l
     model, images, labels = trained_cnn()
     qat = fine_tune(quantize_model(model), images, labels)
     refresh_kernel_ranges(qat)
-    assert folded_layers(qat) and not any(isinstance(l, keras.layers.BatchNormalization) for l in qat.layers)
+    assert folded_layers(qat) and not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in qat.layers
+    )
     flatbuffer = convert_tflite(qat, "int8", images[:8])
     runner = TFLiteModel(flatbuffer)
     step = runner.output_detail["quantization"][0]
@@ -60,7 +67,9 @@ def test_qat_model_equals_its_int8_file_within_one_step_and_the_scales_are_the_l
     assert step == pytest.approx(1 / 256) and difference.max() <= step + 1e-6
     assert runner.input_detail["quantization"] == (1.0, -128)  # uint8 pixels: the fixed [0, 255]
     _, tensors = tflite_kernels(flatbuffer)
-    learned = [l for l in qat.layers if isinstance(l, ActivationQuantizer) and l.fixed_range is None]
+    learned = [
+        layer for layer in qat.layers if isinstance(layer, ActivationQuantizer) and layer.fixed_range is None
+    ]
     scales = [float(d["quantization"][0]) for d in tensors.values() if d["dtype"] == np.int8]
     for layer in learned:  # each learned range is some activation tensor's scale in the file
         width = float(layer.range_max.numpy() - layer.range_min.numpy())
@@ -71,26 +80,32 @@ def test_clustering_keeps_at_most_k_values_zeros_included_through_qat_and_into_t
     model, images, labels = trained_cnn(epochs=1)
     fine_tune(model, images, labels, [MagnitudePruner(model, ConstantSparsity(0.5, frequency=1))])
     keeper, plan = cluster_kernels(model, 6, method="kmeans++")
-    zeros = [np.asarray(l.kernel.numpy()) == 0 for l in model.layers if hasattr(l, "kernel")]
+    zeros = [np.asarray(layer.kernel.numpy()) == 0 for layer in model.layers if hasattr(layer, "kernel")]
     fine_tune(model, images, labels, [keeper])
     clustered = strip_clustering(model)
     assert all(entry["distinct"] <= 6 for entry in distinct_values(clustered)) and len(plan) == 5
-    kernels = [np.asarray(l.kernel.numpy()) for l in clustered.layers if hasattr(l, "kernel")]
+    kernels = [np.asarray(layer.kernel.numpy()) for layer in clustered.layers if hasattr(layer, "kernel")]
     assert all(np.all(k[z] == 0) and np.sum(z) > 0 for k, z in zip(kernels, zeros, strict=True))
-    for flat in (convert_tflite(clustered, "int8", images[:8]), None):
-        if flat is None:  # cluster-preserving QAT: same assignments, batch norm folded per channel
-            qat = quantize_model(clustered)
-            keeper = preserving_keeper(qat, clusters=6, per_channel_layers=folded_layers(qat),
-                                       after_batch=lambda: refresh_kernel_ranges(qat))  # fmt: skip
-            fine_tune(qat, images, labels, [keeper])
-            unfolded = [l for l in qat.layers if hasattr(l, "kernel_range") and l not in folded_layers(qat)]
-            assert all(len(np.unique(l.kernel.numpy())) <= 6 for l in unfolded)
-            flat = convert_tflite(qat, "int8", images[:8])
-        stored, _ = tflite_kernels(flat)
-        assert len(stored) == 5
-        for kernel in stored:  # per output channel (per-channel int8), zero among the K
-            for channel in kernel.reshape(kernel.shape[0], -1):
-                assert len(np.unique(channel)) <= 6 and np.any(channel == 0)
+    assert_at_most_k_int8_values_per_channel(convert_tflite(clustered, "int8", images[:8]), 6)
+    # Cluster-preserving QAT: same assignments; batch norm folded in scales each output channel.
+    qat = quantize_model(clustered)
+    keeper = preserving_keeper(
+        qat, clusters=6, per_channel_layers=folded_layers(qat), after_batch=lambda: refresh_kernel_ranges(qat)
+    )
+    fine_tune(qat, images, labels, [keeper])
+    unfolded = [
+        layer for layer in qat.layers if hasattr(layer, "kernel_range") and layer not in folded_layers(qat)
+    ]
+    assert unfolded and all(len(np.unique(layer.kernel.numpy())) <= 6 for layer in unfolded)
+    assert_at_most_k_int8_values_per_channel(convert_tflite(qat, "int8", images[:8]), 6)
+
+
+def assert_at_most_k_int8_values_per_channel(flatbuffer, clusters):
+    stored, _ = tflite_kernels(flatbuffer)
+    assert len(stored) == 5
+    for kernel in stored:  # per output channel (per-channel int8), zero among the K
+        for channel in kernel.reshape(kernel.shape[0], -1):
+            assert len(np.unique(channel)) <= clusters and np.any(channel == 0)
 
 
 @pytest.mark.parametrize("method", ["linear", "density"])

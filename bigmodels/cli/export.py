@@ -4,6 +4,8 @@ import sys
 
 import bigmodels
 
+EXIT_PARITY_FAILED = 1  # export and pipeline: an artifact fell below Keras by more than allowed
+
 
 def print_export_table(report: dict) -> None:
     """The short per-artifact table the export and pipeline apps print; its columns are the task's."""
@@ -111,7 +113,9 @@ def check_export_flags(args, *, qat: str | None = None) -> None:
 
     if args.quantization:
         parse_quantization(args.quantization)
-    if args.quantization and (qat == "alone" or (qat and "int8" not in parse_quantization(args.quantization))):
+    if args.quantization and (
+        qat == "alone" or (qat and "int8" not in parse_quantization(args.quantization))
+    ):
         parse_qat_quantization(args.quantization)
 
 
@@ -128,3 +132,12 @@ def export_from_args(run_dir, args, *, int8_only: bool = False) -> dict:
         max_pixel_difference=args.max_pixel_difference,
         bundle_artifact=args.bundle_artifact,
     )
+
+
+def export_and_report(run_dir, args, label: str) -> int:
+    """The end of every app that makes a run and exports it: export with the flags, print the
+    table and the run folder; the exit code (1 when a file failed the parity gate)."""
+    report = export_from_args(run_dir, args)
+    print_export_table(report)
+    print(f"{label} run folder: {run_dir}")
+    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

@@ -115,9 +115,18 @@ def cluster_kernels(model, clusters: int, *, method="kmeans++", kinds=KINDS, min
         count = min(clusters - (zeros is not None), len(np.unique(live)))
         centroids = initial_centroids(live, count, method, seed)
         ids = assign(values, centroids)
+        if zeros is not None:  # the zeros are a group of their own: no centroid's mean counts them
+            ids = np.where(zeros, count, ids)
         entries.append((variable, ids, zeros))
-        plan.append({"weight": path, "shape": list(values.shape), "clusters": int(count + (zeros is not None)),
-                     "zero_centroid": zeros is not None})  # fmt: skip
+        clusters_here = int(count + (zeros is not None))
+        plan.append(
+            {
+                "weight": path,
+                "shape": list(values.shape),
+                "clusters": clusters_here,
+                "zero_centroid": zeros is not None,
+            }
+        )
     keeper = ClusterKeeper(entries)
     keeper.project()  # the first projection: every weight takes its centroid's value
     return keeper, plan

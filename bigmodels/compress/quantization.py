@@ -19,7 +19,12 @@ import tensorflow as tf
 from keras import layers, ops
 
 EMA_DECAY = 0.99  # TFMOT uses 0.999 over a full training; a fine-tune of a few epochs needs faster
-PASS_THROUGH = (layers.MaxPooling2D, layers.Dropout, layers.Flatten, layers.Reshape)  # keep their input's scale
+PASS_THROUGH = (
+    layers.MaxPooling2D,
+    layers.Dropout,
+    layers.Flatten,
+    layers.Reshape,
+)  # keep their input's scale
 OWN_OUTPUT_RANGE = (layers.Rescaling, layers.GlobalAveragePooling2D, layers.AveragePooling2D, layers.ReLU)
 
 
@@ -76,7 +81,8 @@ class _QuantizedKernel:
     def load_own_variables(self, store):
         keras.layers.Layer.load_own_variables(self, store)
 
-    def _build_range(self):
+    def build(self, input_shape):
+        super().build(input_shape)  # the Keras layer's kernel and bias, then the stored range
         size = self.kernel.shape[-1] if self.per_channel else 1
         self.kernel_range = self.add_weight(shape=(size,), initializer="ones", trainable=False,
                                             name="kernel_range")  # fmt: skip
@@ -104,10 +110,6 @@ class _QuantizedKernel:
 class QuantizedConv2D(_QuantizedKernel, keras.layers.Conv2D):
     """Conv2D whose kernel is fake-quantized per output channel (batch norm already folded in)."""
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_range()
-
     def call(self, inputs, training=None):
         outputs = self.convolution_op(inputs, self.quantized_kernel(training))
         if self.use_bias:
@@ -120,10 +122,6 @@ class QuantizedDense(_QuantizedKernel, keras.layers.Dense):
     """Dense whose kernel is fake-quantized per tensor, as the converter quantizes FULLY_CONNECTED."""
 
     per_channel = False
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_range()
 
     def call(self, inputs, training=None):
         outputs = ops.matmul(inputs, self.quantized_kernel(training))
@@ -156,7 +154,7 @@ def _quantized_twin(layer, batch_norm):
 
 
 def _check_chain(model) -> list:
-    for previous, layer in zip(model.layers, model.layers[1:]):
+    for previous, layer in zip(model.layers, model.layers[1:], strict=False):
         inbound = [node for node in layer._inbound_nodes]
         sources = {id(tensor._keras_history.operation) for node in inbound for tensor in node.input_tensors}
         if len(inbound) != 1 or sources != {id(previous)}:

@@ -50,11 +50,14 @@ def cluster_run(
             preserve_sparsity=preserve_sparsity, seed=config["training"].get("seed", 0),
         )  # fmt: skip
         record = {"clusters": clusters, "initialization": initialization, "kinds": list(kinds),
-                  "min_weights": min_weights, "preserve_sparsity": preserve_sparsity, "kernels": kernels}  # fmt: skip
+                  "min_weights": min_weights, "preserve_sparsity": preserve_sparsity,
+                  "kernels": kernels}  # fmt: skip
         clustered = {entry["weight"] for entry in kernels}
 
         def measure(saved):
-            counts = [e for e in distinct_values(task.pruning_target(saved), kinds) if e["weight"] in clustered]
+            counts = [
+                e for e in distinct_values(task.pruning_target(saved), kinds) if e["weight"] in clustered
+            ]
             return {"distinct_values_per_weight": counts}
 
         return FineTune(model, [keeper], record, measure)

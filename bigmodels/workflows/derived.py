@@ -40,15 +40,26 @@ def copy_carried_files(task, source_dir: Path, staging: Path) -> None:
         shutil.copy2(source_dir / name, staging / name)
 
 
-def fine_tune_run(run_dir, out_dir, *, key: str, from_key: str, plan, epochs: int, learning_rate: float | None,
-                  learning_rate_share: float, overwrite: bool, verbose: int) -> tuple[Path, dict]:  # fmt: skip
+def fine_tune_run(
+    run_dir,
+    out_dir,
+    *,
+    key: str,
+    from_key: str,
+    plan,
+    epochs: int,
+    learning_rate: float | None,
+    learning_rate_share: float,
+    overwrite: bool,
+    verbose: int,
+) -> tuple[Path, dict]:
     """Fine-tunes a finished run into ``out_dir`` (a new run folder) as ``plan`` says.
 
     Args:
         key: config.json's key for the compression ("pruning", "clustering", "qat").
         from_key: config.json's and metrics.json's key for the source run ("pruned_from", ...).
-        plan: (task, source model, training steps, source config) -> ``FineTune``; raises ValueError on bad input,
-            before anything is written.
+        plan: (task, source model, training steps, source config) -> ``FineTune``; raises
+            ValueError on bad input, before anything is written.
         learning_rate: peak learning rate; None takes ``learning_rate_share`` of the run's.
     """
     run_dir, config = read_run(run_dir)
@@ -60,7 +71,9 @@ def fine_tune_run(run_dir, out_dir, *, key: str, from_key: str, plan, epochs: in
     steps = epochs * math.ceil(dataset.info.counts["train"] / dataset.batch_size)
     tune = plan(task, load_run_model(run_dir), steps, config)
     training = dict(config["training"])
-    training.update(epochs=epochs, learning_rate=learning_rate or training["learning_rate"] * learning_rate_share)
+    training.update(
+        epochs=epochs, learning_rate=learning_rate or training["learning_rate"] * learning_rate_share
+    )
     derived = {
         **task.derived_config(config, run_dir),
         "training": training,

@@ -81,7 +81,9 @@ def export_run(
     if "qat" in config:  # the quantization-aware model converts with its learned int8 ranges
         modes = parse_qat_quantization(",".join(quantization) if quantization else None)
     else:
-        modes = parse_quantization(",".join(quantization or task.default_modes), allowed=task.quantization_modes)
+        modes = parse_quantization(
+            ",".join(quantization or task.default_modes), allowed=task.quantization_modes
+        )
     gates = {"max_accuracy_drop": max_accuracy_drop, "max_pixel_difference": max_pixel_difference}
     subject = task.export_subject(run_dir, config, gates)
     with staged_export(run_dir) as staging:

@@ -11,8 +11,8 @@ from bigmodels.compress.pruning import (
     PolynomialDecay,
     overall_sparsity,
     prunable_weights,
-    sparsity_report,
     spared_plan,
+    sparsity_report,
 )
 from bigmodels.workflows.derived import FineTune, fine_tune_run
 
@@ -89,6 +89,7 @@ def prune_run(
         pruned_dir, metrics = prune_run("saved_models/mnist", "saved_models/mnist_80", sparsity=0.8)
         export_run(pruned_dir)  # gzip sizes in export/report.json show the zeros
     """
+
     def plan(task, model, steps, config):
         target = task.pruning_target(model)
         pruner = make_pruner(target, sparsity, schedule, steps, kinds, structure, min_weights)
