@@ -10,7 +10,6 @@ from bigmodels import get_model
 from bigmodels.compress.clustering import (
     cluster_kernels,
     distinct_values,
-    preserving_keeper,
     strip_clustering,
 )
 from bigmodels.compress.pruning import ConstantSparsity, MagnitudePruner
@@ -18,6 +17,7 @@ from bigmodels.compress.quantization import (
     ActivationQuantizer,
     folded_layers,
     quantize_model,
+    quantized_layers,
     refresh_kernel_ranges,
 )
 from bigmodels.convert.tflite import convert_tflite, parse_qat_quantization
@@ -86,26 +86,24 @@ def test_clustering_keeps_at_most_k_values_zeros_included_through_qat_and_into_t
     assert all(entry["distinct"] <= 6 for entry in distinct_values(clustered)) and len(plan) == 5
     kernels = [np.asarray(layer.kernel.numpy()) for layer in clustered.layers if hasattr(layer, "kernel")]
     assert all(np.all(k[z] == 0) and np.sum(z) > 0 for k, z in zip(kernels, zeros, strict=True))
-    assert_at_most_k_int8_values_per_channel(convert_tflite(clustered, "int8", images[:8]), 6)
-    # Cluster-preserving QAT: same assignments; batch norm folded in scales each output channel.
-    qat = quantize_model(clustered)
-    keeper = preserving_keeper(
-        qat, clusters=6, per_channel_layers=folded_layers(qat), after_batch=lambda: refresh_kernel_ranges(qat)
-    )
+    assert_at_most_k_int8_values(convert_tflite(clustered, "int8", images[:8]), 6, per="channel")
+    # Cluster-preserving QAT (as qat_run does it): batch norm folded in scales each output channel
+    # apart, so the kernels are clustered again with the same K and take one range per kernel.
+    qat = quantize_model(clustered, shared_ranges=True)
+    keeper, _ = cluster_kernels(qat, 6)
+    keeper.after_batch = lambda: refresh_kernel_ranges(qat)
     fine_tune(qat, images, labels, [keeper])
-    unfolded = [
-        layer for layer in qat.layers if hasattr(layer, "kernel_range") and layer not in folded_layers(qat)
-    ]
-    assert unfolded and all(len(np.unique(layer.kernel.numpy())) <= 6 for layer in unfolded)
-    assert_at_most_k_int8_values_per_channel(convert_tflite(qat, "int8", images[:8]), 6)
+    assert all(len(np.unique(layer.kernel.numpy())) <= 6 for layer in quantized_layers(qat))
+    assert_at_most_k_int8_values(convert_tflite(qat, "int8", images[:8]), 6, per="kernel")
 
 
-def assert_at_most_k_int8_values_per_channel(flatbuffer, clusters):
+def assert_at_most_k_int8_values(flatbuffer, clusters, per):
     stored, _ = tflite_kernels(flatbuffer)
     assert len(stored) == 5
-    for kernel in stored:  # per output channel (per-channel int8), zero among the K
-        for channel in kernel.reshape(kernel.shape[0], -1):
-            assert len(np.unique(channel)) <= clusters and np.any(channel == 0)
+    for kernel in stored:  # per output channel (per-channel int8) or per kernel; zero among the K
+        groups = kernel.reshape(kernel.shape[0], -1) if per == "channel" else kernel.reshape(1, -1)
+        for values in groups:
+            assert len(np.unique(values)) <= clusters and np.any(values == 0)
 
 
 @pytest.mark.parametrize("method", ["linear", "density"])

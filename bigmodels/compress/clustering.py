@@ -9,9 +9,10 @@ writes the centroids back, so between batches a kernel has at most K distinct va
 wraps the layers, so stripping is a plain copy, and saving, loading and export work as usual.
 
 Sparsity-preserving clustering keeps zero as a fixed centroid of its own: a pruned weight stays
-exactly zero (the K includes it). Cluster-preserving QAT keeps the assignments on the
-quantization-aware model, whose batch-norm-folded kernels are scaled per output channel: there
-each (cluster, output channel) pair shares one value, which per-channel int8 maps to one integer.
+exactly zero (the K includes it). Cluster-preserving QAT clusters the quantization-aware model's
+kernels again with the same K: a kernel that was not changed keeps its values and assignments,
+and one with batch norm folded in (its channels scaled apart) gets K values for the whole kernel
+again, so the int8 file holds at most K codes per kernel (see quantization's shared ranges).
 """
 
 import keras
@@ -132,26 +133,13 @@ def cluster_kernels(model, clusters: int, *, method="kmeans++", kinds=KINDS, min
     return keeper, plan
 
 
-def preserving_keeper(model, *, clusters: int | None = None, per_channel_layers=(), after_batch=None):
-    """Keeps what a model's kernels already have through further training: zeros stay zero, and
-    with ``clusters`` a kernel of at most that many distinct values keeps their sharing
-    (cluster-preserving fine-tuning). Returns a ``ClusterKeeper``.
-
-    Kernels of ``per_channel_layers`` (batch norm folded in, so scaled per output channel) share a
-    value per (value, output channel) pair.
-    """
+def zero_keeper(model, after_batch=None) -> ClusterKeeper:
+    """Keeps every kernel's zeros exactly zero through further training (pruning-preserving)."""
     entries = []
     for _, variable, _, _ in prunable_weights(model):
         values = np.asarray(variable.numpy())
-        zeros = values == 0 if np.any(values == 0) else None
-        per_channel = any(variable is getattr(layer, "kernel", None) for layer in per_channel_layers)
-        columns = values.reshape(-1, values.shape[-1] if per_channel else 1).T
-        ids = None
-        if clusters and max(len(np.unique(column)) for column in columns) <= clusters:
-            inverse = np.stack([np.unique(column, return_inverse=True)[1] for column in columns], -1)
-            ids = (inverse * len(columns) + np.arange(len(columns))).reshape(values.shape)
-        if ids is not None or zeros is not None:
-            entries.append((variable, ids, zeros))
+        if np.any(values == 0):
+            entries.append((variable, None, values == 0))
     return ClusterKeeper(entries, after_batch)
 
 

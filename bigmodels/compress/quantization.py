@@ -70,9 +70,22 @@ class ActivationQuantizer(keras.layers.Layer):
 
 
 class _QuantizedKernel:
-    """What the quantized layers share: a stored symmetric range per output channel (or one)."""
+    """What the quantized layers share: a stored symmetric range per output channel (or one).
+
+    ``shared_range``: every output channel gets the kernel's one range (still written per channel,
+    so the converter keeps per-channel form). A clustered kernel then maps its K shared values to
+    K int8 codes for the whole kernel, which gzip sees: per-channel scales would give K codes per
+    channel, up to K times the channels over the kernel.
+    """
 
     per_channel = True
+
+    def __init__(self, *args, shared_range: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shared_range = bool(shared_range)
+
+    def get_config(self):
+        return {**super().get_config(), "shared_range": self.shared_range}
 
     # Keras's Conv2D and Dense save only kernel and bias; the plain Layer's way saves every variable.
     def save_own_variables(self, store):
@@ -91,6 +104,8 @@ class _QuantizedKernel:
         """max |w| per output channel (or over the kernel): the symmetric range's half-width."""
         axes = list(range(len(self.kernel.shape) - 1)) if self.per_channel else None
         bound = ops.max(ops.abs(self.kernel), axis=axes)
+        if self.shared_range:
+            bound = ops.max(bound) * ops.ones_like(bound)
         return ops.maximum(ops.reshape(bound, (-1,)), 1e-8)
 
     def quantized_kernel(self, training):
@@ -146,9 +161,9 @@ def _folded_weights(layer, batch_norm) -> list[np.ndarray]:
     return [kernel * factor, beta + (bias - batch_norm.moving_mean.numpy()) * factor]
 
 
-def _quantized_twin(layer, batch_norm):
+def _quantized_twin(layer, batch_norm, shared_ranges: bool):
     """The quantized layer for ``layer`` (linear: its activation is applied after it, unfused)."""
-    config = {**layer.get_config(), "activation": None, "use_bias": True}
+    config = {**layer.get_config(), "activation": None, "use_bias": True, "shared_range": shared_ranges}
     twin = QUANTIZED[type(layer)].from_config(config)
     return twin, _folded_weights(layer, batch_norm)
 
@@ -191,7 +206,7 @@ def _is_fusable_relu(layer) -> bool:
     return isinstance(layer, layers.ReLU) and not layer.negative_slope and not layer.threshold
 
 
-def quantize_model(model) -> keras.Model:
+def quantize_model(model, *, shared_ranges: bool = False) -> keras.Model:
     """A quantization-aware copy of a chain-shaped functional model, ready to fine-tune.
 
     Conv2D/Dense become ``QuantizedConv2D``/``QuantizedDense`` (a BatchNormalization right after
@@ -199,6 +214,7 @@ def quantize_model(model) -> keras.Model:
     ``ActivationQuantizer`` follows every tensor TFLite quantizes on its own: the input, Rescaling,
     average pooling, each layer's (fused) output; max pooling and dropout keep their input's scale,
     softmax its fixed one. Raises ValueError naming the first layer it cannot simulate.
+    ``shared_ranges`` gives every kernel one range for all its channels (clustered models).
 
     Example:
         qat = quantize_model(keras.models.load_model("run/model.keras"))
@@ -216,7 +232,7 @@ def quantize_model(model) -> keras.Model:
         if type(layer) in QUANTIZED:
             batch_norm = following if isinstance(following, layers.BatchNormalization) else None
             index += 1 + (batch_norm is not None)
-            twin, weights = _quantized_twin(layer, batch_norm)
+            twin, weights = _quantized_twin(layer, batch_norm, shared_ranges)
             x = twin(x)
             twin.set_weights([*weights, twin.kernel_range.numpy()])
             twin.folded = batch_norm is not None  # scaled per channel: see clustering.preserving_keeper

@@ -3,7 +3,7 @@ export is a full-int8 TFLite file with the learned ranges."""
 
 from pathlib import Path
 
-from bigmodels.compress.clustering import preserving_keeper
+from bigmodels.compress.clustering import cluster_kernels, zero_keeper
 from bigmodels.compress.quantization import folded_layers, quantize_model, refresh_kernel_ranges
 from bigmodels.workflows.derived import FineTune, fine_tune_run
 
@@ -24,7 +24,8 @@ def qat_run(
     The new run's model.keras is the quantization-aware model (batch norm folded, fake-quant ops):
     its Keras outputs are what the int8 file computes, to within one output quantization step, and
     ``export_run`` converts it with the learned ranges (full int8 only). A pruned run's zeros stay
-    zero; a clustered run keeps its shared values (per output channel where batch norm is folded).
+    zero; a clustered run keeps at most its K values per kernel (kernels with batch norm folded in
+    are clustered again, one int8 range per kernel, so the file holds at most K codes per kernel).
 
     Args:
         run_dir: a finished classifier run whose model is a chain of layers QAT can simulate.
@@ -45,14 +46,21 @@ def qat_run(
             )
         if "qat" in config:
             raise ValueError(f"'{run_dir}' is already quantization-aware; pass the run it was made from")
-        qat = quantize_model(model)
-        keeper = preserving_keeper(
-            qat, clusters=config.get("clustering", {}).get("clusters"), per_channel_layers=folded_layers(qat),
-            after_batch=lambda: refresh_kernel_ranges(qat),
-        )  # fmt: skip
+        clustering = config.get("clustering")
+        qat = quantize_model(model, shared_ranges=clustering is not None)
+        if clustering:  # cluster-preserving: the same K per kernel, folded kernels clustered again
+            keeper, _ = cluster_kernels(
+                qat, clustering["clusters"], kinds=clustering["kinds"], min_weights=clustering["min_weights"],
+                seed=config["training"].get("seed", 0),
+            )  # fmt: skip
+        else:
+            keeper = zero_keeper(qat)  # a pruned run's zeros stay zero
+        keeper.after_batch = lambda: refresh_kernel_ranges(qat)
+        keeper.after_batch()
         record = {"scheme": "int8: per-channel symmetric conv kernels, per-tensor symmetric dense "
                   "kernels, per-tensor asymmetric activations, batch norm folded",
                   "folded_batch_norms": [layer.name for layer in folded_layers(qat)],
+                  "shared_ranges": clustering is not None,
                   "preserved_kernels": len(keeper.entries)}  # fmt: skip
         return FineTune(qat, [keeper], record)
 
