@@ -22,8 +22,13 @@ def parse_args(argv=None):
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py (or prune/cluster)")
     parser.add_argument("--out", default=None, help="quantization-aware run folder (default: RUN_qat)")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
-    parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None,
-                        help="peak learning rate (default: a tenth of the run's)")  # fmt: skip
+    parser.add_argument(
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default: a hundredth of the run's; a clustered run's own)",
+    )
     parser.add_argument("--overwrite", action="store_true")
     add_export_flags(parser)
     return parser.parse_args(argv)
