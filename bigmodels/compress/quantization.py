@@ -261,10 +261,6 @@ def folded_layers(model) -> list:
     return [layer for layer in quantized_layers(model) if getattr(layer, "folded", False)]
 
 
-def is_quantization_aware(model) -> bool:
-    return bool(quantized_layers(model))
-
-
 def refresh_kernel_ranges(model) -> None:
     """Sets every stored kernel range from the kernel as it now is (after the last optimizer step
     and any callback that re-projects the kernel), so Keras and the converter use the same one."""
