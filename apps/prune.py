@@ -14,23 +14,17 @@ TFLite mode, the parity gate, report.json with gzip sizes, which is where the ze
 import sys
 
 import bigmodels
-from bigmodels.cli import (
-    EXIT_PARITY_FAILED,
-    ArgumentParser,
-    add_export_flags,
-    check_export_flags,
-    export_from_args,
-    print_export_table,
-    run_app,
-)
+from bigmodels.cli import ArgumentParser, add_export_flags, check_export_flags, export_and_report, run_app
 
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="run folder written by apps/train.py")
-    parser.add_argument("--sparsity", type=float, default=0.8, help="share of zeros per pruned kernel")
+    parser.add_argument(
+        "--sparsity", type=float, default=0.8, help="share of zeros over all pruned kinds' kernels"
+    )
     parser.add_argument("--schedule", default="polynomial", help="polynomial (from 0) or constant")
-    parser.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs (target reached at 70%%)")
+    parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (target reached at 70%%)")
     parser.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
     parser.add_argument(
         "--layers", default="dense,conv,depthwise,embedding,transformer", help="layer kinds to prune"
@@ -40,8 +34,9 @@ def parse_args(argv=None):
         "--min-weights",
         dest="min_weights",
         type=int,
-        default=0,
-        help="kernels with fewer weights stay dense (e.g. 1000 spares a small first convolution)",
+        default=None,
+        help="kernels with fewer weights stay dense, the others make up for them (default: kernels "
+        "under 1000 weights are spared when the others can stay under 95%%; 0 prunes all alike)",
     )
     parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
     parser.add_argument("--overwrite", action="store_true")
@@ -69,10 +64,7 @@ def main(args) -> int:
     print(f"sparsity {metrics['sparsity']:.4f} over {len(metrics['sparsity_per_weight'])} kernels")
     for entry in metrics["sparsity_per_weight"]:
         print(f"  {entry['weight']:<60}{entry['sparsity']:>8.4f}  {entry['shape']}")
-    report = export_from_args(run_dir, args)
-    print_export_table(report)
-    print(f"pruned run folder: {run_dir}")
-    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED
+    return export_and_report(run_dir, args, "pruned")
 
 
 if __name__ == "__main__":

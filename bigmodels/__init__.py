@@ -38,6 +38,8 @@ _PUBLIC = {
     "export_run": "bigmodels.workflows.export",
     "prune_run": "bigmodels.workflows.prune",
     "distill_run": "bigmodels.workflows.distill",
+    "cluster_run": "bigmodels.workflows.cluster",
+    "qat_run": "bigmodels.workflows.qat",
     # the run folder
     "read_run": "bigmodels.run_folder",
     "load_model": "bigmodels.run_folder",

@@ -195,6 +195,21 @@ def test_pipeline_chains_train_distill_prune_and_reports_every_artifact(tmp_path
     assert (tmp_path / "digits_student" / "student_alone" / "model.keras").is_file()
 
 
+def test_pipeline_prunes_clusters_and_trains_quantization_aware_into_one_int8_file(tmp_path):
+    out = tmp_path / "digits"
+    chain = ["--prune", "0.5", "--prune-epochs", "1", "--clusters", "8", "--cluster-epochs", "1", "--qat"]
+    result = run_app("pipeline", "--data", "digits", "--out", out, "--epochs", "2", "--qat-epochs", "1",
+                     *chain, "--quantization", "float32,int8", "--max-accuracy-drop", "100")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    qat_dir = tmp_path / "digits_pruned_clustered_qat"
+    report = json.loads((qat_dir / "export" / "report.json").read_text())
+    assert [a["file"] for a in report["artifacts"] if a["format"] == "tflite"] == ["model_int8.tflite"]
+    clustered = json.loads((tmp_path / "digits_pruned_clustered" / "metrics.json").read_text())
+    assert all(entry["distinct"] <= 8 for entry in clustered["distinct_values_per_weight"])
+    assert json.loads((qat_dir / "config.json").read_text())["clustering"]["clusters"] == 8
+    assert "qat " in result.stdout and "clustered " in result.stdout
+
+
 @pytest.mark.parametrize(
     "app, arguments, expected",
     [
@@ -203,10 +218,19 @@ def test_pipeline_chains_train_distill_prune_and_reports_every_artifact(tmp_path
         ("prune", ["--layers", "lstm"], "unknown layer kind"),
         ("distill", ["--student-config", "width_multiplier"], "is not key=value"),
         ("distill", ["--student-config", "depth=2"], "no argument(s) depth"),
+        ("cluster", ["--clusters", "1"], "--clusters must be at least 2"),
+        ("cluster", ["--clusters", "100000"], "weights of the smallest clustered kernel"),
+        ("qat", ["--quantization", "float16"], "use --quantization int8"),
     ],
 )
 def test_compression_apps_bad_input_is_one_line_exit_2(digits_run, tmp_path, app, arguments, expected):
-    source = ["--run", digits_run] if app == "prune" else ["--teacher", digits_run]
+    source = ["--teacher", digits_run] if app == "distill" else ["--run", digits_run]
     result = run_app(app, *source, "--out", tmp_path / "out", *arguments)
     assert_one_line_error(result, expected)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_qat_of_a_model_it_cannot_simulate_names_the_layer_and_writes_nothing(text_run, tmp_path):
+    result = run_app("qat", "--run", text_run, "--out", tmp_path / "out")
+    assert_one_line_error(result, "cannot wrap layer 'embedding' (TokenAndPositionEmbedding)")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

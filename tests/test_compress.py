@@ -134,8 +134,12 @@ def test_prune_run_of_each_family_exports_with_the_zeros(digits_run, text_run, t
 
     for run, modes in ((digits_run, ["float32", "int8"]), (text_run, ["float32", "int16x8"])):
         pruned, metrics = prune_run(run, tmp_path / f"{run.name}_pruned", sparsity=0.7, epochs=1, verbose=0)
-        assert all(entry["zeros"] == round(0.7 * entry["total"]) for entry in metrics["sparsity_per_weight"])
         config = json.loads((pruned / "config.json").read_text())
+        spare_below, kernel_sparsity = config["pruning"]["min_weights"], config["pruning"]["kernel_sparsity"]
+        for entry in metrics["sparsity_per_weight"]:  # small kernels spared, the others make up for them
+            expected = round(kernel_sparsity * entry["total"]) if entry["total"] >= spare_below else 0
+            assert entry["zeros"] == expected, entry
+        assert metrics["sparsity"] == pytest.approx(0.7, abs=0.002)
         assert config["pruning"]["schedule"]["class"] == "polynomial" and config["pruned_from"]
         report = export_run(pruned, quantization=modes, latency_repeats=5, max_accuracy_drop=100)
         # A copy: exporting the shared run in place would replace the export other tests read.
@@ -186,3 +190,16 @@ def test_small_kernels_can_stay_dense():
     for entry in sparsity_report(model):
         expected = round(0.8 * entry["total"]) if entry["total"] >= 1000 else 0
         assert entry["zeros"] == expected, entry
+
+
+def test_spared_small_kernels_are_made_up_for_by_the_others():
+    from bigmodels.compress.pruning import spared_plan
+
+    sizes = [144, 4608, 9216, 13824, 480]  # the MNIST CNN's kernels
+    min_weights, kernel_sparsity = spared_plan(sizes, 0.8, None)
+    assert min_weights == 1000
+    assert kernel_sparsity * (sum(sizes) - 144 - 480) == pytest.approx(0.8 * sum(sizes))
+    assert spared_plan(sizes, 0.8, 0) == (0, 0.8)
+    assert spared_plan([500, 1200], 0.8, None) == (0, 0.8)  # 1200 weights cannot hold them all
+    with pytest.raises(ValueError, match="lower --min-weights or --sparsity"):
+        spared_plan([500, 1200], 0.8, 1000)

@@ -13,8 +13,10 @@ import os
 import sys
 
 from bigmodels.cli.export import (
+    EXIT_PARITY_FAILED,
     add_export_flags,
     check_export_flags,
+    export_and_report,
     export_from_args,
     print_export_table,
     print_stage_table,
@@ -31,6 +33,7 @@ __all__ = [
     "bundle_server",
     "check_export_flags",
     "describe_failure",
+    "export_and_report",
     "export_from_args",
     "import_tensorflow_quietly",
     "parse_model_arguments",
@@ -41,9 +44,6 @@ __all__ = [
 ]
 
 EXIT_BAD_INPUT = 2
-
-
-EXIT_PARITY_FAILED = 1  # export and pipeline: an artifact fell below Keras by more than allowed
 
 
 # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) would bury the one line a

@@ -4,6 +4,8 @@ import sys
 
 import bigmodels
 
+EXIT_PARITY_FAILED = 1  # export and pipeline: an artifact fell below Keras by more than allowed
+
 
 def print_export_table(report: dict) -> None:
     """The short per-artifact table the export and pipeline apps print; its columns are the task's."""
@@ -99,24 +101,43 @@ def add_export_flags(parser) -> None:
     )
 
 
-def check_export_flags(args) -> None:
-    """Refuses bad export flags before a long training or fine-tuning, not after it."""
+def check_export_flags(args, *, qat: str | None = None) -> None:
+    """Refuses bad export flags before a long training or fine-tuning, not after it.
+
+    ``qat``: "alone" when the flags export only a quantization-aware run (int8 alone), "among"
+    when they also export one (the pipeline: int8 must be among the modes asked for).
+    """
     # Lazy, as in every function here that needs TensorFlow: apps/predict.py imports
     # bigmodels.cli on devices without it.
-    from bigmodels.convert.tflite import parse_quantization
+    from bigmodels.convert.tflite import parse_qat_quantization, parse_quantization
 
     if args.quantization:
         parse_quantization(args.quantization)
+    if args.quantization and (
+        qat == "alone" or (qat and "int8" not in parse_quantization(args.quantization))
+    ):
+        parse_qat_quantization(args.quantization)
 
 
-def export_from_args(run_dir, args) -> dict:
-    """Calls ``export_run`` with the flags of ``add_export_flags``."""
+def export_from_args(run_dir, args, *, int8_only: bool = False) -> dict:
+    """Calls ``export_run`` with the flags of ``add_export_flags`` (``int8_only``: the pipeline's
+    QAT stage, whose run exports the full-int8 file alone, whatever the other stages make)."""
     from bigmodels.convert.tflite import parse_quantization  # lazy: TensorFlow
 
+    modes = ["int8"] if int8_only else parse_quantization(args.quantization) if args.quantization else None
     return bigmodels.export_run(
         run_dir,
-        quantization=parse_quantization(args.quantization) if args.quantization else None,
+        quantization=modes,
         max_accuracy_drop=args.max_accuracy_drop,
         max_pixel_difference=args.max_pixel_difference,
         bundle_artifact=args.bundle_artifact,
     )
+
+
+def export_and_report(run_dir, args, label: str) -> int:
+    """The end of every app that makes a run and exports it: export with the flags, print the
+    table and the run folder; the exit code (1 when a file failed the parity gate)."""
+    report = export_from_args(run_dir, args)
+    print_export_table(report)
+    print(f"{label} run folder: {run_dir}")
+    return 0 if report["parity_gate"]["passed"] else EXIT_PARITY_FAILED

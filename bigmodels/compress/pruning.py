@@ -242,6 +242,33 @@ def overall_sparsity(report: list[dict]) -> float:
     return round(sum(entry["zeros"] for entry in report) / total, 6) if total else 0.0
 
 
+SPARE_BELOW = 1000  # weights: what prune_run spares by default (MNIST's 3x3 stem and classifier)
+MAX_KERNEL_SPARSITY = 0.95  # sparing small kernels never pushes a kernel past this
+
+
+def spared_plan(sizes: list[int], sparsity: float, min_weights: int | None) -> tuple[int, float]:
+    """(min_weights, per-kernel sparsity) that make ``sparsity`` the share of zeros over ALL the
+    kernels ``sizes`` while kernels of fewer than min_weights weights stay dense.
+
+    None spares kernels under ``SPARE_BELOW`` weights when the others can make up for them at
+    no more than ``MAX_KERNEL_SPARSITY``; otherwise every kernel is pruned alike. On the MNIST
+    CNN this is the benchmark's recipe row: the 144-weight stem and 480-weight classifier stay
+    dense, the rest goes to 81.8%, and the int8 file lost 0.15 points instead of 0.44.
+    """
+    _check_sparsity(sparsity)
+    chosen = SPARE_BELOW if min_weights is None else min_weights
+    total, pruned = sum(sizes), sum(size for size in sizes if size >= chosen)
+    needed = (sparsity if pruned == total else sparsity * total / pruned) if pruned else 1.0
+    if needed <= MAX_KERNEL_SPARSITY:
+        return chosen, needed
+    if min_weights is None:
+        return 0, sparsity
+    raise ValueError(
+        f"kernels of {min_weights} weights or more cannot hold {sparsity:.0%} of all the zeros "
+        f"(they would need {needed:.0%}); lower --min-weights or --sparsity"
+    )
+
+
 def strip_pruning(model):
     """A plain copy of a pruned model: same class, same variables, zeros kept; no pruning state.
 

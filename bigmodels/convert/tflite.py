@@ -30,6 +30,21 @@ def parse_quantization(text: str, allowed=QUANTIZATION_MODES) -> list[str]:
     return modes
 
 
+QAT_MODES = ("int8",)  # a quantization-aware model's fake-quant ranges are int8 scales
+
+
+def parse_qat_quantization(text: str | None) -> list[str]:
+    """The modes a quantization-aware run exports: int8 only, refused in one line otherwise."""
+    modes = parse_quantization(text or ",".join(QAT_MODES))
+    others = [mode for mode in modes if mode not in QAT_MODES]
+    if others:
+        raise ValueError(
+            f"quantization-aware training makes a full-int8 file (its learned ranges are int8 scales); "
+            f"--quantization {','.join(others)} would ignore them: use --quantization int8, or leave out QAT"
+        )
+    return modes
+
+
 def float_input_twin(model):
     """The same network with a float32 input, for full-integer conversion.
 

@@ -17,7 +17,7 @@ from bigmodels.run_folder import (
 )
 from bigmodels.tasks import task_of
 from bigmodels.tasks.classification import fit_classifier_into
-from bigmodels.workflows.prune import copy_carried_files
+from bigmodels.workflows.derived import copy_carried_files
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -17,7 +17,7 @@ from bigmodels.convert.artifacts import (
 )
 from bigmodels.convert.bundle import shipped_artifact, write_bundle
 from bigmodels.convert.micro import export_micro
-from bigmodels.convert.tflite import export_saved_model, parse_quantization
+from bigmodels.convert.tflite import export_saved_model, parse_qat_quantization, parse_quantization
 from bigmodels.lite.runtime import TFLiteModel
 from bigmodels.lite.selftest import SELFTEST_FORMAT, SELFTEST_FORMAT_VERSION
 from bigmodels.run_folder import read_run, record_entries, staged_folder, write_json
@@ -58,7 +58,8 @@ def export_run(
     Args:
         run_dir: a finished run folder.
         quantization: TFLite modes to produce (default: the task's; float32, dynamic, float16
-            and int8 for images and generators; all five, int16x8 included, for text).
+            and int8 for images and generators; all five, int16x8 included, for text; int8
+            alone, with the learned ranges, for a quantization-aware run).
         max_accuracy_drop: parity gate of classifiers, in percentage points below the Keras
             accuracy.
         max_pixel_difference: parity gate of the DCGAN generator: mean absolute difference from
@@ -77,7 +78,12 @@ def export_run(
     """
     run_dir, config = read_run(run_dir)
     task = task_of(config["model"])
-    modes = parse_quantization(",".join(quantization or task.default_modes), allowed=task.quantization_modes)
+    if "qat" in config:  # the quantization-aware model converts with its learned int8 ranges
+        modes = parse_qat_quantization(",".join(quantization) if quantization else None)
+    else:
+        modes = parse_quantization(
+            ",".join(quantization or task.default_modes), allowed=task.quantization_modes
+        )
     gates = {"max_accuracy_drop": max_accuracy_drop, "max_pixel_difference": max_pixel_difference}
     subject = task.export_subject(run_dir, config, gates)
     with staged_export(run_dir) as staging:

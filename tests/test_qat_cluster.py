@@ -1,0 +1,129 @@
+"""QAT and clustering: Keras QAT equals the int8 file, learned ranges become its scales, clustered
+kernels keep at most K values (zeros stay zero) through QAT and into the int8 file."""
+
+import keras
+import numpy as np
+import pytest
+from helpers import separable_images
+
+from bigmodels import get_model
+from bigmodels.compress.clustering import (
+    cluster_kernels,
+    distinct_values,
+    strip_clustering,
+)
+from bigmodels.compress.pruning import ConstantSparsity, MagnitudePruner
+from bigmodels.compress.quantization import (
+    ActivationQuantizer,
+    folded_layers,
+    quantize_model,
+    quantized_layers,
+    refresh_kernel_ranges,
+)
+from bigmodels.convert.tflite import convert_tflite, parse_qat_quantization
+from bigmodels.lite import TFLiteModel
+
+
+def trained_cnn(epochs=2):
+    keras.utils.set_random_seed(0)
+    model = get_model("cnn_classifier", input_shape=(16, 16, 1), num_classes=2, variant="compact")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    images, labels = separable_images(64, size=(16, 16))
+    model.fit(images, labels, batch_size=16, epochs=epochs, verbose=0)
+    return model, images, labels
+
+
+def fine_tune(model, images, labels, callbacks=(), learning_rate=1e-3):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+    model.fit(images, labels, batch_size=16, epochs=1, verbose=0, callbacks=list(callbacks))
+    return model
+
+
+def tflite_kernels(flatbuffer) -> list[np.ndarray]:
+    """The int8 weight tensors of CONV_2D and FULLY_CONNECTED ops, as stored (output channel first)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    kernels = []
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D"):
+            kernels.append(interpreter.get_tensor(int(op["inputs"][1])))
+    tensors = {d["name"]: d for d in interpreter.get_tensor_details()}
+    return kernels, tensors
+
+
+def test_qat_model_equals_its_int8_file_within_one_step_and_the_scales_are_the_learned_ranges():
+    model, images, labels = trained_cnn()
+    qat = fine_tune(quantize_model(model), images, labels)
+    refresh_kernel_ranges(qat)
+    assert folded_layers(qat) and not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in qat.layers
+    )
+    flatbuffer = convert_tflite(qat, "int8", images[:8])
+    runner = TFLiteModel(flatbuffer)
+    step = runner.output_detail["quantization"][0]
+    difference = np.abs(runner.predict(images) - qat.predict(images, verbose=0))
+    assert step == pytest.approx(1 / 256) and difference.max() <= step + 1e-6
+    assert runner.input_detail["quantization"] == (1.0, -128)  # uint8 pixels: the fixed [0, 255]
+    _, tensors = tflite_kernels(flatbuffer)
+    learned = [
+        layer for layer in qat.layers if isinstance(layer, ActivationQuantizer) and layer.fixed_range is None
+    ]
+    scales = [float(d["quantization"][0]) for d in tensors.values() if d["dtype"] == np.int8]
+    for layer in learned:  # each learned range is some activation tensor's scale in the file
+        width = float(layer.range_max.numpy() - layer.range_min.numpy())
+        assert any(abs(scale - width / 255) <= 1e-6 * width for scale in scales), layer.name
+
+
+def test_clustering_keeps_at_most_k_values_zeros_included_through_qat_and_into_the_int8_file():
+    model, images, labels = trained_cnn(epochs=1)
+    fine_tune(model, images, labels, [MagnitudePruner(model, ConstantSparsity(0.5, frequency=1))])
+    keeper, plan = cluster_kernels(model, 6, method="kmeans++")
+    zeros = [np.asarray(layer.kernel.numpy()) == 0 for layer in model.layers if hasattr(layer, "kernel")]
+    fine_tune(model, images, labels, [keeper])
+    clustered = strip_clustering(model)
+    assert all(entry["distinct"] <= 6 for entry in distinct_values(clustered)) and len(plan) == 5
+    kernels = [np.asarray(layer.kernel.numpy()) for layer in clustered.layers if hasattr(layer, "kernel")]
+    assert all(np.all(k[z] == 0) and np.sum(z) > 0 for k, z in zip(kernels, zeros, strict=True))
+    assert_at_most_k_int8_values(convert_tflite(clustered, "int8", images[:8]), 6, per="channel")
+    # Cluster-preserving QAT (as qat_run does it): batch norm folded in scales each output channel
+    # apart, so the kernels are clustered again with the same K and take one range per kernel.
+    qat = quantize_model(clustered, shared_ranges=True)
+    keeper, _ = cluster_kernels(qat, 6)
+    keeper.after_batch = lambda: refresh_kernel_ranges(qat)
+    fine_tune(qat, images, labels, [keeper])
+    assert all(len(np.unique(layer.kernel.numpy())) <= 6 for layer in quantized_layers(qat))
+    assert_at_most_k_int8_values(convert_tflite(qat, "int8", images[:8]), 6, per="kernel")
+
+
+def assert_at_most_k_int8_values(flatbuffer, clusters, per):
+    stored, _ = tflite_kernels(flatbuffer)
+    assert len(stored) == 5
+    for kernel in stored:  # per output channel (per-channel int8) or per kernel; zero among the K
+        groups = kernel.reshape(kernel.shape[0], -1) if per == "channel" else kernel.reshape(1, -1)
+        for values in groups:
+            assert len(np.unique(values)) <= clusters and np.any(values == 0)
+
+
+@pytest.mark.parametrize("method", ["linear", "density"])
+def test_other_centroid_initializations_cluster_too(method):
+    model, images, labels = trained_cnn(epochs=1)
+    keeper, plan = cluster_kernels(model, 4, method=method, preserve_sparsity=False)
+    fine_tune(model, images, labels, [keeper])
+    assert all(entry["distinct"] <= 4 for entry in distinct_values(model))
+    assert all(entry["clusters"] == 4 and not entry["zero_centroid"] for entry in plan)
+
+
+def test_bad_cluster_counts_layers_and_modes_are_refused_with_what_to_do():
+    model, _, _ = trained_cnn(epochs=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        cluster_kernels(model, 1)
+    with pytest.raises(ValueError, match="more than the 96 weights of the smallest"):
+        cluster_kernels(model, 97)
+    text = get_model("transformer_classifier", vocabulary_size=64, sequence_length=8, num_classes=2, width=8)
+    with pytest.raises(ValueError, match="cannot wrap layer|does not take only"):
+        quantize_model(text)
+    with pytest.raises(ValueError, match="full-int8.*use --quantization int8"):
+        parse_qat_quantization("float16")
+    assert parse_qat_quantization(None) == ["int8"]
