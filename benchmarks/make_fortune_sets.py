@@ -18,8 +18,22 @@ import re
 from pathlib import Path
 
 ROOT = Path("/usr/share/games/fortunes")
-ENGLISH = ["people", "definitions", "computers", "songs-poems", "politics", "science", "work", "food",
-           "law", "education", "medicine", "love", "sports", "kids"]
+ENGLISH = [
+    "people",
+    "definitions",
+    "computers",
+    "songs-poems",
+    "politics",
+    "science",
+    "work",
+    "food",
+    "law",
+    "education",
+    "medicine",
+    "love",
+    "sports",
+    "kids",
+]
 RUSSIAN = ["love", "polit", "knowledge", "education", "computer", "friendship", "book", "wealth"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -45,7 +59,13 @@ def main() -> None:
     out = Path(parser.parse_args().out)
     out.mkdir(parents=True, exist_ok=True)
     write(out, "en_fortunes", "csv", [[i, e] for i, c in enumerate(ENGLISH) for e in entries(ROOT / c)], None)
-    write(out, "ru_fortunes", "tsv", [[c, e] for c in RUSSIAN for e in entries(ROOT / "ru" / c)], ["category", "text"])
+    write(
+        out,
+        "ru_fortunes",
+        "tsv",
+        [[c, e] for c in RUSSIAN for e in entries(ROOT / "ru" / c)],
+        ["category", "text"],
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def tfidf_peer(train, test, *, analyzer: str = "word", validation=None) -> dict:
     test_features = vectorizer.transform(test[0])
     default = LogisticRegression(max_iter=3000).fit(features, train[1])
     if validation is None:
-        search = GridSearchCV(LogisticRegression(max_iter=3000), {"C": list(C_GRID)}, cv=3).fit(features, train[1])
+        search = GridSearchCV(LogisticRegression(max_iter=3000), {"C": list(C_GRID)}, cv=3).fit(
+            features, train[1]
+        )
         chosen_c, tuned = search.best_params_["C"], search.best_estimator_
     else:
         scored = []
@@ -63,8 +65,13 @@ def train_and_export(model: str | None, train_file: Path, work: Path, data_optio
     """One model through train_run with the app's defaults (what is not given), then export_run."""
     started = time.perf_counter()
     run_dir, metrics = train_run(
-        model, str(train_file), work / (model or "default"), data_options=data_options, overwrite=True,
-        verbose=0, **training
+        model,
+        str(train_file),
+        work / (model or "default"),
+        data_options=data_options,
+        overwrite=True,
+        verbose=0,
+        **training,
     )
     train_seconds = time.perf_counter() - started
     report = export_run(run_dir)
@@ -80,7 +87,9 @@ def train_and_export(model: str | None, train_file: Path, work: Path, data_optio
         "epochs_trained": metrics["epochs_trained"],
         "train_run_seconds": round(train_seconds, 1),
         "artifacts": report["artifacts"],
-        "chosen": {key: chosen.get(key) for key in ("file", "accuracy", "size_bytes", "gzip_bytes", "latency_ms")},
+        "chosen": {
+            key: chosen.get(key) for key in ("file", "accuracy", "size_bytes", "gzip_bytes", "latency_ms")
+        },
         "chosen_meets_size_and_latency": chosen["size_bytes"] <= TARGET_SIZE_BYTES
         and chosen["latency_ms"] <= TARGET_LATENCY_MS,
     }
@@ -89,7 +98,8 @@ def train_and_export(model: str | None, train_file: Path, work: Path, data_optio
 def print_rows(title: str, peer: dict, results: list[dict]) -> None:
     print(f"\n{title}")
     print(f"  {'TF-IDF + LR, C=1':<44}{peer['test_accuracy_default_c']:>9.4f}")
-    print(f"  {'TF-IDF + LR, C=' + str(peer['C_chosen']) + ' (' + peer['C_chosen_on'] + ')':<44}{peer['test_accuracy']:>9.4f}")
+    tuned = f"TF-IDF + LR, C={peer['C_chosen']} ({peer['C_chosen_on']})"
+    print(f"  {tuned:<44}{peer['test_accuracy']:>9.4f}")
     for result in results:
         chosen = result["chosen"]
         print(

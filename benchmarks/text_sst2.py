@@ -59,9 +59,15 @@ def run_setting(setting: str, folder: Path, models: list, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="folder with phrases_train.tsv, train.tsv, dev.tsv, test.tsv")
-    parser.add_argument("--settings", nargs="+", default=["phrases", "sentences"], choices=sorted(TRAIN_FILES))
-    parser.add_argument("--models", nargs="+", default=["default", "ngram_classifier", "embedding_bag_classifier"])
+    parser.add_argument(
+        "--data", required=True, help="folder with phrases_train.tsv, train.tsv, dev.tsv, test.tsv"
+    )
+    parser.add_argument(
+        "--settings", nargs="+", default=["phrases", "sentences"], choices=sorted(TRAIN_FILES)
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=["default", "ngram_classifier", "embedding_bag_classifier"]
+    )
     parser.add_argument("--out", default="benchmarks/results/text_sst2.json")
     args = parser.parse_args()
     folder = Path(args.data)

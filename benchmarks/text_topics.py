@@ -46,20 +46,35 @@ def run_set(spec, models, work: Path) -> dict:
         read_columns(test, text_columns, label_column, header, delimiter),
         analyzer=analyzer or "word",
     )
-    options = {"text_columns": text_columns, "label_column": label_column, "test_source": str(test), "header": header}
+    options = {
+        "text_columns": text_columns,
+        "label_column": label_column,
+        "test_source": str(test),
+        "header": header,
+    }
     results = [train_and_export(model, train, work / name, options) for model in models]
     print_rows(name, peer, results)
-    return {"set": name, "train": str(train), "test": str(test), "tfidf_logistic_regression": peer, "models": results}
+    return {
+        "set": name,
+        "train": str(train),
+        "test": str(test),
+        "tfidf_logistic_regression": peer,
+        "models": results,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", dest="sets", nargs=5, action="append", metavar=("NAME", "TRAIN", "TEST", "TEXT", "LABEL"))
+    parser.add_argument(
+        "--set", dest="sets", nargs=5, action="append", metavar=("NAME", "TRAIN", "TEST", "TEXT", "LABEL")
+    )
     parser.add_argument("--fortunes", default="/tmp/bigmodels-fortunes", help="folder of the fortune sets")
     parser.add_argument("--models", nargs="+", default=["default", "ngram_classifier"])
     parser.add_argument("--out", default="benchmarks/results/text_topics.json")
     args = parser.parse_args()
-    sets = args.sets or [(n, f"{args.fortunes}/{a}", f"{args.fortunes}/{b}", t, lab) for n, a, b, t, lab in FORTUNE_SETS]
+    sets = args.sets or [
+        (n, f"{args.fortunes}/{a}", f"{args.fortunes}/{b}", t, lab) for n, a, b, t, lab in FORTUNE_SETS
+    ]
     models = [None if model == "default" else model for model in args.models]
     work = Path(tempfile.mkdtemp(prefix="bigmodels-topics-"))
     results = [run_set(spec, models, work) for spec in sets]
@@ -68,7 +83,8 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "sets": results,
         "beats_or_matches_tfidf": {
-            f"{result['set']}/{model['model']}": model["test_accuracy"] >= result["tfidf_logistic_regression"]["test_accuracy"]
+            f"{result['set']}/{model['model']}": model["test_accuracy"]
+            >= result["tfidf_logistic_regression"]["test_accuracy"]
             for result in results
             for model in result["models"]
         },

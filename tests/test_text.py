@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers import review_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from helpers import review_rows
 
 from bigmodels import get_model
 from bigmodels.data.vocabulary import (
@@ -48,7 +48,12 @@ def test_transformer_attention_and_pooling_ignore_padding():
     import keras
 
     model = get_model(
-        "transformer_classifier", vocabulary_size=50, sequence_length=12, num_classes=2, width=16, ngram_order=0
+        "transformer_classifier",
+        vocabulary_size=50,
+        sequence_length=12,
+        num_classes=2,
+        width=16,
+        ngram_order=0,
     )
     ids = np.array([[5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 3, 2, 0, 0, 0, 0]], np.int32)
     mask = ids != 0

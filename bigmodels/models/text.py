@@ -72,7 +72,9 @@ class HashedNgramBag(keras.layers.Layer):
     with an int32 SELECT_V2, which TFLite Micro lacks.
     """
 
-    def __init__(self, vocabulary_size: int, buckets: int, order: int, units: int, gain: float = 8.0, **kwargs):
+    def __init__(
+        self, vocabulary_size: int, buckets: int, order: int, units: int, gain: float = 8.0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.vocabulary_size, self.buckets = int(vocabulary_size), int(buckets)
         self.order, self.units, self.gain = int(order), int(units), float(gain)
@@ -235,7 +237,9 @@ def transformer_classifier(
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(num_classes, name="classifier")(x)
     if ngram_order > 0:
-        buckets = ngram_buckets or ngram_buckets_for(WIDE_HEAD_BUDGET, vocabulary_size, num_classes, ngram_order)
+        buckets = ngram_buckets or ngram_buckets_for(
+            WIDE_HEAD_BUDGET, vocabulary_size, num_classes, ngram_order
+        )
         wide = HashedNgramBag(vocabulary_size, buckets, ngram_order, num_classes, name="ngram_head")(ids)
         logits = keras.layers.Add(name="deep_and_wide")([logits, wide])
     outputs = keras.layers.Activation("softmax", name="probabilities")(logits)
