@@ -242,3 +242,34 @@ def test_tflm_failures_become_one_sentence_naming_the_op():
         "Interpreter invocation failed.",
     )
     assert refused.ops == ["CAST"] and "UINT8" in str(refused) and "\n" not in str(refused)
+
+
+def test_the_ngram_text_model_runs_on_tflm_from_a_bundle(tmp_path):
+    """ngram_classifier uses only ops TFLite Micro has (int8 GATHERs of its hash bytes and table,
+    integer ADD/SUB/compare, FULLY_CONNECTED sums), so a text bundle runs on a microcontroller."""
+    from helpers import write_reviews_csv
+
+    from bigmodels.workflows.train import train_run
+
+    data = write_reviews_csv(tmp_path / "reviews.csv", 120)
+    run_dir, _ = train_run(
+        "ngram_classifier",
+        str(data),
+        tmp_path / "run",
+        epochs=15,
+        learning_rate=0.03,
+        batch_size=16,
+        verbose=0,
+        data_options={"text_columns": ["title", "body"], "label_column": "sentiment"},
+    )
+    copy, report = exported_copy(run_dir, tmp_path / "copy")
+    micro = report["micro"]
+    assert micro["folder"] == "micro" and micro["arena_bytes"] > 0 and micro["compared"] > 0
+    assert {"GATHER", "FULLY_CONNECTED"} <= set(micro["ops"])
+    # Within one output step of ai-edge-litert's builtin kernels (TFLM's int8 SOFTMAX may round one
+    # step apart on rare inputs), on every test example.
+    assert micro["equal_to_litert"] or micro["litert_difference"]["max_steps"] <= 1
+    bundle_zip = copy / "export" / "bundle.zip"
+    result = run_predict("--bundle", bundle_zip, "--runtime", "tflm", "a lovely film, wonderful")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["label"] in ("negative", "positive")
