@@ -172,7 +172,7 @@ def _check_text_arguments(vocabulary_size: int, sequence_length: int, num_classe
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
-WIDE_HEAD_BUDGET = 150_000  # weights of the Transformer's n-gram head (int8: ~150 KB)
+WIDE_HEAD_BUDGET = 120_000  # weights of the Transformer's n-gram head (int8: ~120 KB)
 NGRAM_BAG_BUDGET = 400_000  # weights of ngram_classifier's table (int8: ~400 KB)
 
 
@@ -213,7 +213,7 @@ def transformer_classifier(
         embedding_size: size of the token table's vectors (``width`` for no factorisation).
         ngram_order: 2 for a wide head of tokens and bigrams, 1 for tokens only, 0 for none.
         ngram_buckets: hash buckets of the wide head's bigrams (None: from a budget of
-            150,000 weights).
+            120,000 weights).
 
     Example:
         model = get_model("transformer_classifier", vocabulary_size=5000, sequence_length=48,
