@@ -107,3 +107,10 @@ def print_rows(title: str, peer: dict, results: list[dict]) -> None:
             f"{chosen['accuracy']:.4f}, {chosen['size_bytes'] / 1024:.0f} KB, {chosen['latency_ms']:.3f} ms, "
             f"trained in {result['train_run_seconds']:.0f} s"
         )
+
+
+def write_summary(path: str, summary: dict) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"written: {out}")

@@ -13,7 +13,6 @@ benchmarks/results/text_sst2.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from text_common import print_rows, read_columns, tfidf_peer, train_and_export  # noqa: E402
+from text_common import print_rows, read_columns, tfidf_peer, train_and_export, write_summary  # noqa: E402
 
 TARGET_ACCURACY = 0.84  # issue 15: the Transformer trained on the phrases, on test.tsv
 TRAIN_FILES = {"phrases": "phrases_train.tsv", "sentences": "train.tsv"}
@@ -81,10 +80,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "settings": [run_setting(setting, folder, models, work) for setting in args.settings],
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"written: {out}")
+    write_summary(args.out, summary)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ training file in the same run. Writes benchmarks/results/text_topics.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from text_common import print_rows, read_columns, tfidf_peer, train_and_export  # noqa: E402
+from text_common import print_rows, read_columns, tfidf_peer, train_and_export, write_summary  # noqa: E402
 
 FORTUNE_SETS = [
     ("en_fortunes", "en_fortunes_train.csv", "en_fortunes_test.csv", "1", "0"),
@@ -89,10 +88,7 @@ def main() -> None:
             for model in result["models"]
         },
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"written: {out}")
+    write_summary(args.out, summary)
 
 
 if __name__ == "__main__":
