@@ -18,6 +18,7 @@ def test_every_registered_model_has_a_task_and_only_trainable_families_are_liste
         "cnn_classifier",
         "transformer_classifier",
         "embedding_bag_classifier",
+        "ngram_classifier",
         "dcgan",
     }
     for name in bigmodels.list_models():

@@ -131,7 +131,8 @@ class HashedNgramBag(keras.layers.Layer):
         products = tf.transpose(vectors * weights[..., None], [0, 2, 1])  # (batch, units, features)
         # The gain is the summing column's value, not a factor of the weights: the int8
         # converter gives the gathered table its product's scale, so weights above 1 would
-        # quantize the table coarser (top-1 agreement with Keras 95.7% with the gain there, 98.7% with it here).
+        # quantize the table coarser (top-1 agreement with Keras: 95.7% with the gain there,
+        # 98.7% with it here).
         return tf.matmul(products, ones * self.gain)[..., 0]
 
     def compute_output_shape(self, input_shape):
