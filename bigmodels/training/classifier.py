@@ -101,7 +101,11 @@ def fit_classifier(
         patience=patience if keep_best else epochs,
         restore_best_weights=keep_best,
     )
-    precise = [PreciseBatchNorm(dataset.train)] if steps_per_epoch < PRECISE_BATCH_NORM_STEPS else []
+    precise = (
+        [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
+        if steps_per_epoch < PRECISE_BATCH_NORM_STEPS
+        else []
+    )
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard),
         *precise,
