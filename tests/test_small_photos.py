@@ -74,7 +74,9 @@ def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
     report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     print(f"hymenoptera val accuracy {metrics['test_accuracy']:.4f} in {time.perf_counter() - started:.0f} s")
     assert metrics["num_test_examples"] == 153
-    assert all(sum(column) > 0 for column in zip(*report["confusion_matrix"])), "one class for every photo"
+    assert all(sum(column) > 0 for column in zip(*report["confusion_matrix"], strict=True)), (
+        "one class for every photo"
+    )
     assert metrics["test_accuracy"] >= 0.65, metrics  # was 0.458, the constant "ants"
     if metrics["test_accuracy"] < 0.80:  # the target; 0.706 measured from scratch
         pytest.xfail(f"{metrics['test_accuracy']:.3f} < 0.80 from scratch; a pretrained backbone is next")
