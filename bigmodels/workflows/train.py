@@ -87,14 +87,11 @@ def train_run(
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size}  # fmt: skip
     training = _fill_training_defaults(settings, task, dataset.info)
-    dataset.batch_size = training["batch_size"]
+    dataset.batch_size = training["batch_size"]  # the data's size may choose it
+    data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
     config = {
         "model": model_name,
-        "data": {
-            "source": data_source,
-            **_data_record(training["batch_size"], seed, image_size),
-            **data_options,
-        },
+        "data": data,
         "training": {**training, "strategy": describe(distribution, strategy)},
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
