@@ -46,9 +46,15 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
     parser.add_argument(
         "--out", required=out_default is None, default=out_default, help="run folder to create"
     )
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=None, help="default 30; 60 for a few hundred photos")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        help="default 64; 16 for a few hundred photos",
+    )
     parser.add_argument(
         "--learning-rate",
         dest="learning_rate",
@@ -56,7 +62,12 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         default=None,
         help="peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN)",
     )
-    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early-stopping patience in epochs (default 8; 20 for a few hundred photos)",
+    )
     parser.add_argument(
         "--augmentation", default=None, help="none, shift or shift_flip (default: chosen from the data)"
     )

@@ -46,7 +46,7 @@ def load_dataset(
     source: str | None = None,
     *,
     batch_size: int = 64,
-    validation_fraction: float = 0.1,
+    validation_fraction: float | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
     image_size: tuple[int, int] | None = None,
@@ -71,7 +71,8 @@ def load_dataset(
               per class.
         batch_size: batch size of the tf.data pipelines.
         validation_fraction: share of the training data held out for model selection when the
-            source has no validation split of its own.
+            source has no validation split of its own (default: 10%, up to 20% for small data so
+            that about 50 examples are held out).
         test_fraction: share held out for testing when the source has no test split.
         seed: seed of every split and shuffle.
         image_size: (height, width) for image folders; by default the images' own size when

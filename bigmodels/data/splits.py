@@ -24,12 +24,27 @@ class LoadedSource(NamedTuple):
     extra: dict
 
 
+# A validation split that moves in 4-point steps (24 photos) cannot rank epochs: small data hold
+# out up to 20% so that about this many examples judge the model; 500+ examples keep the fraction.
+MIN_VALIDATION_EXAMPLES = 50
+MAX_SMALL_DATA_VALIDATION_FRACTION = 0.2
+
+
+def validation_fraction_for(count: int, fraction: float | None) -> float:
+    """The share held out for validation: ``fraction`` when given, else 10% raised (to 20% at
+    most) until about ``MIN_VALIDATION_EXAMPLES`` of ``count`` training examples are held out."""
+    if fraction is not None:
+        return fraction
+    wanted = MIN_VALIDATION_EXAMPLES / max(1, count)
+    return float(min(MAX_SMALL_DATA_VALIDATION_FRACTION, max(0.1, wanted)))
+
+
 def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> str:
     return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
 
 
 def _carve_splits(
-    loaded: LoadedSource, source: str, *, validation_fraction: float, test_fraction: float, seed: int
+    loaded: LoadedSource, source: str, *, validation_fraction: float | None, test_fraction: float, seed: int
 ) -> tuple[dict, str | None, str]:
     """Holds out a test split (seed) and a validation split (seed + 1) where the source has none.
 
@@ -52,6 +67,7 @@ def _carve_splits(
         validation_split = "the source's own validation split"
     else:
         features, labels = splits["train"]
+        validation_fraction = validation_fraction_for(len(labels), validation_fraction)
         splits["train"], splits["validation"] = split_off(features, labels, validation_fraction, seed + 1)
         validation_split = _describe_fraction(
             validation_fraction, seed + 1, len(splits["validation"][1]), "the training data"
@@ -81,7 +97,7 @@ def assemble_dataset(
     *,
     source: str,
     batch_size: int,
-    validation_fraction: float,
+    validation_fraction: float | None,
     test_fraction: float,
     seed: int,
 ) -> Dataset:

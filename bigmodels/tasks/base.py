@@ -134,6 +134,14 @@ class Task:
     def default_augmentation(self, info) -> str:
         return "none"
 
+    def default_training(self, info) -> dict:
+        """Epochs, batch size and early-stopping patience when the caller gives none."""
+        return {"epochs": 30, "batch_size": 64, "patience": 8}
+
+    def default_model_args(self, info) -> dict:
+        """Builder arguments this data suggests; the caller's own arguments override them."""
+        return {}
+
     def companion_runs(self, config: dict, staging: Path, options: dict) -> list[dict]:
         """Runs to train into the staging folder before this one (train_run keyword arguments).
 

@@ -40,6 +40,27 @@ class DivergenceGuard(keras.callbacks.Callback):
         )
 
 
+class StuckAtChance(ValueError):
+    """Validation accuracy never beat always answering the commonest class: nothing to ship."""
+
+
+def raise_if_at_chance(val_accuracy: list, validation_labels: np.ndarray, patience: int) -> None:
+    """Refuses a run whose every epoch did no better than a constant answer on validation.
+
+    Only once early stopping has judged it (more epochs than ``patience``): a short run (a test,
+    a smoke run of 1-2 epochs) has not had the chance to move.
+    """
+    if len(val_accuracy) <= patience or not len(validation_labels):
+        return
+    constant = np.bincount(validation_labels).max() / len(validation_labels)
+    if max(val_accuracy) <= constant + 1e-6:
+        raise StuckAtChance(
+            f"validation accuracy never rose above chance ({constant:.2f}, always answering one "
+            f"class) in {len(val_accuracy)} epochs; the model is not saved: add photos per class, "
+            "lower --learning-rate or --batch-size, or check the labels"
+        )
+
+
 def start_fresh(run_dir: Path, logs=("history.csv",)) -> None:
     """Without a backup to resume from, training starts over: old per-epoch logs go."""
     if not (Path(run_dir) / "backup").is_dir():
@@ -71,6 +92,34 @@ class SaveOnImprovement(keras.callbacks.Callback):
         if not self.keep_best or accuracy > self.best:
             self.best = max(self.best, accuracy)
             self.target.save(self.path)
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Before each validation, sets BatchNorm's moving statistics to the average of the current
+    weights' batch statistics over up to ``max_batches`` training batches ("precise BN").
+
+    With a few steps an epoch, momentum 0.9 keeps much of the initial variance of 1 (0.9^4 = 66%
+    after one 4-step epoch) while the true one is far smaller: inference-mode outputs shrink to a
+    constant and validation sits at chance while training accuracy climbs (ants/bees, issue 18).
+    """
+
+    def __init__(self, dataset, max_batches: int = 16):
+        super().__init__()
+        self.dataset, self.max_batches = dataset, max_batches
+
+    def on_test_begin(self, logs=None):
+        layers = [
+            layer
+            for layer in self.model._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        saved = [layer.momentum for layer in layers]
+        for index, (images, _) in enumerate(self.dataset.take(self.max_batches)):
+            for layer in layers:  # a running mean: batch i weighs 1/(i+1)
+                layer.momentum = index / (index + 1)
+            self.model(images, training=True)
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
 
 
 def run_folder_callbacks(run_dir: Path, guard: DivergenceGuard) -> list:

@@ -7,9 +7,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bigmodels.training.callbacks import DivergenceGuard, SaveOnImprovement, run_folder_callbacks, start_fresh
+from bigmodels.training.callbacks import (
+    DivergenceGuard,
+    PreciseBatchNorm,
+    SaveOnImprovement,
+    raise_if_at_chance,
+    run_folder_callbacks,
+    start_fresh,
+)
 
 AUGMENTATIONS = ("none", "shift", "shift_flip")
+# Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
+# initial values at the first validations; they are recomputed before each one instead.
+PRECISE_BATCH_NORM_STEPS = 50
 
 
 def augment_pipeline(dataset, augmentation: str, seed: int):
@@ -91,7 +101,18 @@ def fit_classifier(
         patience=patience if keep_best else epochs,
         restore_best_weights=keep_best,
     )
-    all_callbacks = [*run_folder_callbacks(run_dir, guard), checkpoint, early_stopping, *(callbacks or [])]
+    precise = (
+        [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
+        if steps_per_epoch < PRECISE_BATCH_NORM_STEPS
+        else []
+    )
+    all_callbacks = [
+        *run_folder_callbacks(run_dir, guard),
+        *precise,
+        checkpoint,
+        early_stopping,
+        *(callbacks or []),
+    ]
     started = time.perf_counter()
     # The pipeline reshuffles itself every epoch (seeded); Keras's own flag does not apply to it.
     history = model.fit(
@@ -104,6 +125,8 @@ def fit_classifier(
     )
     guard.raise_if_diverged(run_dir, learning_rate)
     val_accuracy = history.history.get("val_accuracy", [])
+    if keep_best:  # a pruned or distilled model is judged by its own gates
+        raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
     return {
         "epochs_trained": len(val_accuracy),
         "best_epoch": int(np.argmax(val_accuracy)) + 1 if val_accuracy else 0,

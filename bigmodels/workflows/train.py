@@ -31,11 +31,11 @@ def train_run(
     data_source: str | None,
     out_dir: str | Path,
     *,
-    epochs: int = 30,
+    epochs: int | None = None,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     learning_rate: float | None = None,
-    patience: int = 8,
+    patience: int | None = None,
     augmentation: str | None = None,
     image_size: tuple[int, int] | None = None,
     model_args: dict | None = None,
@@ -59,6 +59,7 @@ def train_run(
             test_source, validation_source, header, encoding).
         tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
         model_args: builder arguments; data-dependent ones are filled in.
+        epochs, batch_size, patience: default: the task's for the data's size (30, 64, 8).
         learning_rate: peak learning rate (default: the task's, 3e-3 for classifiers, 2e-4 for
             the DCGAN).
         score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
@@ -79,19 +80,19 @@ def train_run(
     _check_request(model_name, epochs, out_dir, overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
-        data_source, batch_size=batch_size, seed=seed, image_size=image_size, **data_options
+        data_source, batch_size=batch_size or 64, seed=seed, image_size=image_size, **data_options
     )
     model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
     task = task_of(model_name)
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size}  # fmt: skip
+    training = _fill_training_defaults(settings, task, dataset.info)
+    dataset.batch_size = training["batch_size"]  # the data's size may choose it
+    data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
     config = {
         "model": model_name,
-        "data": {"source": data_source, **_data_record(batch_size, seed, image_size), **data_options},
-        "training": {
-            **_fill_training_defaults(settings, task, dataset.info),
-            "strategy": describe(distribution, strategy),
-        },
+        "data": data,
+        "training": {**training, "strategy": describe(distribution, strategy)},
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
     }
@@ -107,11 +108,11 @@ def train_run(
     return out_dir, metrics
 
 
-def _check_request(model_name: str | None, epochs: int, out_dir: Path, overwrite: bool) -> None:
+def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> None:
     """What can be refused before minutes of loading data: the model, the epochs, the folder."""
     if model_name is not None:
         task_of(model_name)  # raises for an unknown model
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     check_output_folder(out_dir, "run", overwrite=overwrite)
 
@@ -121,12 +122,13 @@ def _data_record(batch_size: int, seed: int, image_size) -> dict:
 
 
 def _fill_training_defaults(training: dict, task, info) -> dict:
-    """The task's learning rate and augmentation where the caller left them out."""
-    return {
-        **training,
-        "learning_rate": training["learning_rate"] or task.default_learning_rate,
-        "augmentation": training["augmentation"] or task.default_augmentation(info),
+    """The task's settings for this data (size, kind) where the caller left them out."""
+    defaults = {
+        **task.default_training(info),
+        "learning_rate": task.default_learning_rate,
+        "augmentation": task.default_augmentation(info),
     }
+    return {key: defaults[key] if value is None else value for key, value in training.items()}
 
 
 def _check_data_options(data_options: dict | None) -> dict:
@@ -157,7 +159,11 @@ def _train_into(
     model_name, seed = config["model"], config["training"]["seed"]
     for companion in task.companion_runs(config, staging, options):
         train_run(**companion)
-    resolved = resolve_model_args(model_name, dataset.info, model_args, seed=seed)
+    given = {
+        **task.default_model_args(dataset.info),
+        **{k: v for k, v in model_args.items() if v is not None},
+    }
+    resolved = resolve_model_args(model_name, dataset.info, given, seed=seed)
     config = task.complete_config({**config, "model_args": resolved}, staging, dataset, options)
     keras.utils.set_random_seed(seed)  # the initial weights too: same seed, same run
     model = get_builder(model_name)(**{k: v for k, v in resolved.items() if k != "variant_chosen_by"})

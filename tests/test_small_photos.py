@@ -1,0 +1,82 @@
+"""Small photo folders (issue 18): defaults chosen by data size, and a run stuck at chance refused."""
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import write_image_folder
+from test_apps import assert_one_line_error, run_app
+
+import bigmodels
+from bigmodels.training.callbacks import StuckAtChance, raise_if_at_chance
+
+HYMENOPTERA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hymenoptera"
+
+
+def test_small_photo_folder_validation_moves_off_chance_with_small_data_defaults(tmp_path):
+    # 52 training photos: 1 step an epoch at the old batch of 64, 4 at 16. Either way BatchNorm's
+    # moving statistics (momentum 0.9) still held their initial variance, and validation stayed
+    # at exactly 0.50 for 8 epochs while training accuracy reached 0.96 (measured before the fix).
+    # "shift": the classes are a bright square's side, which a flip would swap.
+    folder = write_image_folder(tmp_path / "photos", per_class=40, size=(32, 32))
+    run_dir, metrics = bigmodels.train_run(
+        None, str(folder), tmp_path / "run", epochs=4, augmentation="shift", verbose=0
+    )
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["training"]["batch_size"] == 16 and config["training"]["patience"] == 25
+    assert config["model_args"]["width_multiplier"] == 0.5 and config["model_args"]["dropout"] == 0.5
+    with open(run_dir / "history.csv", newline="") as handle:
+        validation = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    assert len(validation) == 4 and max(validation) >= 0.8, validation
+    assert metrics["test_accuracy"] >= 0.75, metrics
+
+
+def test_validation_split_of_small_data_holds_about_fifty_examples():
+    from bigmodels.data.splits import validation_fraction_for
+
+    assert validation_fraction_for(300, None) == pytest.approx(50 / 300)
+    assert validation_fraction_for(245, None) == 0.2  # hymenoptera: 49 of 245 photos
+    assert validation_fraction_for(100, None) == 0.2  # at most a fifth
+    assert validation_fraction_for(1437, None) == 0.1  # larger data keep 10%
+    assert validation_fraction_for(245, 0.1) == 0.1  # an explicit fraction wins
+
+
+def test_stuck_at_chance_is_judged_only_after_patience():
+    labels = np.array([0, 0, 1, 1, 1])
+    raise_if_at_chance([0.6, 0.6], labels, patience=2)  # too short to judge
+    raise_if_at_chance([0.6, 0.6, 0.8], labels, patience=2)  # it moved
+    with pytest.raises(StuckAtChance, match="never rose above chance"):
+        raise_if_at_chance([0.4, 0.6, 0.6], labels, patience=2)
+
+
+def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
+    # Every photo is the same picture: no model can beat answering one class.
+    folder = tmp_path / "same"
+    for name in ("ants", "bees"):
+        write_image_folder(folder, per_class=12, size=(16, 16), classes=(name,), seed=0)
+    out = tmp_path / "run"
+    result = run_app("train", "--data", folder, "--out", out, "--epochs", "3", "--patience", "1")
+    assert_one_line_error(result, "never rose above chance", "not saved")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason=f"no ants/bees photos at {HYMENOPTERA}")
+def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
+    # About 4 minutes on 2 cores (238 s measured): the real folder is the point of issue 18.
+    started = time.perf_counter()
+    # train/ and val/ beside each other: val/ is the test split (as --test-data is for text).
+    result = run_app("train", "--data", HYMENOPTERA, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    print(f"hymenoptera val accuracy {metrics['test_accuracy']:.4f} in {time.perf_counter() - started:.0f} s")
+    assert metrics["num_test_examples"] == 153
+    assert all(sum(column) > 0 for column in zip(*report["confusion_matrix"], strict=True)), (
+        "one class for every photo"
+    )
+    assert metrics["test_accuracy"] >= 0.65, metrics  # was 0.458, the constant "ants"
+    if metrics["test_accuracy"] < 0.80:  # the issue's target; 0.706 measured from scratch
+        pytest.xfail(f"{metrics['test_accuracy']:.3f} < 0.80 from scratch; a pretrained backbone is next")
