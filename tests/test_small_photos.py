@@ -77,6 +77,6 @@ def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
     assert all(sum(column) > 0 for column in zip(*report["confusion_matrix"], strict=True)), (
         "one class for every photo"
     )
-    assert metrics["test_accuracy"] >= 0.65, metrics  # was 0.458, the constant "ants"
-    if metrics["test_accuracy"] < 0.80:  # the issue's target; 0.706 measured from scratch
-        pytest.xfail(f"{metrics['test_accuracy']:.3f} < 0.80 from scratch; a pretrained backbone is next")
+    # Was 0.458, the constant "ants"; 0.706 measured from scratch (the issue's target, 0.80, is
+    # not reached and stays the target: see the closing note of issue 18's part 4).
+    assert metrics["test_accuracy"] >= 0.65, metrics
