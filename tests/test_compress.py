@@ -63,7 +63,7 @@ def test_layer_kinds_are_selectable_and_biases_and_norms_never_pruned():
     kinds = {kind for _, _, kind, _ in prunable_weights(model)}
     assert kinds == {"embedding", "transformer", "dense"}
     only_embedding = prunable_weights(model, kinds=["embedding"])
-    assert [path for path, _, _, _ in only_embedding] == ["embedding/token_embedding/embeddings"]
+    assert [path for path, _, _, _ in only_embedding] == ["token_embedding/embeddings"]
     paths = [path for path, _, _, _ in prunable_weights(model)]
     assert not any(path.endswith(("bias", "gamma", "beta")) for path in paths)
     with pytest.raises(ValueError, match="unknown layer kind"):
