@@ -168,7 +168,11 @@ def test_distill_run_compares_teacher_student_alone_and_distilled(text_run, tmp_
     from bigmodels.workflows.distill import distill_run
 
     student_dir, metrics = distill_run(
-        text_run, tmp_path / "student", student_args={"width": 8, "feedforward_size": 16}, epochs=8, verbose=0
+        text_run,
+        tmp_path / "student",
+        student_args={"width": 8, "feedforward_size": 16, "embedding_size": 8, "ngram_order": 0},
+        epochs=8,
+        verbose=0,
     )
     comparison = metrics["distillation"]
     assert set(comparison) == {"teacher", "student_alone", "distilled_student"}
