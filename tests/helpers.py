@@ -103,6 +103,10 @@ SMALL_MODEL_CONFIGS = {
     "embedding_bag_classifier": [
         {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 2, "width": 8}
     ],
+    "ngram_classifier": [
+        {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 3, "ngram_buckets": 1000},
+        {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 2, "ngram_order": 1},
+    ],
     # The DCGAN family has its own contract (tests/test_dcgan.py): no classes, latent vectors in.
     "dcgan": [{"image_shape": (8, 8, 1), "latent_size": 8, "base_filters": 4}],
     "dcgan_generator": [{"image_shape": (28, 28, 1), "latent_size": 8, "base_filters": 4}],
