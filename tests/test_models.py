@@ -39,6 +39,9 @@ def test_unknown_model_lists_the_known_ones():
 
 @pytest.mark.parametrize("name, config", CASES, ids=IDS)
 def test_builder_contract(name, config, tmp_path):
+    # Seeded: an unlucky random mobile CNN once gave outputs that did not vary with the input
+    # (the check below needs them to), failing one CI run.
+    keras.utils.set_random_seed(0)
     model = get_model(name, **config)
     takes_text = "vocabulary_size" in config
     # Images go in as raw uint8 pixels, text as int32 token ids (string ops are not TFLite builtins).
