@@ -63,7 +63,10 @@ def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason=f"no ants/bees photos at {HYMENOPTERA}")
+@pytest.mark.skipif(
+    not HYMENOPTERA.is_dir(),
+    reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data, present in CI, not in a plain clone)",
+)
 def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
     # About 4 minutes on 2 cores (238 s measured): the real folder is the point of issue 18.
     started = time.perf_counter()

@@ -57,9 +57,10 @@ class HashedNgramBag(keras.layers.Layer):
     learned vector; a text's vectors are summed and divided by the square root of their count
     (a sum over an L2-normalised bag of features, as TF-IDF + logistic regression has: the
     plain mean lost 5 points on a 14-topic set). The pair (a, b) goes to bucket
-    (T[a] + b) mod ``buckets``, T a fixed random table (tabulation hashing): one int32 GATHER,
-    ADD, a compare and a subtraction, all TFLite and TFLite Micro builtins (TFLite Micro has no
-    int32 FLOOR_MOD), so the tokenizer and its ids stay those of every other text model. On
+    (T[a] + b) mod ``buckets``, T a fixed random table (tabulation hashing) stored as three
+    int8 bytes per token: an int8 GATHER, CAST, integer ADD/MUL, a compare and a subtraction, all
+    TFLite and TFLite Micro builtins (TFLite Micro has no int32 FLOOR_MOD nor int32 GATHER), so
+    the tokenizer and its ids stay those of every other text model. On
     SST-2, 20k buckets lost 2 points to collisions against 200k; the builders size
     ``buckets`` from a weight budget.
 
