@@ -65,7 +65,7 @@ def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
 
 @pytest.mark.skipif(
     not HYMENOPTERA.is_dir(),
-    reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data, present in CI, not in a plain clone)",
+    reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data: in CI, not in a clone)",
 )
 def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
     # About 4 minutes on 2 cores (238 s measured): the real folder is the point of issue 18.
