@@ -25,7 +25,8 @@ DATA_DERIVED = frozenset(
 # Help that says more than the builder's docstring: the CLI's own choices, examples.
 HELP = {
     "variant": "compact (plain 3x3 convolutions, for digit-like data), mobile (MobileNet-style "
-    "depthwise-separable blocks, for colour photos), or auto (chosen from the data)",
+    "depthwise-separable blocks, for colour photos), resnet (residual stacks, for 32x32 colour "
+    "images; see --recipe cifar10_tiny), or auto (chosen from the data)",
     "dropout": "dropout rate (every family)",
     "width": "embedding and model width",
     "depth": "number of Transformer encoder blocks",

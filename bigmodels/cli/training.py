@@ -69,7 +69,9 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="early-stopping patience in epochs (default 8; 20 for a few hundred photos)",
     )
     parser.add_argument(
-        "--augmentation", default=None, help="none, shift or shift_flip (default: chosen from the data)"
+        "--augmentation",
+        default=None,
+        help="none, shift, shift_flip or crop_flip (pad, random crop, flip) (default: chosen from the data)",
     )
     parser.add_argument(
         "--image-size",
@@ -79,6 +81,22 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         default=None,
         metavar=("HEIGHT", "WIDTH"),
         help="size photos are resized to when loading",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="named recipe whose model and settings fill in the flags not given: "
+        "cifar10_tiny (32x32 colour images, MLPerf Tiny's CIFAR-10 bar), mnist_cnn (28x28 digits)",
+    )
+    parser.add_argument(
+        "--optimizer", default=None, help="classifiers: adam (default) or sgd (Nesterov momentum 0.9)"
+    )
+    parser.add_argument(
+        "--weight-decay",
+        dest="weight_decay",
+        type=float,
+        default=None,
+        help="classifiers: decoupled weight decay (default 0; BatchNorm and biases are exempt)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     parser.add_argument(
@@ -192,6 +210,9 @@ def train_from_args(args, *, verbose: int = 1):
         logical_cpus=args.logical_cpus,
         overwrite=args.overwrite,
         verbose=verbose,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        recipe=args.recipe,
     )
 
 

@@ -8,6 +8,7 @@ from bigmodels.lite.bundle import Bundle, load_bundle, run_selftest
 from bigmodels.lite.images import IMAGE_EXTENSIONS, load_image
 from bigmodels.lite.latents import code_categories, latents_for_class
 from bigmodels.lite.micro import MicroModel, MicroUnsupported
+from bigmodels.lite.reference import reference_bundles
 from bigmodels.lite.runtime import TFLiteModel
 from bigmodels.lite.samples import safe_file_part, save_samples
 from bigmodels.lite.tokenizer import WordPieceTokenizer
@@ -23,6 +24,7 @@ __all__ = [
     "latents_for_class",
     "load_bundle",
     "load_image",
+    "reference_bundles",
     "run_selftest",
     "safe_file_part",
     "save_samples",

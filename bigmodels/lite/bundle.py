@@ -41,6 +41,7 @@ from bigmodels.lite.images import load_image, to_array
 from bigmodels.lite.latents import code_categories, latents_for_class
 from bigmodels.lite.metadata import metadata_error, validate_metadata
 from bigmodels.lite.micro import MicroModel
+from bigmodels.lite.reference import reference_bundles, resolve_bundle_path
 from bigmodels.lite.runtime import TFLiteModel
 from bigmodels.lite.selftest import read_selftest, selftest_result
 from bigmodels.lite.tokenizer import WordPieceTokenizer
@@ -295,6 +296,10 @@ def run_selftest(path: str | Path, *, num_threads: int = 1) -> dict:
 def load_bundle(path: str | Path, *, num_threads: int = 1, runtime: str = "litert") -> Bundle:
     """Loads a bundle folder or its .zip archive after verifying it (see ``bigmodels.lite.verify``).
 
+    ``path`` may also be a folder holding ``bundle/`` (a shipped reference folder such as
+    ``saved_models/cifar10_tiny``, or a run's ``export/``), a run folder, or the name of a shipped
+    reference bundle (``bigmodels.lite.reference_bundles()``).
+
     ``runtime="tflm"`` runs the bundle's int8 model on TensorFlow Lite Micro's interpreter (the
     ``tflite-micro`` package) instead of ai-edge-litert: what a microcontroller computes.
 
@@ -303,9 +308,12 @@ def load_bundle(path: str | Path, *, num_threads: int = 1, runtime: str = "liter
         ValueError: not a bundle, an unsupported format version, metadata that breaks the schema,
             a cap passed, or a file that is not the one its sha256 names.
     """
-    path = Path(path)
+    path = resolve_bundle_path(Path(path))
     if not path.exists():
-        raise FileNotFoundError(f"bundle '{path}' does not exist; pass the bundle folder or its .zip")
+        raise FileNotFoundError(
+            f"bundle '{path}' does not exist; pass the bundle folder or its .zip "
+            f"(or a shipped name: {', '.join(reference_bundles()) or 'none installed'})"
+        )
     if not (path.is_dir() or path.is_file()):
         raise ValueError(f"{path}: not a bundle folder or .zip (a device or other special file)")
     label = str(path)

@@ -1,5 +1,6 @@
 """Model builders; importing this package registers every family."""
 
+from bigmodels.models import losses  # noqa: F401  registers the saved losses for loading
 from bigmodels.models.cnn import choose_cnn_variant, cnn_classifier
 from bigmodels.models.dcgan import DCGAN, dcgan, dcgan_discriminator, dcgan_generator, uint8_generator
 from bigmodels.models.text import embedding_bag_classifier, ngram_classifier, transformer_classifier

@@ -17,7 +17,7 @@ from bigmodels.tasks.base import (
     Task,
     data_fields,
 )
-from bigmodels.training.classifier import fit_classifier
+from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, fit_classifier
 
 INTENDED_USE = (
     "Classifies inputs like its training data into the classes above, and only those: anything "
@@ -35,6 +35,8 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
     ``saved_model`` is the model that model.keras holds when ``model`` wraps it (distillation).
     """
     settings = {key: training[key] for key in ("epochs", "learning_rate", "seed", "patience", "augmentation")}
+    # Runs made before these settings existed trained with Adam, no decay and no smoothing.
+    settings.update({key: training.get(key, value) for key, value in OPTIMIZER_DEFAULTS.items()})
     summary = fit_classifier(
         model, dataset, staging, **settings, verbose=verbose, callbacks=callbacks, keep_best=keep_best,
         saved_model=saved_model,

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bigmodels.models.losses import SmoothedSparseCrossentropy
 from bigmodels.training.callbacks import (
     DivergenceGuard,
     PreciseBatchNorm,
@@ -16,7 +17,10 @@ from bigmodels.training.callbacks import (
     start_fresh,
 )
 
-AUGMENTATIONS = ("none", "shift", "shift_flip")
+AUGMENTATIONS = ("none", "shift", "shift_flip", "crop_flip")
+OPTIMIZERS = ("adam", "sgd")
+# What a run trains with when neither the caller nor a recipe says otherwise.
+OPTIMIZER_DEFAULTS = {"optimizer": "adam", "weight_decay": 0.0, "label_smoothing": 0.0}
 # Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
 # initial values at the first validations; they are recomputed before each one instead.
 PRECISE_BATCH_NORM_STEPS = 50
@@ -31,6 +35,17 @@ def augment_pipeline(dataset, augmentation: str, seed: int):
         return dataset
     if dataset.element_spec[0].dtype != tf.uint8:
         raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
+    if augmentation == "crop_flip":
+        apply = _crop_flip(keras.random.SeedGenerator(seed))
+    else:
+        apply = _translate(augmentation, seed)
+    # Sequential map: parallel calls would draw from the random layers in a varying order, and
+    # the same seed would no longer give the same run.
+    return dataset.map(apply).prefetch(tf.data.AUTOTUNE)
+
+
+def _translate(augmentation: str, seed: int):
+    """Random shifts of up to 10% (bilinear, zero fill), and horizontal flips for shift_flip."""
     steps = [keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed)]
     if augmentation == "shift_flip":
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -41,23 +56,68 @@ def augment_pipeline(dataset, augmentation: str, seed: int):
             x = layer(x, training=True)
         return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype), labels
 
-    # Sequential map: parallel calls would draw from the random layers in a varying order, and
-    # the same seed would no longer give the same run.
-    return dataset.map(apply).prefetch(tf.data.AUTOTUNE)
+    return apply
 
 
-def compile_classifier(model, *, learning_rate: float, total_steps: int, label_smoothing: float = 0.0):
-    """Adam with a short linear warm-up and cosine decay, sparse cross-entropy, accuracy."""
+def _crop_flip(generator):
+    """CIFAR's standard augmentation: zero-pad by an eighth of the side (4 pixels at 32x32), crop
+    back at a random offset, flip half the images. Whole pixels, gathered in one op per batch,
+    so it costs a fraction of the interpolating shift."""
+
+    def apply(images, labels):
+        count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+        pad_y, pad_x = max(1, height // 8), max(1, width // 8)
+        padded = tf.pad(images, [[0, 0], [pad_y, pad_y], [pad_x, pad_x], [0, 0]])
+        rows = keras.random.randint((count, 1), 0, 2 * pad_y + 1, dtype="int32", seed=generator)
+        cols = keras.random.randint((count, 1), 0, 2 * pad_x + 1, dtype="int32", seed=generator)
+        x = tf.gather(padded, rows + tf.range(height)[None], axis=1, batch_dims=1)
+        x = tf.gather(x, cols + tf.range(width)[None], axis=2, batch_dims=1)
+        flip = keras.random.uniform((count, 1, 1, 1), seed=generator) < 0.5
+        return tf.where(flip, tf.reverse(x, axis=[2]), x), labels
+
+    return apply
+
+
+def make_optimizer(name: str, schedule, weight_decay: float = 0.0):
+    """Adam, or SGD with Nesterov momentum 0.9; ``weight_decay`` is decoupled (AdamW-style:
+    weights shrink by learning rate x decay each step), never applied to BatchNorm or biases."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")
+    if weight_decay < 0:
+        raise ValueError(f"--weight-decay must be 0 or more, got {weight_decay}")
+    decay = {"weight_decay": weight_decay} if weight_decay else {}
+    if name == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **decay)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, **decay)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+def compile_classifier(
+    model,
+    *,
+    learning_rate: float,
+    total_steps: int,
+    label_smoothing: float = 0.0,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+):
+    """A short linear warm-up and cosine decay of ``optimizer``'s learning rate, sparse
+    cross-entropy (label-smoothed when asked), accuracy."""
     warmup = max(1, total_steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
     )
     loss = (
-        keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        SmoothedSparseCrossentropy(label_smoothing)
         if label_smoothing
         else keras.losses.SparseCategoricalCrossentropy()
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+    model.compile(
+        optimizer=make_optimizer(optimizer, schedule, weight_decay), loss=loss, metrics=["accuracy"]
+    )
     return model
 
 
@@ -75,12 +135,16 @@ def fit_classifier(
     callbacks: list | None = None,
     keep_best: bool = True,
     saved_model=None,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
     Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard),
     backup/ (deleted when training finishes; lets a killed run resume). ``callbacks`` are
-    added to the standard ones (a benchmark's per-epoch test, for instance). ``keep_best=False``
+    added to the standard ones (a benchmark's per-epoch test, for instance). ``optimizer``,
+    ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s. ``keep_best=False``
     keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
     ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
     trains a wrapper around the student but saves the student).
@@ -91,7 +155,14 @@ def fit_classifier(
     keras.utils.set_random_seed(seed)
     start_fresh(run_dir)
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
-    compile_classifier(model, learning_rate=learning_rate, total_steps=epochs * steps_per_epoch)
+    compile_classifier(
+        model,
+        learning_rate=learning_rate,
+        total_steps=epochs * steps_per_epoch,
+        label_smoothing=label_smoothing,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+    )
     train = augment_pipeline(dataset.train, augmentation, seed)
     checkpoint = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
     guard = DivergenceGuard()

@@ -23,7 +23,9 @@ from bigmodels.run_folder import (
 )
 from bigmodels.run_records import RunMetrics
 from bigmodels.tasks import default_model_for, task_of
+from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
 from bigmodels.training.distribute import describe, is_chief, make_strategy
+from bigmodels.training.recipes import get_recipe
 
 
 def train_run(
@@ -47,6 +49,10 @@ def train_run(
     overwrite: bool = False,
     verbose: int = 1,
     callbacks: list | None = None,
+    optimizer: str | None = None,
+    weight_decay: float | None = None,
+    label_smoothing: float | None = None,
+    recipe: str | None = None,
 ) -> tuple[Path, RunMetrics]:
     """Trains a registered model on a data source into a run folder (settings in config.json).
 
@@ -67,6 +73,10 @@ def train_run(
         strategy: "default", "mirrored" (every GPU, or every logical CPU) or "multi_worker"
             (machines from TF_CONFIG; only the chief writes ``out_dir``).
         logical_cpus: split the CPU into this many devices first (for "mirrored" without GPUs).
+        optimizer, weight_decay, label_smoothing: classifiers' "adam" (or "sgd"), decoupled
+            weight decay and label smoothing (default adam, 0, 0).
+        recipe: a named recipe (``bigmodels.training.recipes.RECIPES``, e.g. "cifar10_tiny")
+            whose model, builder arguments and training settings fill in what is not given.
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -74,18 +84,22 @@ def train_run(
     Example:
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
         train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
+        train_run(None, "cifar10", "runs/cifar", recipe="cifar10_tiny")
     """
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
     out_dir = Path(out_dir)
-    _check_request(model_name, epochs, out_dir, overwrite)
+    settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
+                "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
+                "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
+    if recipe is not None:
+        model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
+    _check_request(model_name, settings["epochs"], out_dir, overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
-        data_source, batch_size=batch_size or 64, seed=seed, image_size=image_size, **data_options
+        data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
     )
     model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
     task = task_of(model_name)
-    settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
-                "augmentation": augmentation, "batch_size": batch_size}  # fmt: skip
     training = _fill_training_defaults(settings, task, dataset.info)
     dataset.batch_size = training["batch_size"]  # the data's size may choose it
     data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
@@ -95,6 +109,7 @@ def train_run(
         "training": {**training, "strategy": describe(distribution, strategy)},
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
+        **({"recipe": recipe} if recipe else {}),
     }
     # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
     chief = is_chief(distribution)
@@ -106,6 +121,16 @@ def train_run(
     if not chief:
         shutil.rmtree(write_dir.parent, ignore_errors=True)
     return out_dir, metrics
+
+
+def _apply_recipe(name: str, model_name, model_args, settings: dict):
+    """The recipe's model, builder arguments and settings, under what the caller gave."""
+    chosen = get_recipe(name)
+    if model_name not in (None, chosen.model):
+        raise ValueError(f"recipe '{name}' trains {chosen.model}, not {model_name}; leave --model out")
+    given_args = {k: v for k, v in (model_args or {}).items() if v is not None}
+    filled = {key: chosen.training.get(key) if value is None else value for key, value in settings.items()}
+    return chosen.model, {**chosen.model_args, **given_args}, filled
 
 
 def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> None:
@@ -127,6 +152,7 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
         **task.default_training(info),
         "learning_rate": task.default_learning_rate,
         "augmentation": task.default_augmentation(info),
+        **OPTIMIZER_DEFAULTS,
     }
     return {key: defaults[key] if value is None else value for key, value in training.items()}
 
@@ -176,7 +202,7 @@ def _train_into(
     return metrics
 
 
-CONFIG_ORDER = ("model", "model_args", "data", "training", "bigmodels_version", "model_chosen_by")
+CONFIG_ORDER = ("model", "model_args", "data", "training", "bigmodels_version", "model_chosen_by", "recipe")
 
 
 def _ordered(config: dict) -> dict:
