@@ -29,6 +29,7 @@ _PUBLIC = {
     "get_model": "bigmodels.models.registry",
     "list_models": "bigmodels.models.registry",
     "uint8_generator": "bigmodels.models.dcgan",
+    "multiply_accumulates": "bigmodels.models.cost",
     # data
     "load_dataset": "bigmodels.data",
     "TokenizerSettings": "bigmodels.data.vocabulary",
@@ -47,6 +48,7 @@ _PUBLIC = {
     "task_of": "bigmodels.tasks",
     # training, quality and conversion pieces the notebooks use
     "compile_classifier": "bigmodels.training.classifier",
+    "RECIPES": "bigmodels.training.recipes",
     "fixed_latents": "bigmodels.training.gan",
     "generate_uint8": "bigmodels.training.gan",
     "image_grid": "bigmodels.training.gan",

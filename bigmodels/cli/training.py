@@ -18,6 +18,7 @@ def _column(text: str) -> str | int:
 def add_training_flags(parser, *, out_default: str | None = None) -> None:
     """The flags of apps/train.py, shared by apps/pipeline.py so both accept the same options."""
     add_run_flags(parser, out_default=out_default)
+    add_recipe_flags(parser)
     add_text_data_flags(parser)
     add_tokenizer_flags(parser)
     add_model_flags(parser)
@@ -82,6 +83,23 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         metavar=("HEIGHT", "WIDTH"),
         help="size photos are resized to when loading",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        help="default, mirrored (all GPUs, or --logical-cpus) or multi_worker (machines from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        dest="logical_cpus",
+        type=int,
+        default=None,
+        help="split the CPU into this many devices for --strategy mirrored without GPUs",
+    )
+
+
+def add_recipe_flags(parser) -> None:
+    """A named recipe, and the optimizer settings it (or the caller) chooses."""
     parser.add_argument(
         "--recipe",
         default=None,
@@ -97,19 +115,6 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         type=float,
         default=None,
         help="classifiers: decoupled weight decay (default 0; BatchNorm and biases are exempt)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    parser.add_argument(
-        "--strategy",
-        default="default",
-        help="default, mirrored (all GPUs, or --logical-cpus) or multi_worker (machines from TF_CONFIG)",
-    )
-    parser.add_argument(
-        "--logical-cpus",
-        dest="logical_cpus",
-        type=int,
-        default=None,
-        help="split the CPU into this many devices for --strategy mirrored without GPUs",
     )
 
 

@@ -121,6 +121,24 @@ def compile_classifier(
     return model
 
 
+def _selection_callbacks(saved, dataset, run_dir, steps_per_epoch, patience, epochs, keep_best) -> list:
+    """Precise BatchNorm for short epochs, the best-epoch checkpoint, and early stopping (off
+    when the last epoch is the one kept)."""
+    precise = (
+        [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
+        if steps_per_epoch < PRECISE_BATCH_NORM_STEPS
+        else []
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy",
+        mode="max",
+        patience=patience if keep_best else epochs,
+        restore_best_weights=keep_best,
+    )
+    checkpoint = SaveOnImprovement(saved, run_dir / "model.keras", keep_best=keep_best)
+    return [*precise, checkpoint, early_stopping]
+
+
 def fit_classifier(
     model,
     dataset,
@@ -164,24 +182,12 @@ def fit_classifier(
         weight_decay=weight_decay,
     )
     train = augment_pipeline(dataset.train, augmentation, seed)
-    checkpoint = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
     guard = DivergenceGuard()
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy",
-        mode="max",
-        patience=patience if keep_best else epochs,
-        restore_best_weights=keep_best,
-    )
-    precise = (
-        [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
-        if steps_per_epoch < PRECISE_BATCH_NORM_STEPS
-        else []
-    )
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard),
-        *precise,
-        checkpoint,
-        early_stopping,
+        *_selection_callbacks(
+            saved_model or model, dataset, run_dir, steps_per_epoch, patience, epochs, keep_best
+        ),
         *(callbacks or []),
     ]
     started = time.perf_counter()

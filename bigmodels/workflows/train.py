@@ -57,26 +57,23 @@ def train_run(
     """Trains a registered model on a data source into a run folder (settings in config.json).
 
     Args:
-        model_name: a registered model; None picks cnn_classifier for images and
-            transformer_classifier for text.
-        data_source: anything ``load_dataset`` takes.
-        out_dir: the run folder to create.
+        model_name: a registered model; None: cnn_classifier (images), transformer_classifier (text).
+        data_source: anything ``load_dataset`` takes; out_dir: the run folder to create.
         data_options: text-source options of ``load_dataset`` (text_columns, label_column,
             test_source, validation_source, header, encoding).
         tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
         model_args: builder arguments; data-dependent ones are filled in.
         epochs, batch_size, patience: default: the task's for the data's size (30, 64, 8).
-        learning_rate: peak learning rate (default: the task's, 3e-3 for classifiers, 2e-4 for
-            the DCGAN).
+        learning_rate: peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN).
         score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
             samples; by default one is trained into RUN_DIR/score_classifier.
         strategy: "default", "mirrored" (every GPU, or every logical CPU) or "multi_worker"
             (machines from TF_CONFIG; only the chief writes ``out_dir``).
         logical_cpus: split the CPU into this many devices first (for "mirrored" without GPUs).
-        optimizer, weight_decay, label_smoothing: classifiers' "adam" (or "sgd"), decoupled
-            weight decay and label smoothing (default adam, 0, 0).
-        recipe: a named recipe (``bigmodels.training.recipes.RECIPES``, e.g. "cifar10_tiny")
-            whose model, builder arguments and training settings fill in what is not given.
+        optimizer, weight_decay, label_smoothing: classifiers' "adam" or "sgd", decoupled weight
+            decay, label smoothing (default adam, 0, 0).
+        recipe: a name in ``bigmodels.RECIPES`` (e.g. "cifar10_tiny") whose model, builder
+            arguments and training settings fill in what is not given.
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -88,11 +85,10 @@ def train_run(
     """
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
     out_dir = Path(out_dir)
-    settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
-                "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
-                "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    if recipe is not None:
-        model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
+    model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, {
+        "epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
+        "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
+        "weight_decay": weight_decay, "label_smoothing": label_smoothing})  # fmt: skip
     _check_request(model_name, settings["epochs"], out_dir, overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
@@ -103,14 +99,8 @@ def train_run(
     training = _fill_training_defaults(settings, task, dataset.info)
     dataset.batch_size = training["batch_size"]  # the data's size may choose it
     data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
-    config = {
-        "model": model_name,
-        "data": data,
-        "training": {**training, "strategy": describe(distribution, strategy)},
-        "bigmodels_version": __version__,
-        **({"model_chosen_by": chosen_by} if chosen_by else {}),
-        **({"recipe": recipe} if recipe else {}),
-    }
+    training["strategy"] = describe(distribution, strategy)
+    config = _run_config(model_name, data, training, chosen_by, recipe)
     # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
     chief = is_chief(distribution)
     write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="bigmodels-worker-")) / out_dir.name
@@ -123,8 +113,22 @@ def train_run(
     return out_dir, metrics
 
 
-def _apply_recipe(name: str, model_name, model_args, settings: dict):
+def _run_config(model_name: str, data: dict, training: dict, chosen_by: str | None, recipe: str | None):
+    """config.json's first keys; the task and the builder's resolved arguments add the rest."""
+    return {
+        "model": model_name,
+        "data": data,
+        "training": training,
+        "bigmodels_version": __version__,
+        **({"model_chosen_by": chosen_by} if chosen_by else {}),
+        **({"recipe": recipe} if recipe else {}),
+    }
+
+
+def _apply_recipe(name: str | None, model_name, model_args, settings: dict):
     """The recipe's model, builder arguments and settings, under what the caller gave."""
+    if name is None:
+        return model_name, model_args, settings
     chosen = get_recipe(name)
     if model_name not in (None, chosen.model):
         raise ValueError(f"recipe '{name}' trains {chosen.model}, not {model_name}; leave --model out")

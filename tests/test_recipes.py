@@ -1,0 +1,151 @@
+"""The cifar10_tiny pieces: the residual CNN's cost, crop-and-flip augmentation, label-smoothed
+loss, SGD with decoupled weight decay, and --recipe through train_run and the train app."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import write_image_folder
+from test_apps import assert_one_line_error, run_app
+
+from bigmodels import train_run
+from bigmodels.models.cnn import cnn_classifier
+from bigmodels.models.cost import multiply_accumulates
+from bigmodels.models.losses import SmoothedSparseCrossentropy
+from bigmodels.run_folder import load_run_model
+from bigmodels.training.classifier import augment_pipeline, make_optimizer
+
+RESNET8_MACS = 12_500_000  # MLPerf Tiny's reference model for CIFAR-10
+INT8_BUDGET_WEIGHTS = 98_500  # an int8 file holds about one byte per weight
+
+
+def test_resnet_variant_costs_less_than_resnet8():
+    model = cnn_classifier(input_shape=(32, 32, 3), num_classes=10, variant="resnet")
+    assert multiply_accumulates(model) < RESNET8_MACS
+    assert model.count_params() < INT8_BUDGET_WEIGHTS
+    assert model.get_layer("stack2_add").output.shape[1:] == (8, 8, 64)
+    assert model.output.shape[-1] == 10
+
+
+def test_multiply_accumulates_counts_each_kernel_weight_once_per_output_position():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 3*3*3*4 weights x 64 positions
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(5)(x))  # 4*5
+    assert multiply_accumulates(model) == 108 * 64 + 20
+
+
+def _batches(images, labels, batch=8):
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch)
+
+
+def test_crop_flip_moves_whole_pixels_within_the_padding_and_flips():
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (16, 16, 16, 3), dtype=np.uint8)  # no zero pixel in the input
+    labels = np.arange(16)
+    out_images, out_labels = [], []
+    for x, y in augment_pipeline(_batches(images, labels), "crop_flip", seed=3):
+        out_images.append(x.numpy())
+        out_labels.append(y.numpy())
+    out, out_labels = np.concatenate(out_images), np.concatenate(out_labels)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    np.testing.assert_array_equal(out_labels, labels)
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))  # an eighth of 16
+    flips, shifted = 0, 0
+    for index in range(16):
+        candidates = [
+            (dy, dx, flip)
+            for dy in range(5)
+            for dx in range(5)
+            for flip in (False, True)
+            if np.array_equal(
+                out[index],
+                (lambda c: c[:, ::-1] if flip else c)(padded[index, dy : dy + 16, dx : dx + 16]),
+            )
+        ]
+        assert candidates, f"image {index} is not a crop of the padded image (or its mirror)"
+        flips += candidates[0][2]
+        shifted += (candidates[0][0], candidates[0][1]) != (2, 2)
+    assert 0 < flips < 16 and shifted > 8
+
+
+def test_crop_flip_is_seeded():
+    images = np.random.default_rng(1).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+
+    def run(seed):
+        return next(iter(augment_pipeline(_batches(images, np.zeros(8)), "crop_flip", seed=seed)))[0].numpy()
+
+    np.testing.assert_array_equal(run(5), run(5))
+    assert not np.array_equal(run(5), run(6))
+
+
+def test_crop_flip_refuses_text():
+    ids = tf.data.Dataset.from_tensor_slices((np.zeros((4, 6), np.int32), np.zeros(4))).batch(2)
+    with pytest.raises(ValueError, match="text takes --augmentation none"):
+        augment_pipeline(ids, "crop_flip", seed=0)
+
+
+def test_smoothed_sparse_crossentropy_equals_smoothed_one_hot_crossentropy():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype="float32")
+    labels = np.array([0, 2])
+    smoothing = 0.1
+    targets = np.eye(3)[labels] * (1 - smoothing) + smoothing / 3
+    expected = -(targets * np.log(probabilities)).sum(-1).mean()
+    got = float(SmoothedSparseCrossentropy(smoothing)(labels, probabilities))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_sgd_weight_decay_spares_batch_norm_and_biases():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="dense")(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x))
+    optimizer = make_optimizer("sgd", 0.1, weight_decay=0.5)
+    model.layers[1].bias.assign(np.ones(3))
+    before = {v.path: np.array(v) for v in model.trainable_variables}
+    optimizer.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    for variable in model.trainable_variables:
+        changed = not np.allclose(np.array(variable), before[variable.path])
+        assert changed == variable.path.endswith("kernel"), variable.path
+    assert optimizer.nesterov and optimizer.momentum == 0.9
+
+
+@pytest.mark.parametrize("bad", [{"name": "rmsprop"}, {"name": "sgd", "weight_decay": -1.0}])
+def test_bad_optimizer_settings_raise_value_error(bad):
+    with pytest.raises(ValueError):
+        make_optimizer(bad["name"], 0.1, weight_decay=bad.get("weight_decay", 0.0))
+
+
+def test_recipe_fills_in_what_the_caller_left_out(tmp_path):
+    data = write_image_folder(tmp_path / "photos", per_class=20, size=(32, 32), classes=("a", "b", "c"))
+    run_dir, _ = train_run(None, str(data), tmp_path / "run", recipe="cifar10_tiny", epochs=1, verbose=0)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipe"] == "cifar10_tiny"
+    assert config["model"] == "cnn_classifier" and config["model_args"]["variant"] == "resnet"
+    training = config["training"]
+    assert training["epochs"] == 1  # the caller's
+    assert (training["optimizer"], training["augmentation"], training["label_smoothing"]) == (
+        "sgd",
+        "crop_flip",
+        0.1,
+    )
+    assert training["batch_size"] == 256 and training["learning_rate"] == 0.2
+    load_run_model(run_dir)  # the saved loss loads (registered)
+
+
+def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):
+    training = json.loads((digits_run / "config.json").read_text())["training"]
+    assert (training["optimizer"], training["weight_decay"], training["label_smoothing"]) == (
+        "adam",
+        0.0,
+        0.0,
+    )
+
+
+def test_recipe_of_another_model_and_unknown_recipe_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="recipe 'cifar10_tiny' trains cnn_classifier"):
+        train_run("transformer_classifier", "digits", tmp_path / "a", recipe="cifar10_tiny")
+    result = run_app("train", "--recipe", "imagenet_huge", "--out", tmp_path / "b")
+    assert_one_line_error(result, "unknown recipe 'imagenet_huge'", "cifar10_tiny")
+    assert not (tmp_path / "b").exists()
