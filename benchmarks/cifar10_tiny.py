@@ -67,10 +67,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--work", type=Path, default=Path("../runs"))
     parser.add_argument("--from-run", action="store_true", help="measure an exported WORK/cifar10_tiny")
+    parser.add_argument(
+        "--wall-seconds",
+        type=float,
+        default=None,
+        help="with --from-run: the train command's measured wall time",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cifar10_tiny.json")
     args = parser.parse_args()
     run_dir = (ROOT / args.work / "cifar10_tiny").resolve()
-    training_seconds = None
+    training_seconds = args.wall_seconds
     if not args.from_run:
         started = time.perf_counter()
         commands = run_commands("cifar10_tiny", args.data, args.work)

@@ -55,7 +55,12 @@ def _residual_stack(x, filters, *, stride, name):
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(y)
     y = FusedBatchNormalization(momentum=0.9, name=f"{name}_b_bn")(y)
     if stride != 1 or x.shape[-1] != filters:
-        x = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_shortcut_conv")(x)
+        if stride != 1:
+            # Keep every stride-th pixel, then a 1x1 convolution: the same function as a strided
+            # 1x1 convolution, which corrupted the heap in oneDNN's CPU kernels when training
+            # small augmented batches (38 photos: "malloc(): corrupted top size").
+            x = layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_subsample")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut_conv")(x)
         x = FusedBatchNormalization(momentum=0.9, name=f"{name}_shortcut_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([x, y]))
 
