@@ -23,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from reference_models import ROOT, run_commands  # noqa: E402
+from reference_models import REFERENCES, ROOT, run_commands  # noqa: E402
 
 # MLPerf Tiny v1.x image classification: quality target, reference model and its cost.
 TARGET = {"test_accuracy": 0.85, "int8_bytes": 98_500, "resnet8_macs": 12_500_000, "training_minutes": 60}
@@ -47,7 +47,10 @@ def measure(run_dir: Path, training_seconds: float | None) -> dict:
         "test_split": metrics["test_split"],
         "num_test_examples": metrics["num_test_examples"],
         "int8": {k: int8.get(k) for k in ("file", "size_bytes", "gzip_bytes", "accuracy", "latency_ms")},
-        "micro": {k: micro.get(k) for k in ("flash_bytes", "arena_bytes", "ops", "equal_to_litert")},
+        "micro": {
+            k: micro.get(k)
+            for k in ("flash_bytes", "arena_bytes", "ops", "equal_to_litert", "litert_difference")
+        },
         "parameters": int(model.count_params()),
         "macs_per_image": macs,
         "training_seconds_in_fit": metrics["training_seconds"],
@@ -82,7 +85,7 @@ def main() -> None:
         commands = run_commands("cifar10_tiny", args.data, args.work)
         training_seconds = round(time.perf_counter() - started, 1)  # train + export, wall clock
     else:
-        commands = None
+        commands = [c.format(data=args.data, work=args.work) for c in REFERENCES["cifar10_tiny"]["commands"]]
     result = {
         "benchmark": "cifar10_tiny recipe (CIFAR-10 training folder), MLPerf Tiny image classification bar",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
