@@ -138,6 +138,8 @@ def fit_classifier(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
+    initial_epoch: int = 0,
+    phase: int | None = None,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
@@ -147,18 +149,22 @@ def fit_classifier(
     ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s. ``keep_best=False``
     keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
     ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
-    trains a wrapper around the student but saves the student).
+    trains a wrapper around the student but saves the student). ``initial_epoch`` and ``phase``
+    continue a run in a further phase (transfer learning's fine-tuning, ``training.transfer``):
+    epochs are numbered on from ``initial_epoch`` up to ``epochs``, history.csv is appended to with
+    the phase in its "phase" column, and model.keras is replaced only by a better epoch.
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
     """
     keras.utils.set_random_seed(seed)
-    start_fresh(run_dir)
+    if not initial_epoch:
+        start_fresh(run_dir)
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
     compile_classifier(
         model,
         learning_rate=learning_rate,
-        total_steps=epochs * steps_per_epoch,
+        total_steps=(epochs - initial_epoch) * steps_per_epoch,
         label_smoothing=label_smoothing,
         optimizer=optimizer,
         weight_decay=weight_decay,
@@ -178,7 +184,7 @@ def fit_classifier(
         else []
     )
     all_callbacks = [
-        *run_folder_callbacks(run_dir, guard),
+        *run_folder_callbacks(run_dir, guard, phase=phase),
         *precise,
         checkpoint,
         early_stopping,
@@ -190,6 +196,7 @@ def fit_classifier(
         train,
         validation_data=dataset.validation,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         callbacks=all_callbacks,
         verbose=verbose,
         shuffle=False,
@@ -200,6 +207,6 @@ def fit_classifier(
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
     return {
         "epochs_trained": len(val_accuracy),
-        "best_epoch": int(np.argmax(val_accuracy)) + 1 if val_accuracy else 0,
+        "best_epoch": initial_epoch + int(np.argmax(val_accuracy)) + 1 if val_accuracy else 0,
         "training_seconds": round(time.perf_counter() - started, 2),
     }

@@ -14,6 +14,7 @@ import keras
 from bigmodels import __version__
 from bigmodels.data import load_dataset
 from bigmodels.models.arguments import resolve_model_args
+from bigmodels.models.backbones import check_fine_tune_from, load_backbone
 from bigmodels.models.registry import get_builder
 from bigmodels.run_folder import (
     TEXT_DATA_OPTIONS,
@@ -26,6 +27,11 @@ from bigmodels.tasks import default_model_for, task_of
 from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.recipes import get_recipe
+from bigmodels.training.transfer import training_phases
+
+BACKBONE_MODEL = "backbone_classifier"
+# Per phase: a pretrained backbone needs far fewer epochs than training from scratch.
+BACKBONE_TRAINING = {"epochs": 10, "patience": 5}
 
 
 def train_run(
@@ -53,6 +59,9 @@ def train_run(
     weight_decay: float | None = None,
     label_smoothing: float | None = None,
     recipe: str | None = None,
+    backbone: str | None = None,
+    fine_tune_epochs: int | None = None,
+    fine_tune_from: str | None = None,
 ) -> tuple[Path, RunMetrics]:
     """Trains a registered model on a data source into a run folder (settings in config.json).
 
@@ -77,6 +86,7 @@ def train_run(
             weight decay and label smoothing (default adam, 0, 0).
         recipe: a named recipe (``bigmodels.training.recipes.RECIPES``, e.g. "cifar10_tiny")
             whose model, builder arguments and training settings fill in what is not given.
+        backbone, fine_tune_epochs, fine_tune_from: transfer learning (``_apply_backbone``).
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -85,6 +95,7 @@ def train_run(
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
         train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
         train_run(None, "cifar10", "runs/cifar", recipe="cifar10_tiny")
+        train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
     """
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
     out_dir = Path(out_dir)
@@ -93,6 +104,11 @@ def train_run(
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
     if recipe is not None:
         model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
+    transfer = {"fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from, "recipe": recipe}
+    if backbone is not None:  # loads the backbone now: a bad one fails before the data loads
+        model_name, model_args, settings, transfer = _apply_backbone(
+            backbone, model_name, model_args, settings, **transfer
+        )
     _check_request(model_name, settings["epochs"], out_dir, overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
@@ -110,6 +126,7 @@ def train_run(
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
         **({"recipe": recipe} if recipe else {}),
+        **({"backbone": _backbone_record(transfer, training)} if backbone is not None else {}),
     }
     # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
     chief = is_chief(distribution)
@@ -131,6 +148,47 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
     given_args = {k: v for k, v in (model_args or {}).items() if v is not None}
     filled = {key: chosen.training.get(key) if value is None else value for key, value in settings.items()}
     return chosen.model, {**chosen.model_args, **given_args}, filled
+
+
+def _apply_backbone(
+    source: str, model_name, model_args, settings: dict, *, fine_tune_epochs, fine_tune_from, recipe
+):
+    """Transfer learning: ``backbone_classifier`` on ``source`` (an image run folder,
+    ``saved_models/<name>``, or a keras-hub image preset folder or name), with its training
+    defaults under what the caller gave: phase 1 trains a new head on the frozen backbone for
+    ``epochs`` (default 10, patience 5); phase 2 fine-tunes at a tenth of the learning rate for
+    ``fine_tune_epochs`` (default: ``epochs``; 0 skips it) from the backbone's layer
+    ``fine_tune_from`` on (default: all of it), BatchNorm in inference mode.
+
+    Returns:
+        (model name, model arguments, settings, what ``_backbone_record`` needs).
+    """
+    if recipe is not None:
+        raise ValueError(f"--recipe {recipe} trains its own model from scratch; leave it out with --backbone")
+    if model_name not in (None, BACKBONE_MODEL):
+        raise ValueError(f"--backbone trains {BACKBONE_MODEL}, not {model_name}; leave --model out")
+    if fine_tune_epochs is not None and fine_tune_epochs < 0:
+        raise ValueError(f"--fine-tune-epochs must be 0 (no fine-tuning) or more, got {fine_tune_epochs}")
+    loaded = load_backbone(source)
+    check_fine_tune_from(loaded.features, fine_tune_from)
+    filled = {key: BACKBONE_TRAINING.get(key) if value is None else value for key, value in settings.items()}
+    transfer = {
+        "record": loaded.record,
+        "fine_tune_epochs": filled["epochs"] if fine_tune_epochs is None else fine_tune_epochs,
+        "fine_tune_from": fine_tune_from,
+    }
+    return BACKBONE_MODEL, {**(model_args or {}), "backbone": source}, filled, transfer
+
+
+def _backbone_record(transfer: dict, training: dict) -> dict:
+    """config.json's "backbone": where the features come from, and the two training phases."""
+    phases = training_phases(
+        training["epochs"],
+        transfer["fine_tune_epochs"],
+        training["learning_rate"],
+        transfer["fine_tune_from"],
+    )
+    return {**transfer["record"], "fine_tune_from": transfer["fine_tune_from"], "phases": phases}
 
 
 def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> None:
@@ -186,7 +244,8 @@ def _train_into(
     for companion in task.companion_runs(config, staging, options):
         train_run(**companion)
     given = {
-        **task.default_model_args(dataset.info),
+        # The data's size picks a from-scratch architecture; a backbone brings its own.
+        **({} if "backbone" in config else task.default_model_args(dataset.info)),
         **{k: v for k, v in model_args.items() if v is not None},
     }
     resolved = resolve_model_args(model_name, dataset.info, given, seed=seed)
@@ -202,7 +261,9 @@ def _train_into(
     return metrics
 
 
-CONFIG_ORDER = ("model", "model_args", "data", "training", "bigmodels_version", "model_chosen_by", "recipe")
+CONFIG_ORDER = (
+    "model", "model_args", "backbone", "data", "training", "bigmodels_version", "model_chosen_by", "recipe",
+)  # fmt: skip
 
 
 def _ordered(config: dict) -> dict:
