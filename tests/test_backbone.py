@@ -260,3 +260,22 @@ def test_bad_backbones_are_one_line_errors_before_anything_is_written(
         train_run(model_name, str(photos), out, backbone=source, epochs=1, verbose=0, **options)
     assert fragment in str(raised.value) and "\n" not in str(raised.value)
     assert not out.exists() and not list(tmp_path.glob("out.partial*"))
+
+
+def test_a_run_backbone_takes_other_sized_grayscale_images_through_layers_inside_the_model(source_run):
+    """Grayscale photos of another size on the colour run: widened and resized in the model, and
+    on same-sized colour pixels the features are the source run's own."""
+    from bigmodels import load_model
+    from bigmodels.models import backbone_classifier
+
+    model = backbone_classifier(backbone=str(source_run), input_shape=(24, 30, 1), num_classes=3)
+    assert model.get_layer("gray_to_rgb") and model.get_layer("resize").output.shape[1:3] == PHOTO_SIZE
+    gray = np.random.default_rng(1).integers(0, 256, (2, 24, 30, 1)).astype(np.uint8)
+    assert model.predict(gray, verbose=0).shape == (2, 3)
+
+    same_size = backbone_classifier(backbone=str(source_run), input_shape=(*PHOTO_SIZE, 3), num_classes=3)
+    source = load_model(source_run)
+    pixels = np.random.default_rng(2).integers(0, 256, (3, *PHOTO_SIZE, 3)).astype(np.uint8)
+    ours = keras.Model(same_size.input, same_size.get_layer("pool").output).predict(pixels, verbose=0)
+    theirs = keras.Model(source.input, source.get_layer("pool").output).predict(pixels, verbose=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)

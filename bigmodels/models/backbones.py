@@ -4,8 +4,9 @@ Two sources give the same thing, a nested Keras model named "backbone" (float pi
 feature map out) plus what must happen in front of it so that the classifier still takes raw
 uint8 pixels:
 
-- one of our own image runs (a run folder, or ``saved_models/<name>/`` holding ``run/``): its
-  layers up to the global pooling layer named ``pool``; its rescaling is among them;
+- one of our own image runs (a run folder, or ``saved_models/<name>/`` holding ``run/``, or a
+  shipped reference's name such as ``cifar10_tiny``): its layers up to the global pooling layer
+  named ``pool``; its rescaling is among them;
 - a keras-hub image preset (a local preset folder, or a handle such as
   ``mobilenet_v3_small_100_imagenet``): the preset's backbone, and its ``ImageConverter``'s
   size, scale and offset, which the classifier builds into itself.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import keras
 
+from bigmodels.lite.reference import REFERENCE_NAMES, REFERENCE_ROOT
 from bigmodels.models.registry import get_task_name
 
 RUN_KIND = "run"
@@ -85,6 +87,9 @@ def locate_backbone(source: str) -> tuple[str, str]:
         )
     if path.exists():
         raise BackboneError(f"--backbone '{source}' is a file, not a folder; pass {EXAMPLE_SOURCES}")
+    shipped = REFERENCE_ROOT / source / "run"
+    if source in REFERENCE_NAMES and (shipped / "model.keras").is_file():  # --backbone cifar10_tiny
+        return RUN_KIND, str(shipped)
     if source.startswith(REMOTE_SCHEMES) or source in _builtin_presets():
         return PRESET_KIND, source
     if "/" in source or "\\" in source or source.startswith((".", "~")):

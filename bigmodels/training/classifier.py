@@ -121,6 +121,13 @@ def compile_classifier(
     return model
 
 
+def _precise_batch_norm(dataset, steps_per_epoch: int) -> list:
+    """PreciseBatchNorm when epochs are too short for BatchNorm's moving statistics to settle."""
+    if steps_per_epoch >= PRECISE_BATCH_NORM_STEPS:
+        return []
+    return [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
+
+
 def fit_classifier(
     model,
     dataset,
@@ -149,10 +156,8 @@ def fit_classifier(
     ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s. ``keep_best=False``
     keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
     ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
-    trains a wrapper around the student but saves the student). ``initial_epoch`` and ``phase``
-    continue a run in a further phase (transfer learning's fine-tuning, ``training.transfer``):
-    epochs are numbered on from ``initial_epoch`` up to ``epochs``, history.csv is appended to with
-    the phase in its "phase" column, and model.keras is replaced only by a better epoch.
+    trains a wrapper around the student but saves the student). A later phase (``training.transfer``)
+    numbers its epochs on from ``initial_epoch`` and appends to history.csv, with a "phase" column.
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
@@ -170,24 +175,17 @@ def fit_classifier(
         weight_decay=weight_decay,
     )
     train = augment_pipeline(dataset.train, augmentation, seed)
-    checkpoint = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
     guard = DivergenceGuard()
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy",
-        mode="max",
-        patience=patience if keep_best else epochs,
-        restore_best_weights=keep_best,
-    )
-    precise = (
-        [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
-        if steps_per_epoch < PRECISE_BATCH_NORM_STEPS
-        else []
-    )
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
-        *precise,
-        checkpoint,
-        early_stopping,
+        *_precise_batch_norm(dataset, steps_per_epoch),
+        SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best),
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=patience if keep_best else epochs,
+            restore_best_weights=keep_best,
+        ),
         *(callbacks or []),
     ]
     started = time.perf_counter()
