@@ -183,11 +183,11 @@ def _load_run_backbone(source: str, run_dir: Path, image_size) -> LoadedBackbone
     pool = model.get_layer(FEATURES_END)
     height, width, channels = model.input_shape[1:]
     size = tuple(image_size) if image_size else (height, width)
-    source_features = keras.Model(model.inputs, pool.input)
+    source_features = keras.Model(model.inputs[0], pool.input)
     pixels = keras.Input(shape=(*size, channels), dtype="float32", name="pixels")
     clone = keras.models.clone_model(source_features, input_tensors=pixels)
     clone.set_weights(source_features.get_weights())
-    features = keras.Model(clone.inputs, clone.outputs, name="backbone")
+    features = keras.Model(clone.inputs[0], clone.outputs[0], name="backbone")
     record = {
         "kind": RUN_KIND,
         "source": str(source),
