@@ -63,8 +63,9 @@ def backbone_classifier(
             (0-255) to features.
         input_shape: (height, width, channels) of the uint8 images fed to the model.
         num_classes: number of output classes (softmax probabilities out).
-        resolution: square side the images are resized to inside the model; None: the
-            backbone's own size (the preset's image converter, or the backbone run's input).
+        resolution: square side the images are resized to inside the model; None keeps the
+            input size (with --backbone: the backbone's own, from the preset's image converter
+            or the backbone run's input).
         dropout: dropout rate before the new classification layer.
 
     Returns:
