@@ -86,7 +86,10 @@ def train_run(
             weight decay and label smoothing (default adam, 0, 0).
         recipe: a named recipe (``bigmodels.training.recipes.RECIPES``, e.g. "cifar10_tiny")
             whose model, builder arguments and training settings fill in what is not given.
-        backbone, fine_tune_epochs, fine_tune_from: transfer learning (``_apply_backbone``).
+        backbone: start from pretrained features (the model is then backbone_classifier): an
+            image run folder, ``saved_models/<name>`` or a keras-hub image preset (folder or name);
+            ``epochs`` then counts phase 1 (frozen backbone), ``fine_tune_epochs`` phase 2
+            (default: ``epochs``; 0: none), fine-tuned from layer ``fine_tune_from`` on.
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -102,13 +105,10 @@ def train_run(
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    if recipe is not None:
-        model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
-    transfer = {"fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from, "recipe": recipe}
-    if backbone is not None:  # loads the backbone now: a bad one fails before the data loads
-        model_name, model_args, settings, transfer = _apply_backbone(
-            backbone, model_name, model_args, settings, **transfer
-        )
+    transfer = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
+    model_name, model_args, settings, transfer = _apply_presets(
+        model_name, model_args, settings, recipe, transfer
+    )
     _check_request(model_name, settings["epochs"], out_dir, overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
@@ -126,7 +126,7 @@ def train_run(
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
         **({"recipe": recipe} if recipe else {}),
-        **({"backbone": _backbone_record(transfer, training)} if backbone is not None else {}),
+        **({"backbone": _backbone_record(transfer, training)} if transfer else {}),
     }
     # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
     chief = is_chief(distribution)
@@ -150,10 +150,21 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
     return chosen.model, {**chosen.model_args, **given_args}, filled
 
 
+def _apply_presets(model_name, model_args, settings: dict, recipe: str | None, transfer: dict):
+    """A recipe's or a backbone's model, arguments and settings under what the caller gave; the
+    backbone is loaded now, so that a bad one fails before the data loads. ``transfer`` (train_run's
+    backbone arguments) comes back as what ``_backbone_record`` needs, or None without a backbone."""
+    if recipe is not None:
+        model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
+    if transfer["backbone"] is None:
+        return model_name, model_args, settings, None
+    return _apply_backbone(model_name, model_args, settings, recipe=recipe, **transfer)
+
+
 def _apply_backbone(
-    source: str, model_name, model_args, settings: dict, *, fine_tune_epochs, fine_tune_from, recipe
+    model_name, model_args, settings: dict, *, backbone: str, fine_tune_epochs, fine_tune_from, recipe
 ):
-    """Transfer learning: ``backbone_classifier`` on ``source`` (an image run folder,
+    """Transfer learning: ``backbone_classifier`` on ``backbone`` (an image run folder,
     ``saved_models/<name>``, or a keras-hub image preset folder or name), with its training
     defaults under what the caller gave: phase 1 trains a new head on the frozen backbone for
     ``epochs`` (default 10, patience 5); phase 2 fine-tunes at a tenth of the learning rate for
@@ -169,7 +180,7 @@ def _apply_backbone(
         raise ValueError(f"--backbone trains {BACKBONE_MODEL}, not {model_name}; leave --model out")
     if fine_tune_epochs is not None and fine_tune_epochs < 0:
         raise ValueError(f"--fine-tune-epochs must be 0 (no fine-tuning) or more, got {fine_tune_epochs}")
-    loaded = load_backbone(source)
+    loaded = load_backbone(backbone)
     check_fine_tune_from(loaded.features, fine_tune_from)
     filled = {key: BACKBONE_TRAINING.get(key) if value is None else value for key, value in settings.items()}
     transfer = {
@@ -177,7 +188,7 @@ def _apply_backbone(
         "fine_tune_epochs": filled["epochs"] if fine_tune_epochs is None else fine_tune_epochs,
         "fine_tune_from": fine_tune_from,
     }
-    return BACKBONE_MODEL, {**(model_args or {}), "backbone": source}, filled, transfer
+    return BACKBONE_MODEL, {**(model_args or {}), "backbone": backbone}, filled, transfer
 
 
 def _backbone_record(transfer: dict, training: dict) -> dict:
