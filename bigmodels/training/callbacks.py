@@ -111,8 +111,10 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         layers = [
             layer
             for layer in self.model._flatten_layers()
-            if isinstance(layer, keras.layers.BatchNormalization)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
         ]
+        if not layers:  # all frozen (a backbone being fine-tuned): their statistics cannot move
+            return
         saved = [layer.momentum for layer in layers]
         for index, (images, _) in enumerate(self.dataset.take(self.max_batches)):
             for layer in layers:  # a running mean: batch i weighs 1/(i+1)
