@@ -279,3 +279,15 @@ def test_a_run_backbone_takes_other_sized_grayscale_images_through_layers_inside
     ours = keras.Model(same_size.input, same_size.get_layer("pool").output).predict(pixels, verbose=0)
     theirs = keras.Model(source.input, source.get_layer("pool").output).predict(pixels, verbose=0)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_resolution_runs_a_run_backbone_at_another_size(source_run):
+    from bigmodels.models import backbone_classifier
+
+    model = backbone_classifier(
+        backbone=str(source_run), input_shape=(*PHOTO_SIZE, 3), num_classes=2, resolution=24
+    )
+    assert model.get_layer("resize").output.shape[1:3] == (24, 24)
+    assert model.get_layer("backbone").input.shape[1:3] == (24, 24)
+    pixels = np.random.default_rng(3).integers(0, 256, (2, *PHOTO_SIZE, 3)).astype(np.uint8)
+    assert model.predict(pixels, verbose=0).shape == (2, 2)

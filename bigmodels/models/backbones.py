@@ -195,12 +195,13 @@ def _load_run_backbone(source: str, run_dir: Path, image_size) -> LoadedBackbone
         "model": config["model"],
         "model_args": {k: v for k, v in config.get("model_args", {}).items() if k != "variant_chosen_by"},
         "data_source": config.get("data", {}).get("source"),
-        "image_size": [height, width],
+        "image_size": list(size),
+        "trained_image_size": [height, width],
         "channels": channels,
         "licence": None,
     }
     pooling = pool.__class__.from_config(pool.get_config())
-    return LoadedBackbone(features, (height, width), channels, None, pooling, record)
+    return LoadedBackbone(features, size, channels, None, pooling, record)
 
 
 @contextlib.contextmanager
