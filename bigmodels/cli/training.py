@@ -100,6 +100,11 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="classifiers: decoupled weight decay (default 0; BatchNorm and biases are exempt)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_distribution_flags(parser)
+
+
+def add_distribution_flags(parser) -> None:
+    """Where training runs: one device, every local one, or several machines."""
     parser.add_argument(
         "--strategy",
         default="default",

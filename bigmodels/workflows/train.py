@@ -66,30 +66,22 @@ def train_run(
     """Trains a registered model on a data source into a run folder (settings in config.json).
 
     Args:
-        model_name: a registered model; None picks cnn_classifier for images and
-            transformer_classifier for text.
-        data_source: anything ``load_dataset`` takes.
-        out_dir: the run folder to create.
-        data_options: text-source options of ``load_dataset`` (text_columns, label_column,
-            test_source, validation_source, header, encoding).
+        model_name: a registered model; None: cnn_classifier for images, transformer_classifier for text.
+        data_source: anything ``load_dataset`` takes; ``out_dir``: the run folder to create.
+        data_options: ``load_dataset``'s text-source options (text_columns, label_column, ...).
         tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
         model_args: builder arguments; data-dependent ones are filled in.
         epochs, batch_size, patience: default: the task's for the data's size (30, 64, 8).
-        learning_rate: peak learning rate (default: the task's, 3e-3 for classifiers, 2e-4 for
-            the DCGAN).
-        score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
-            samples; by default one is trained into RUN_DIR/score_classifier.
-        strategy: "default", "mirrored" (every GPU, or every logical CPU) or "multi_worker"
-            (machines from TF_CONFIG; only the chief writes ``out_dir``).
-        logical_cpus: split the CPU into this many devices first (for "mirrored" without GPUs).
+        learning_rate: peak learning rate (default: 3e-3 for classifiers, 2e-4 for the DCGAN).
+        score_classifier: the DCGAN's scoring classifier run (default: trained into RUN_DIR/score_classifier).
+        strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus``
+            splits the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
         optimizer, weight_decay, label_smoothing: classifiers' "adam" (or "sgd"), decoupled
             weight decay and label smoothing (default adam, 0, 0).
-        recipe: a named recipe (``bigmodels.training.recipes.RECIPES``, e.g. "cifar10_tiny")
-            whose model, builder arguments and training settings fill in what is not given.
-        backbone: start from pretrained features (the model is then backbone_classifier): an
-            image run folder, ``saved_models/<name>`` or a keras-hub image preset (folder or name);
-            ``epochs`` then counts phase 1 (frozen backbone), ``fine_tune_epochs`` phase 2
-            (default: ``epochs``; 0: none), fine-tuned from layer ``fine_tune_from`` on.
+        recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
+        backbone: pretrained features (an image run folder, ``saved_models/<name>`` or a
+            keras-hub image preset) under a new head; ``epochs`` counts phase 1 (frozen),
+            ``fine_tune_epochs`` phase 2 (default ``epochs``) from layer ``fine_tune_from`` on.
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -101,15 +93,13 @@ def train_run(
         train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
     """
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
-    out_dir = Path(out_dir)
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    transfer = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
-    model_name, model_args, settings, transfer = _apply_presets(
-        model_name, model_args, settings, recipe, transfer
-    )
-    _check_request(model_name, settings["epochs"], out_dir, overwrite)
+    # The backbone's arguments, as _requested takes them (it loads the backbone).
+    backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
+    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
+    out_dir = _check_request(model_name, settings["epochs"], Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
@@ -119,25 +109,39 @@ def train_run(
     training = _fill_training_defaults(settings, task, dataset.info)
     dataset.batch_size = training["batch_size"]  # the data's size may choose it
     data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
-    config = {
+    training.update(strategy=describe(distribution, strategy))
+    config = _run_config(model_name, data, training, chosen_by=chosen_by, recipe=recipe, transfer=tune)
+    steps = {"tokenizer": tokenizer, "options": {"score_classifier": score_classifier}, "verbose": verbose,
+             "callbacks": callbacks, "model_args": model_args or {}, "overwrite": overwrite}  # fmt: skip
+    return out_dir, _train_on_every_worker(out_dir, distribution, task, dataset, config, **steps)
+
+
+def _run_config(model_name: str, data: dict, training: dict, *, chosen_by, recipe, transfer) -> dict:
+    """config.json, before the task adds its own keys (model_args, tokenizer, ...)."""
+    return {
         "model": model_name,
         "data": data,
-        "training": {**training, "strategy": describe(distribution, strategy)},
+        "training": training,
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
         **({"recipe": recipe} if recipe else {}),
         **({"backbone": _backbone_record(transfer, training)} if transfer else {}),
     }
-    # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
+
+
+def _train_on_every_worker(
+    out_dir: Path, distribution, task, dataset, config: dict, *, tokenizer, options, verbose, callbacks,
+    model_args: dict, overwrite: bool,
+):  # fmt: skip
+    """Every worker trains; only the chief's folder is kept (the others write to a temporary one)."""
     chief = is_chief(distribution)
     write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="bigmodels-worker-")) / out_dir.name
     with staged_run_folder(write_dir, overwrite=overwrite) as staging, distribution.scope():
         dataset = task.prepare_data(dataset, staging, tokenizer)
-        options = {"score_classifier": score_classifier}
-        metrics = _train_into(staging, task, dataset, config, model_args or {}, options, verbose, callbacks)
+        metrics = _train_into(staging, task, dataset, config, model_args, options, verbose, callbacks)
     if not chief:
         shutil.rmtree(write_dir.parent, ignore_errors=True)
-    return out_dir, metrics
+    return metrics
 
 
 def _apply_recipe(name: str, model_name, model_args, settings: dict):
@@ -150,7 +154,7 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
     return chosen.model, {**chosen.model_args, **given_args}, filled
 
 
-def _apply_presets(model_name, model_args, settings: dict, recipe: str | None, transfer: dict):
+def _requested(model_name, model_args, settings: dict, recipe: str | None, transfer: dict):
     """A recipe's or a backbone's model, arguments and settings under what the caller gave; the
     backbone is loaded now, so that a bad one fails before the data loads. ``transfer`` (train_run's
     backbone arguments) comes back as what ``_backbone_record`` needs, or None without a backbone."""
@@ -202,13 +206,15 @@ def _backbone_record(transfer: dict, training: dict) -> dict:
     return {**transfer["record"], "fine_tune_from": transfer["fine_tune_from"], "phases": phases}
 
 
-def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> None:
-    """What can be refused before minutes of loading data: the model, the epochs, the folder."""
+def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> Path:
+    """What can be refused before minutes of loading data: the model, the epochs, the folder
+    (``out_dir``, returned)."""
     if model_name is not None:
         task_of(model_name)  # raises for an unknown model
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     check_output_folder(out_dir, "run", overwrite=overwrite)
+    return out_dir
 
 
 def _data_record(batch_size: int, seed: int, image_size) -> dict:
