@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import write_image_folder
+from helpers import write_image_folder, write_reviews_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_SIZE = (36, 44)  # not the backbones' 32x32: the models resize (and crop) inside
@@ -245,6 +245,7 @@ def write_fake_text_run(folder: Path) -> Path:
         ("SOURCE_RUN", {"fine_tune_from": "no_such_layer"}, ValueError, "names no layer of the backbone"),
         ("SOURCE_RUN", {"model_name": "cnn_classifier"}, ValueError, "leave --model out"),
         ("SOURCE_RUN", {"fine_tune_epochs": -1}, ValueError, "--fine-tune-epochs must be 0"),
+        ("SOURCE_RUN", {"data": "REVIEWS"}, ValueError, "--backbone takes image data, and the data is text"),
     ],
 )
 def test_bad_backbones_are_one_line_errors_before_anything_is_written(
@@ -254,10 +255,22 @@ def test_bad_backbones_are_one_line_errors_before_anything_is_written(
 
     named = {"TEXT_RUN": lambda: write_fake_text_run(tmp_path / "text_run"), "SOURCE_RUN": lambda: source_run}
     source = str(named[backbone]()) if backbone in named else backbone
+    options = dict(options)  # the parameters' own dict stays as pytest listed it
     model_name = options.pop("model_name", None)
+    data = write_reviews_csv(tmp_path / "reviews.csv", 40) if options.pop("data", None) else photos
+    text_options = {"text_columns": ["body"], "label_column": "sentiment"} if data != photos else None
     out = tmp_path / "out"
     with pytest.raises(error) as raised:
-        train_run(model_name, str(photos), out, backbone=source, epochs=1, verbose=0, **options)
+        train_run(
+            model_name,
+            str(data),
+            out,
+            backbone=source,
+            epochs=1,
+            verbose=0,
+            data_options=text_options,
+            **options,
+        )
     assert fragment in str(raised.value) and "\n" not in str(raised.value)
     assert not out.exists() and not list(tmp_path.glob("out.partial*"))
 

@@ -245,6 +245,8 @@ def _choose_model(model_name: str | None, data_kind: str) -> tuple[str, str | No
     if model_name is None:
         return default_model_for(data_kind), f"auto ({data_kind} data)"
     takes = task_of(model_name).data_kind
+    if takes != data_kind and model_name == BACKBONE_MODEL:
+        raise ValueError(f"--backbone takes image data, and the data is {data_kind}; leave --backbone out")
     if takes != data_kind:
         raise ValueError(
             f"model '{model_name}' takes {'text' if takes == 'text' else 'images'} but the data is "
