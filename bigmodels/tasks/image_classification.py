@@ -87,7 +87,8 @@ def backbone_fact(backbone: dict) -> str:
             "not stated in the preset's metadata; check the preset's own model card before shipping"
         )
     phases = ", then ".join(
-        f"{phase['name'].replace('_', ' ')} ({phase['epochs']} epochs at {phase['learning_rate']:g})"
+        f"{phase['name'].replace('_', ' ')} ({phase['epochs']} epoch{'s' * (phase['epochs'] != 1)} "
+        f"at learning rate {phase['learning_rate']:g})"
         for phase in backbone.get("phases", [])
     )
     return f"Backbone: {origin}; licence: {licence}; trained by {phases or 'one phase'}"

@@ -37,7 +37,9 @@ def training_phases(epochs: int, fine_tune_epochs: int, learning_rate: float, fi
                 "phase": FINE_TUNING,
                 "name": "fine_tuning",
                 "epochs": fine_tune_epochs,
-                "learning_rate": learning_rate * FINE_TUNE_LEARNING_RATE_FACTOR,
+                "learning_rate": float(
+                    f"{learning_rate * FINE_TUNE_LEARNING_RATE_FACTOR:.6g}"
+                ),  # 3e-4, not 3.0000000000000003e-4
                 "trains": f"the head and the backbone ({start}); BatchNorm layers stay in inference mode",
             }
         )
