@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -268,7 +269,11 @@ def load_run_model(run_dir: Path, path: Path | None = None):
 
     path = path or run_dir / "model.keras"
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # A model saved while part of it was frozen (transfer learning's first phase) kept
+            # fewer optimizer variables than the loaded, unfrozen one has; nothing resumes from them.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
     except ValueError as error:
         if "safe_mode" not in str(error):
             raise ValueError(f"{path} cannot be loaded ({_last_line(error)}); train the run again") from None
