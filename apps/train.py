@@ -3,6 +3,7 @@
 Usage:
     python apps/train.py --model cnn_classifier --data digits --out saved_models/digits --epochs 20
     python apps/train.py --data ../shared/data/hymenoptera --out saved_models/bees --width-multiplier 0.5
+    python apps/train.py --data photos/ --backbone mobilenet_v3_small_100_imagenet --out runs/photos
     python apps/train.py --data reviews.csv --text-column title body --label-column stars --out runs/rv
     python apps/train.py --model dcgan --data ../shared/data/mnist --out saved_models/gan --epochs 20
 

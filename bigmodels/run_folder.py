@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -263,12 +264,16 @@ def load_run_model(run_dir: Path, path: Path | None = None):
 
     import bigmodels.models  # noqa: F401  registers the package's own layers for loading
 
-    if (run_dir / "tokenizer.json").is_file():
-        import keras_hub  # noqa: F401  registers TokenAndPositionEmbedding, TransformerEncoder
+    if (run_dir / "tokenizer.json").is_file() or _has_backbone(run_dir):
+        import keras_hub  # noqa: F401  registers TokenAndPositionEmbedding, TransformerEncoder, backbones
 
     path = path or run_dir / "model.keras"
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # A model saved while part of it was frozen (transfer learning's first phase) kept
+            # fewer optimizer variables than the loaded, unfrozen one has; nothing resumes from them.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
     except ValueError as error:
         if "safe_mode" not in str(error):
             raise ValueError(f"{path} cannot be loaded ({_last_line(error)}); train the run again") from None
@@ -282,6 +287,15 @@ def load_run_model(run_dir: Path, path: Path | None = None):
             f"{path} cannot be loaded: it is damaged or names a function or class that bigmodels "
             f"does not provide ({_last_line(error)[:200]}); train the run again"
         ) from None
+
+
+def _has_backbone(run_dir: Path) -> bool:
+    """Whether the run was trained on a pretrained backbone (a keras-hub one needs keras_hub)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("backbone"), dict)
 
 
 def _last_line(error: BaseException) -> str:
@@ -307,7 +321,8 @@ def staged_run_folder(out_dir: Path, *, overwrite: bool):
         except TrainingDiverged:
             # Keep the last good checkpoint for the user; drop the backup so the next run (with a
             # lower learning rate) starts clean instead of resuming into the divergence.
-            shutil.rmtree(staging / "backup", ignore_errors=True)
+            for backup in staging.glob("backup*"):  # backup/, and a later phase's backup_phase2/
+                shutil.rmtree(backup, ignore_errors=True)
             raise
 
 

@@ -76,6 +76,19 @@ def write_idx_folder(root: Path, *, train=40, test=20, size=(12, 12)) -> Path:
     return root
 
 
+def small_features_model(channels: int = 3):
+    """A tiny seeded feature extractor (float pixels 0-255 in, a feature map out), as a Python
+    user would pass to ``backbone_classifier(backbone=...)``."""
+    import keras
+
+    pixels = keras.Input(shape=(16, 16, channels), name="pixels")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
+    x = keras.layers.Conv2D(8, 3, kernel_initializer=keras.initializers.GlorotUniform(seed=0), name="conv")(x)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.ReLU(name="conv_relu")(x)
+    return keras.Model(pixels, x, name="backbone")
+
+
 # Small configurations of every registered builder; a builder missing here fails
 # test_every_registered_model_has_a_small_config, so new families are tested by default.
 SMALL_MODEL_CONFIGS = {
@@ -106,6 +119,10 @@ SMALL_MODEL_CONFIGS = {
     "ngram_classifier": [
         {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 3, "ngram_buckets": 1000},
         {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 2, "ngram_order": 1},
+    ],
+    # Grayscale data on a colour backbone of another size: widened and resized inside the model.
+    "backbone_classifier": [
+        {"backbone": small_features_model(), "input_shape": (20, 20, 1), "num_classes": 3}
     ],
     # The DCGAN family has its own contract (tests/test_dcgan.py): no classes, latent vectors in.
     "dcgan": [{"image_shape": (8, 8, 1), "latent_size": 8, "base_filters": 4}],

@@ -15,6 +15,7 @@ def test_every_registered_model_has_a_task_and_only_trainable_families_are_liste
     from bigmodels.tasks import TASKS
 
     assert set(bigmodels.list_models()) == {
+        "backbone_classifier",
         "cnn_classifier",
         "transformer_classifier",
         "embedding_bag_classifier",

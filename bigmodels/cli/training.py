@@ -18,7 +18,7 @@ def _column(text: str) -> str | int:
 def add_training_flags(parser, *, out_default: str | None = None) -> None:
     """The flags of apps/train.py, shared by apps/pipeline.py so both accept the same options."""
     add_run_flags(parser, out_default=out_default)
-    add_recipe_flags(parser)
+    add_backbone_flags(parser)
     add_text_data_flags(parser)
     add_tokenizer_flags(parser)
     add_model_flags(parser)
@@ -83,23 +83,6 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         metavar=("HEIGHT", "WIDTH"),
         help="size photos are resized to when loading",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    parser.add_argument(
-        "--strategy",
-        default="default",
-        help="default, mirrored (all GPUs, or --logical-cpus) or multi_worker (machines from TF_CONFIG)",
-    )
-    parser.add_argument(
-        "--logical-cpus",
-        dest="logical_cpus",
-        type=int,
-        default=None,
-        help="split the CPU into this many devices for --strategy mirrored without GPUs",
-    )
-
-
-def add_recipe_flags(parser) -> None:
-    """A named recipe, and the optimizer settings it (or the caller) chooses."""
     parser.add_argument(
         "--recipe",
         default=None,
@@ -115,6 +98,51 @@ def add_recipe_flags(parser) -> None:
         type=float,
         default=None,
         help="classifiers: decoupled weight decay (default 0; BatchNorm and biases are exempt)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_distribution_flags(parser)
+
+
+def add_distribution_flags(parser) -> None:
+    """Where training runs: one device, every local one, or several machines."""
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        help="default, mirrored (all GPUs, or --logical-cpus) or multi_worker (machines from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        dest="logical_cpus",
+        type=int,
+        default=None,
+        help="split the CPU into this many devices for --strategy mirrored without GPUs",
+    )
+
+
+def add_backbone_flags(parser) -> None:
+    """Transfer learning: start from pretrained features, frozen first, then fine-tuned."""
+    transfer = parser.add_argument_group("transfer learning (images)")
+    transfer.add_argument(
+        "--backbone",
+        default=None,
+        help="start from pretrained features: an image run folder, saved_models/<name>, a keras-hub "
+        "preset folder or preset name (e.g. mobilenet_v3_small_100_imagenet; downloaded once). "
+        "--epochs then counts the frozen phase (default 10)",
+    )
+    transfer.add_argument(
+        "--fine-tune-epochs",
+        dest="fine_tune_epochs",
+        type=int,
+        default=None,
+        help="epochs of phase 2, fine-tuning the backbone at a tenth of the learning rate "
+        "(default: --epochs; 0: the backbone stays frozen)",
+    )
+    transfer.add_argument(
+        "--fine-tune-from",
+        dest="fine_tune_from",
+        default=None,
+        metavar="LAYER",
+        help="backbone layer fine-tuning starts at; the layers before it stay frozen (default: all)",
     )
 
 
@@ -218,6 +246,9 @@ def train_from_args(args, *, verbose: int = 1):
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         recipe=args.recipe,
+        backbone=args.backbone,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_from=args.fine_tune_from,
     )
 
 

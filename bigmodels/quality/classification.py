@@ -92,6 +92,10 @@ def plot_history(history_csv: Path, path: Path, metrics=("loss", "accuracy")) ->
             values = [row.get(prefix + metric, "NA") for row in rows]
             if "NA" not in values:  # CSVLogger writes NA for metrics a model does not report
                 axis.plot(epochs, [float(value) for value in values], marker="o", label=label)
+        phases = [row.get("phase") for row in rows]
+        fine_tuning = [epoch for epoch, phase in zip(epochs, phases, strict=True) if phase in ("2", "2.0")]
+        if fine_tuning:  # transfer learning: where the backbone starts to learn
+            axis.axvline(fine_tuning[0] - 0.5, color="grey", linestyle="--", label="fine-tuning starts")
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

@@ -18,6 +18,7 @@ from bigmodels.tasks.base import (
     data_fields,
 )
 from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, fit_classifier
+from bigmodels.training.transfer import fit_in_phases
 
 INTENDED_USE = (
     "Classifies inputs like its training data into the classes above, and only those: anything "
@@ -29,18 +30,23 @@ CALIBRATION_EXAMPLES = 200
 
 
 def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbose, callbacks,
-                        keep_best: bool = True, saved_model=None) -> dict:  # fmt: skip
+                        keep_best: bool = True, saved_model=None, backbone: dict | None = None,
+                        ) -> dict:  # fmt: skip
     """Trains a classifier into ``staging``; writes metrics.json and the curves; returns metrics.
 
     ``saved_model`` is the model that model.keras holds when ``model`` wraps it (distillation).
+    ``backbone`` is config.json's record of a pretrained backbone: its phases (frozen, then
+    fine-tuned) run one after the other (``bigmodels.training.transfer``).
     """
     settings = {key: training[key] for key in ("epochs", "learning_rate", "seed", "patience", "augmentation")}
     # Runs made before these settings existed trained with Adam, no decay and no smoothing.
     settings.update({key: training.get(key, value) for key, value in OPTIMIZER_DEFAULTS.items()})
-    summary = fit_classifier(
-        model, dataset, staging, **settings, verbose=verbose, callbacks=callbacks, keep_best=keep_best,
-        saved_model=saved_model,
-    )  # fmt: skip
+    options = {"verbose": verbose, "callbacks": callbacks, "keep_best": keep_best, "saved_model": saved_model}
+    if backbone and backbone.get("phases"):
+        phases = {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")}
+        summary = fit_in_phases(model, dataset, staging, **settings, **options, **phases)
+    else:
+        summary = fit_classifier(model, dataset, staging, **settings, **options)
     metrics = evaluate_into(staging, dataset, load_run_model(staging))
     metrics.update(summary, num_parameters=int((saved_model or model).count_params()))
     write_json(staging / "metrics.json", metrics)
@@ -130,8 +136,10 @@ class ClassificationTask(Task):
     def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True):
         training = config["training"]
         return fit_classifier_into(
-            staging, model, dataset, training, verbose=verbose, callbacks=callbacks, keep_best=keep_best
-        )
+            staging, model, dataset, training, verbose=verbose, callbacks=callbacks, keep_best=keep_best,
+            # A derived run (pruned, clustered, QAT) tunes its whole model in one phase.
+            backbone=config.get("backbone") if keep_best else None,
+        )  # fmt: skip
 
     def evaluate(self, run_dir: Path, config: dict, data_source: str | None) -> dict:
         dataset = self.load_data(run_dir, config, data_source)

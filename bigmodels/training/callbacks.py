@@ -111,8 +111,10 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         layers = [
             layer
             for layer in self.model._flatten_layers()
-            if isinstance(layer, keras.layers.BatchNormalization)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
         ]
+        if not layers:  # all frozen (a backbone being fine-tuned): their statistics cannot move
+            return
         saved = [layer.momentum for layer in layers]
         for index, (images, _) in enumerate(self.dataset.take(self.max_batches)):
             for layer in layers:  # a running mean: batch i weighs 1/(i+1)
@@ -122,12 +124,33 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             layer.momentum = momentum
 
 
-def run_folder_callbacks(run_dir: Path, guard: DivergenceGuard) -> list:
+class PhaseColumn(keras.callbacks.Callback):
+    """Adds the training phase (1: feature extraction, 2: fine-tuning) to each epoch's logs, so
+    history.csv (and TensorBoard) show which phase an epoch belongs to."""
+
+    def __init__(self, phase: int):
+        super().__init__()
+        self.phase = phase
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["phase"] = self.phase
+
+
+def backup_folder(run_dir: Path, phase: int | None = None) -> Path:
+    """Where a phase keeps its per-epoch backup: a later phase has its own, so that resuming
+    never loads one phase's weights and optimizer into another's frozen layout."""
+    return Path(run_dir) / ("backup" if (phase or 1) == 1 else f"backup_phase{phase}")
+
+
+def run_folder_callbacks(run_dir: Path, guard: DivergenceGuard, *, phase: int | None = None) -> list:
     """What every training loop writes into its run folder, first of its callbacks: the per-epoch
-    backup a killed run resumes from (it must restore before the others start), history.csv,
-    TensorBoard logs; and the guard that stops at the first non-finite loss."""
+    backup a killed run resumes from (it must restore before the others start), history.csv
+    (with a "phase" column when ``phase`` is given), TensorBoard logs; and the guard that stops
+    at the first non-finite loss."""
     return [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.BackupAndRestore(str(backup_folder(run_dir, phase))),
+        *([PhaseColumn(phase)] if phase else []),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         guard,

@@ -121,22 +121,11 @@ def compile_classifier(
     return model
 
 
-def _selection_callbacks(saved, dataset, run_dir, steps_per_epoch, patience, epochs, keep_best) -> list:
-    """Precise BatchNorm for short epochs, the best-epoch checkpoint, and early stopping (off
-    when the last epoch is the one kept)."""
-    precise = (
-        [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
-        if steps_per_epoch < PRECISE_BATCH_NORM_STEPS
-        else []
-    )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy",
-        mode="max",
-        patience=patience if keep_best else epochs,
-        restore_best_weights=keep_best,
-    )
-    checkpoint = SaveOnImprovement(saved, run_dir / "model.keras", keep_best=keep_best)
-    return [*precise, checkpoint, early_stopping]
+def _precise_batch_norm(dataset, steps_per_epoch: int) -> list:
+    """PreciseBatchNorm when epochs are too short for BatchNorm's moving statistics to settle."""
+    if steps_per_epoch >= PRECISE_BATCH_NORM_STEPS:
+        return []
+    return [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
 
 
 def fit_classifier(
@@ -156,6 +145,8 @@ def fit_classifier(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
+    initial_epoch: int = 0,
+    phase: int | None = None,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
@@ -165,18 +156,20 @@ def fit_classifier(
     ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s. ``keep_best=False``
     keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
     ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
-    trains a wrapper around the student but saves the student).
+    trains a wrapper around the student but saves the student). A later phase (``training.transfer``)
+    numbers its epochs on from ``initial_epoch`` and appends to history.csv, with a "phase" column.
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
     """
     keras.utils.set_random_seed(seed)
-    start_fresh(run_dir)
+    if not initial_epoch:
+        start_fresh(run_dir)
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
     compile_classifier(
         model,
         learning_rate=learning_rate,
-        total_steps=epochs * steps_per_epoch,
+        total_steps=(epochs - initial_epoch) * steps_per_epoch,
         label_smoothing=label_smoothing,
         optimizer=optimizer,
         weight_decay=weight_decay,
@@ -184,9 +177,14 @@ def fit_classifier(
     train = augment_pipeline(dataset.train, augmentation, seed)
     guard = DivergenceGuard()
     all_callbacks = [
-        *run_folder_callbacks(run_dir, guard),
-        *_selection_callbacks(
-            saved_model or model, dataset, run_dir, steps_per_epoch, patience, epochs, keep_best
+        *run_folder_callbacks(run_dir, guard, phase=phase),
+        *_precise_batch_norm(dataset, steps_per_epoch),
+        SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best),
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=patience if keep_best else epochs,
+            restore_best_weights=keep_best,
         ),
         *(callbacks or []),
     ]
@@ -196,6 +194,7 @@ def fit_classifier(
         train,
         validation_data=dataset.validation,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         callbacks=all_callbacks,
         verbose=verbose,
         shuffle=False,
@@ -206,6 +205,6 @@ def fit_classifier(
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
     return {
         "epochs_trained": len(val_accuracy),
-        "best_epoch": int(np.argmax(val_accuracy)) + 1 if val_accuracy else 0,
+        "best_epoch": initial_epoch + int(np.argmax(val_accuracy)) + 1 if val_accuracy else 0,
         "training_seconds": round(time.perf_counter() - started, 2),
     }

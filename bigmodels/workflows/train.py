@@ -14,6 +14,7 @@ import keras
 from bigmodels import __version__
 from bigmodels.data import load_dataset
 from bigmodels.models.arguments import resolve_model_args
+from bigmodels.models.backbones import check_fine_tune_from, load_backbone
 from bigmodels.models.registry import get_builder
 from bigmodels.run_folder import (
     TEXT_DATA_OPTIONS,
@@ -26,6 +27,11 @@ from bigmodels.tasks import default_model_for, task_of
 from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.recipes import get_recipe
+from bigmodels.training.transfer import training_phases
+
+BACKBONE_MODEL = "backbone_classifier"
+# Per phase: a pretrained backbone needs far fewer epochs than training from scratch.
+BACKBONE_TRAINING = {"epochs": 10, "patience": 5}
 
 
 def train_run(
@@ -53,27 +59,29 @@ def train_run(
     weight_decay: float | None = None,
     label_smoothing: float | None = None,
     recipe: str | None = None,
+    backbone: str | None = None,
+    fine_tune_epochs: int | None = None,
+    fine_tune_from: str | None = None,
 ) -> tuple[Path, RunMetrics]:
     """Trains a registered model on a data source into a run folder (settings in config.json).
 
     Args:
-        model_name: a registered model; None: cnn_classifier (images), transformer_classifier (text).
-        data_source: anything ``load_dataset`` takes; out_dir: the run folder to create.
-        data_options: text-source options of ``load_dataset`` (text_columns, label_column,
-            test_source, validation_source, header, encoding).
+        model_name: a registered model; None: cnn_classifier for images, transformer_classifier for text.
+        data_source: anything ``load_dataset`` takes; ``out_dir``: the run folder to create.
+        data_options: ``load_dataset``'s text-source options (text_columns, label_column, ...).
         tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
         model_args: builder arguments; data-dependent ones are filled in.
         epochs, batch_size, patience: default: the task's for the data's size (30, 64, 8).
-        learning_rate: peak learning rate (default 3e-3 for classifiers, 2e-4 for the DCGAN).
-        score_classifier: for the DCGAN, a classifier run on the same data whose CNN scores the
-            samples; by default one is trained into RUN_DIR/score_classifier.
-        strategy: "default", "mirrored" (every GPU, or every logical CPU) or "multi_worker"
-            (machines from TF_CONFIG; only the chief writes ``out_dir``).
-        logical_cpus: split the CPU into this many devices first (for "mirrored" without GPUs).
-        optimizer, weight_decay, label_smoothing: classifiers' "adam" or "sgd", decoupled weight
-            decay, label smoothing (default adam, 0, 0).
-        recipe: a name in ``bigmodels.RECIPES`` (e.g. "cifar10_tiny") whose model, builder
-            arguments and training settings fill in what is not given.
+        learning_rate: peak learning rate (default: 3e-3 for classifiers, 2e-4 for the DCGAN).
+        score_classifier: the DCGAN's scoring classifier run (default: trained into RUN_DIR/score_classifier).
+        strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus``
+            splits the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
+        optimizer, weight_decay, label_smoothing: classifiers' "adam" (or "sgd"), decoupled
+            weight decay and label smoothing (default adam, 0, 0).
+        recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
+        backbone: pretrained features (an image run folder, ``saved_models/<name>`` or a
+            keras-hub image preset) under a new head; ``epochs`` counts phase 1 (frozen),
+            ``fine_tune_epochs`` phase 2 (default ``epochs``) from layer ``fine_tune_from`` on.
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -82,14 +90,16 @@ def train_run(
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
         train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
         train_run(None, "cifar10", "runs/cifar", recipe="cifar10_tiny")
+        train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
     """
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
-    out_dir = Path(out_dir)
-    model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, {
-        "epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
-        "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
-        "weight_decay": weight_decay, "label_smoothing": label_smoothing})  # fmt: skip
-    _check_request(model_name, settings["epochs"], out_dir, overwrite)
+    settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
+                "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
+                "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
+    # The backbone's arguments, as _requested takes them (it loads the backbone).
+    backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
+    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
+    out_dir = _check_request(model_name, settings["epochs"], Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
@@ -99,22 +109,15 @@ def train_run(
     training = _fill_training_defaults(settings, task, dataset.info)
     dataset.batch_size = training["batch_size"]  # the data's size may choose it
     data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
-    training["strategy"] = describe(distribution, strategy)
-    config = _run_config(model_name, data, training, chosen_by, recipe)
-    # Every worker trains; only the chief's folder is kept (the others write to a temporary one).
-    chief = is_chief(distribution)
-    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="bigmodels-worker-")) / out_dir.name
-    with staged_run_folder(write_dir, overwrite=overwrite) as staging, distribution.scope():
-        dataset = task.prepare_data(dataset, staging, tokenizer)
-        options = {"score_classifier": score_classifier}
-        metrics = _train_into(staging, task, dataset, config, model_args or {}, options, verbose, callbacks)
-    if not chief:
-        shutil.rmtree(write_dir.parent, ignore_errors=True)
-    return out_dir, metrics
+    training.update(strategy=describe(distribution, strategy))
+    config = _run_config(model_name, data, training, chosen_by=chosen_by, recipe=recipe, transfer=tune)
+    steps = {"tokenizer": tokenizer, "options": {"score_classifier": score_classifier}, "verbose": verbose,
+             "callbacks": callbacks, "model_args": model_args or {}, "overwrite": overwrite}  # fmt: skip
+    return out_dir, _train_on_every_worker(out_dir, distribution, task, dataset, config, **steps)
 
 
-def _run_config(model_name: str, data: dict, training: dict, chosen_by: str | None, recipe: str | None):
-    """config.json's first keys; the task and the builder's resolved arguments add the rest."""
+def _run_config(model_name: str, data: dict, training: dict, *, chosen_by, recipe, transfer) -> dict:
+    """config.json, before the task adds its own keys (model_args, tokenizer, ...)."""
     return {
         "model": model_name,
         "data": data,
@@ -122,13 +125,27 @@ def _run_config(model_name: str, data: dict, training: dict, chosen_by: str | No
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
         **({"recipe": recipe} if recipe else {}),
+        **({"backbone": _backbone_record(transfer, training)} if transfer else {}),
     }
 
 
-def _apply_recipe(name: str | None, model_name, model_args, settings: dict):
+def _train_on_every_worker(
+    out_dir: Path, distribution, task, dataset, config: dict, *, tokenizer, options, verbose, callbacks,
+    model_args: dict, overwrite: bool,
+):  # fmt: skip
+    """Every worker trains; only the chief's folder is kept (the others write to a temporary one)."""
+    chief = is_chief(distribution)
+    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="bigmodels-worker-")) / out_dir.name
+    with staged_run_folder(write_dir, overwrite=overwrite) as staging, distribution.scope():
+        dataset = task.prepare_data(dataset, staging, tokenizer)
+        metrics = _train_into(staging, task, dataset, config, model_args, options, verbose, callbacks)
+    if not chief:
+        shutil.rmtree(write_dir.parent, ignore_errors=True)
+    return metrics
+
+
+def _apply_recipe(name: str, model_name, model_args, settings: dict):
     """The recipe's model, builder arguments and settings, under what the caller gave."""
-    if name is None:
-        return model_name, model_args, settings
     chosen = get_recipe(name)
     if model_name not in (None, chosen.model):
         raise ValueError(f"recipe '{name}' trains {chosen.model}, not {model_name}; leave --model out")
@@ -137,13 +154,67 @@ def _apply_recipe(name: str | None, model_name, model_args, settings: dict):
     return chosen.model, {**chosen.model_args, **given_args}, filled
 
 
-def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> None:
-    """What can be refused before minutes of loading data: the model, the epochs, the folder."""
+def _requested(model_name, model_args, settings: dict, recipe: str | None, transfer: dict):
+    """A recipe's or a backbone's model, arguments and settings under what the caller gave; the
+    backbone is loaded now, so that a bad one fails before the data loads. ``transfer`` (train_run's
+    backbone arguments) comes back as what ``_backbone_record`` needs, or None without a backbone."""
+    if recipe is not None:
+        model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
+    if transfer["backbone"] is None:
+        return model_name, model_args, settings, None
+    return _apply_backbone(model_name, model_args, settings, recipe=recipe, **transfer)
+
+
+def _apply_backbone(
+    model_name, model_args, settings: dict, *, backbone: str, fine_tune_epochs, fine_tune_from, recipe
+):
+    """Transfer learning: ``backbone_classifier`` on ``backbone`` (an image run folder,
+    ``saved_models/<name>``, or a keras-hub image preset folder or name), with its training
+    defaults under what the caller gave: phase 1 trains a new head on the frozen backbone for
+    ``epochs`` (default 10, patience 5); phase 2 fine-tunes at a tenth of the learning rate for
+    ``fine_tune_epochs`` (default: ``epochs``; 0 skips it) from the backbone's layer
+    ``fine_tune_from`` on (default: all of it), BatchNorm in inference mode.
+
+    Returns:
+        (model name, model arguments, settings, what ``_backbone_record`` needs).
+    """
+    if recipe is not None:
+        raise ValueError(f"--recipe {recipe} trains its own model from scratch; leave it out with --backbone")
+    if model_name not in (None, BACKBONE_MODEL):
+        raise ValueError(f"--backbone trains {BACKBONE_MODEL}, not {model_name}; leave --model out")
+    if fine_tune_epochs is not None and fine_tune_epochs < 0:
+        raise ValueError(f"--fine-tune-epochs must be 0 (no fine-tuning) or more, got {fine_tune_epochs}")
+    loaded = load_backbone(backbone)
+    check_fine_tune_from(loaded.features, fine_tune_from)
+    filled = {key: BACKBONE_TRAINING.get(key) if value is None else value for key, value in settings.items()}
+    transfer = {
+        "record": loaded.record,
+        "fine_tune_epochs": filled["epochs"] if fine_tune_epochs is None else fine_tune_epochs,
+        "fine_tune_from": fine_tune_from,
+    }
+    return BACKBONE_MODEL, {**(model_args or {}), "backbone": backbone}, filled, transfer
+
+
+def _backbone_record(transfer: dict, training: dict) -> dict:
+    """config.json's "backbone": where the features come from, and the two training phases."""
+    phases = training_phases(
+        training["epochs"],
+        transfer["fine_tune_epochs"],
+        training["learning_rate"],
+        transfer["fine_tune_from"],
+    )
+    return {**transfer["record"], "fine_tune_from": transfer["fine_tune_from"], "phases": phases}
+
+
+def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> Path:
+    """What can be refused before minutes of loading data: the model, the epochs, the folder
+    (``out_dir``, returned)."""
     if model_name is not None:
         task_of(model_name)  # raises for an unknown model
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     check_output_folder(out_dir, "run", overwrite=overwrite)
+    return out_dir
 
 
 def _data_record(batch_size: int, seed: int, image_size) -> dict:
@@ -174,6 +245,8 @@ def _choose_model(model_name: str | None, data_kind: str) -> tuple[str, str | No
     if model_name is None:
         return default_model_for(data_kind), f"auto ({data_kind} data)"
     takes = task_of(model_name).data_kind
+    if takes != data_kind and model_name == BACKBONE_MODEL:
+        raise ValueError(f"--backbone takes image data, and the data is {data_kind}; leave --backbone out")
     if takes != data_kind:
         raise ValueError(
             f"model '{model_name}' takes {'text' if takes == 'text' else 'images'} but the data is "
@@ -190,7 +263,8 @@ def _train_into(
     for companion in task.companion_runs(config, staging, options):
         train_run(**companion)
     given = {
-        **task.default_model_args(dataset.info),
+        # The data's size picks a from-scratch architecture; a backbone brings its own.
+        **({} if "backbone" in config else task.default_model_args(dataset.info)),
         **{k: v for k, v in model_args.items() if v is not None},
     }
     resolved = resolve_model_args(model_name, dataset.info, given, seed=seed)
@@ -206,7 +280,9 @@ def _train_into(
     return metrics
 
 
-CONFIG_ORDER = ("model", "model_args", "data", "training", "bigmodels_version", "model_chosen_by", "recipe")
+CONFIG_ORDER = (
+    "model", "model_args", "backbone", "data", "training", "bigmodels_version", "model_chosen_by", "recipe",
+)  # fmt: skip
 
 
 def _ordered(config: dict) -> dict:
