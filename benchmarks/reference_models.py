@@ -68,7 +68,7 @@ REFERENCES = {
         "commands": [
             "apps/train.py --data {data}/sst2/phrases_train.tsv --text-column sentence --label-column label "
             "--validation-data {data}/sst2/dev.tsv --test-data {data}/sst2/test.tsv --out {work}/sst2_text",
-            "apps/export.py --run {work}/sst2_text",
+            "apps/export.py --run {work}/sst2_text --quantization dynamic",
         ],
         "try": 'echo "a gorgeous, witty film" | python apps/predict.py --bundle saved_models/sst2_text -',
         "keep_run": False,
@@ -166,7 +166,7 @@ def write_reference_json(name: str, target: Path, commands: list[str], found: di
         "num_parameters": metrics.get("num_parameters"),
         "training_seconds": metrics.get("training_seconds"),
         "test_split": metrics.get("test_split"),
-        **({"micro": found["micro"]} if found["micro"] and "arena_bytes" in found["micro"] else {}),
+        **({"micro": found["micro"]} if isinstance((found["micro"] or {}).get("arena_bytes"), int) else {}),
         **extra,
     }
     document = {"name": name, "title": REFERENCES[name]["title"], "data": REFERENCES[name]["data"],
@@ -189,8 +189,8 @@ def write_readme(name: str, target: Path, commands: list[str], found: dict) -> N
         f"{metrics.get('training_seconds', 'n/a')} s on 2 CPU cores; "
         f"test split: {metrics.get('test_split')}.",
     ]
-    if found["micro"] and "arena_bytes" in found["micro"]:
-        micro = found["micro"]
+    micro = found["micro"] or {}
+    if isinstance(micro.get("arena_bytes"), int):
         flash, arena = micro["flash_bytes"], micro["arena_bytes"]
         lines.append(f"TensorFlow Lite Micro: flash {flash:,} bytes, arena {arena:,} bytes.")
     lines += [
