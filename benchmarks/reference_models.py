@@ -16,9 +16,11 @@ file goes into the bundle.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,13 +78,22 @@ REFERENCES = {
 }
 
 
-def run_commands(name: str, data: Path, work: Path) -> list[str]:
-    """Runs the reference's app commands from the project root; returns them as run."""
-    commands = [c.format(data=data, work=work) for c in REFERENCES[name]["commands"]]
+def formatted_commands(name: str, data: Path, work: Path) -> list[str]:
+    """The reference's app commands with the data and work folders filled in (shell-quoted)."""
+    folders = {"data": shlex.quote(str(data)), "work": shlex.quote(str(work))}
+    return [command.format(**folders) for command in REFERENCES[name]["commands"]]
+
+
+def run_commands(name: str, data: Path, work: Path) -> tuple[list[str], list[float]]:
+    """Runs the reference's app commands from the project root; returns them and the wall
+    seconds each took."""
+    commands, seconds = formatted_commands(name, data, work), []
     for command in commands:
         print(f"$ python {command}", flush=True)
-        subprocess.run([PYTHON, *command.split()], cwd=ROOT, check=True)
-    return commands
+        started = time.perf_counter()
+        subprocess.run([PYTHON, *shlex.split(command)], cwd=ROOT, check=True)
+        seconds.append(round(time.perf_counter() - started, 1))
+    return commands, seconds
 
 
 def rebuilt_model(run_dir: Path):
@@ -217,9 +228,9 @@ def write_readme(name: str, target: Path, commands: list[str], found: dict) -> N
 def make_reference(name: str, data: Path, work: Path, from_runs: bool) -> dict:
     run_dir = work / name
     if from_runs and (run_dir / "export" / "report.json").is_file():
-        commands = [c.format(data=data, work=work) for c in REFERENCES[name]["commands"]]
+        commands = formatted_commands(name, data, work)
     else:
-        commands = run_commands(name, data, work)
+        commands, _ = run_commands(name, data, work)
     target = ROOT / "saved_models" / name
     copy_reference(name, run_dir, target)
     found = figures(run_dir)

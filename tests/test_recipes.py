@@ -143,6 +143,19 @@ def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):
     )
 
 
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--weight-decay", "-1"], "--weight-decay"),
+    ],
+)
+def test_bad_optimizer_flags_are_one_line_errors_before_anything_is_written(tmp_path, flags, fragment):
+    result = run_app("train", *flags, "--out", tmp_path / "run")
+    assert_one_line_error(result, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_recipe_of_another_model_and_unknown_recipe_are_refused(tmp_path):
     with pytest.raises(ValueError, match="recipe 'cifar10_tiny' trains cnn_classifier"):
         train_run("transformer_classifier", "digits", tmp_path / "a", recipe="cifar10_tiny")

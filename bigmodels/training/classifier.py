@@ -78,13 +78,21 @@ def _crop_flip(generator):
     return apply
 
 
+def check_optimizer_settings(name: str | None, weight_decay: float | None, label_smoothing: float | None):
+    """Raises ValueError for an optimizer, weight decay or label smoothing classifiers cannot use
+    (None: the default, always fine)."""
+    if name is not None and name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")
+    if weight_decay is not None and weight_decay < 0:
+        raise ValueError(f"--weight-decay must be 0 or more, got {weight_decay}")
+    if label_smoothing is not None and not 0 <= label_smoothing < 1:
+        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+
+
 def make_optimizer(name: str, schedule, weight_decay: float = 0.0):
     """Adam, or SGD with Nesterov momentum 0.9; ``weight_decay`` is decoupled (AdamW-style:
     weights shrink by learning rate x decay each step), never applied to BatchNorm or biases."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")
-    if weight_decay < 0:
-        raise ValueError(f"--weight-decay must be 0 or more, got {weight_decay}")
+    check_optimizer_settings(name, weight_decay, None)
     decay = {"weight_decay": weight_decay} if weight_decay else {}
     if name == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **decay)

@@ -24,7 +24,7 @@ from bigmodels.run_folder import (
 )
 from bigmodels.run_records import RunMetrics
 from bigmodels.tasks import default_model_for, task_of
-from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
+from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_settings
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.recipes import get_recipe
 from bigmodels.training.transfer import training_phases
@@ -100,6 +100,7 @@ def train_run(
     backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
     model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
     out_dir = _check_request(model_name, settings["epochs"], Path(out_dir), overwrite)
+    check_optimizer_settings(settings["optimizer"], settings["weight_decay"], settings["label_smoothing"])
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
