@@ -99,8 +99,7 @@ def train_run(
     # The backbone's arguments, as _requested takes them (it loads the backbone).
     backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
     model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
-    out_dir = _check_request(model_name, settings["epochs"], Path(out_dir), overwrite)
-    check_optimizer_settings(settings["optimizer"], settings["weight_decay"], settings["label_smoothing"])
+    out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
@@ -207,13 +206,15 @@ def _backbone_record(transfer: dict, training: dict) -> dict:
     return {**transfer["record"], "fine_tune_from": transfer["fine_tune_from"], "phases": phases}
 
 
-def _check_request(model_name: str | None, epochs: int | None, out_dir: Path, overwrite: bool) -> Path:
-    """What can be refused before minutes of loading data: the model, the epochs, the folder
-    (``out_dir``, returned)."""
+def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwrite: bool) -> Path:
+    """What can be refused before minutes of loading data: the model, the epochs, the optimizer
+    settings, the folder (``out_dir``, returned)."""
     if model_name is not None:
         task_of(model_name)  # raises for an unknown model
+    epochs = settings["epochs"]
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    check_optimizer_settings(settings["optimizer"], settings["weight_decay"], settings["label_smoothing"])
     check_output_folder(out_dir, "run", overwrite=overwrite)
     return out_dir
 
