@@ -16,6 +16,7 @@ fails (an artifact more than --max-accuracy-drop points below its Keras model).
 """
 
 import sys
+from functools import partial
 
 import bigmodels
 from bigmodels.cli import (
@@ -58,7 +59,14 @@ def main(args) -> int:
     def export(run_dir):
         return export_from_args(run_dir, args)
 
-    run_dir, metrics = train_from_args(args, verbose=2)
+    # Later stages the model could not take are refused before training (a distilled student,
+    # built later, is checked when its stage runs).
+    check = (
+        None
+        if student_args or not (args.clusters or args.qat)
+        else partial(bigmodels.check_compression_chain, clusters=args.clusters, qat=args.qat)
+    )
+    run_dir, metrics = train_from_args(args, verbose=2, before_training=check)
     stages = [("trained", run_dir, export(run_dir))]
     if student_args:
         student_dir, _ = bigmodels.distill_run(

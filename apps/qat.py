@@ -6,7 +6,8 @@ Usage:
     python apps/qat.py --run saved_models/mnist_80_c16          # clustered: shared values kept
 
 Fine-tunes the run's model with fake quantization (per-channel int8 kernels, int8 activations
-with learned ranges, batch norm folded, ReLU fused, as the TFLite converter will do) and writes
+with learned ranges, batch norm folded, ReLU fused, as the TFLite converter will do; for the text
+models and the DCGAN's generator, kernels, lookup tables and every layer's output) and writes
 OUT (default RUN_qat) as an ordinary run folder, then OUT/export/ with model_int8.tflite, whose
 scales are the learned ranges, verified on ai-edge-litert like every file.
 """
@@ -15,6 +16,8 @@ import sys
 
 import bigmodels
 from bigmodels.cli import ArgumentParser, add_export_flags, check_export_flags, export_and_report, run_app
+
+QUALITY = (("test_accuracy", "test accuracy"), ("classifier_score", "classifier score"))
 
 
 def parse_args(argv=None):
@@ -45,7 +48,8 @@ def main(args) -> int:
         overwrite=args.overwrite,
         verbose=2,
     )
-    print(f"quantization-aware Keras model: test accuracy {metrics['test_accuracy']:.4f}")
+    quality = [(name, metrics[key]) for key, name in QUALITY if key in metrics]
+    print("quantization-aware Keras model: " + ", ".join(f"{name} {value:.4f}" for name, value in quality))
     return export_and_report(run_dir, args, "quantization-aware")
 
 

@@ -41,6 +41,7 @@ _PUBLIC = {
     "distill_run": "bigmodels.workflows.distill",
     "cluster_run": "bigmodels.workflows.cluster",
     "qat_run": "bigmodels.workflows.qat",
+    "check_compression_chain": "bigmodels.workflows.derived",
     # the run folder
     "read_run": "bigmodels.run_folder",
     "load_model": "bigmodels.run_folder",
@@ -102,12 +103,18 @@ class _RegisterLayersWithKeras:
             execute(module)
             if self in sys.meta_path:
                 sys.meta_path.remove(self)
-            import_module("bigmodels.models")
+            _register_layers()
 
         return exec_module
 
 
-if sys.modules.get("keras") is not None:  # None: a runtime that blocks Keras (the lite tests)
+def _register_layers() -> None:
+    """The builders' layers and quantization-aware training's (which a QAT run's model holds)."""
     import_module("bigmodels.models")
+    import_module("bigmodels.compress.quantized_layers")
+
+
+if sys.modules.get("keras") is not None:  # None: a runtime that blocks Keras (the lite tests)
+    _register_layers()
 elif not any(isinstance(finder, _RegisterLayersWithKeras) for finder in sys.meta_path):
     sys.meta_path.insert(0, _RegisterLayersWithKeras())

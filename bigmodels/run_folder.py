@@ -262,6 +262,7 @@ def load_run_model(run_dir: Path, path: Path | None = None):
     # Lazy: bigmodels.lite writes sample folders through this module and must not load TensorFlow.
     import keras
 
+    import bigmodels.compress.quantized_layers  # noqa: F401  and those of quantization-aware runs
     import bigmodels.models  # noqa: F401  registers the package's own layers for loading
 
     if (run_dir / "tokenizer.json").is_file() or _has_backbone(run_dir):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -230,8 +231,35 @@ def test_compression_apps_bad_input_is_one_line_exit_2(digits_run, tmp_path, app
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
-def test_qat_of_a_model_it_cannot_simulate_names_the_layer_and_writes_nothing(text_run, tmp_path):
-    result = run_app("qat", "--run", text_run, "--out", tmp_path / "out")
-    # The Transformer's token and position vectors meet in an Add: not a chain QAT can rebuild.
-    assert_one_line_error(result, "chain-shaped models", "layer 'embedding' (Add)")
+def test_qat_of_a_model_it_cannot_simulate_names_the_layer_and_writes_nothing(digits_run, tmp_path):
+    import keras
+
+    run = tmp_path / "recurrent"
+    shutil.copytree(digits_run, run)
+    pixels = keras.Input((8, 8, 1), dtype="uint8")
+    rows = keras.layers.Reshape((8, 8))(keras.layers.Rescaling(1 / 255)(pixels))
+    reader = keras.layers.LSTM(4, name="reader")(rows)
+    keras.Model(pixels, keras.layers.Dense(10, activation="softmax")(reader)).save(run / "model.keras")
+    result = run_app("qat", "--run", run, "--out", tmp_path / "out")
+    assert_one_line_error(result, "cannot wrap layer 'reader' (LSTM)", "PTQ")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_qat_app_makes_text_and_generator_runs_quantization_aware(text_run, gan_run, tmp_path):
+    for source, name, gate in ((text_run, "text", []), (gan_run, "gan", ["--max-pixel-difference", "255"])):
+        result = run_app("qat", "--run", source, "--out", tmp_path / name, "--epochs", "1", *gate)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "quantization-aware Keras model: " in result.stdout
+        report = json.loads((tmp_path / name / "export" / "report.json").read_text())
+        assert [a["quantization"] for a in report["artifacts"] if a["format"] == "tflite"] == ["int8"]
+        record = json.loads((tmp_path / name / "config.json").read_text())["qat"]
+        assert record["quantized_weights"], record
+
+
+def test_pipeline_refuses_stages_the_model_cannot_take_before_training(tmp_path):
+    result = run_app(
+        "pipeline", "--data", "digits", "--out", tmp_path / "run", "--clusters", "100000", "--qat"
+    )
+    assert_one_line_error(result, "--clusters 100000", "more than the")
+    assert "Epoch" not in result.stdout  # refused before the first epoch, not after training
+    assert not any(tmp_path.iterdir())

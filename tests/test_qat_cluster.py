@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import separable_images
 
-from bigmodels import get_model
+from bigmodels import check_compression_chain, get_model, task_of
 from bigmodels.compress.clustering import (
     cluster_kernels,
     distinct_values,
@@ -15,6 +15,7 @@ from bigmodels.compress.clustering import (
 from bigmodels.compress.pruning import ConstantSparsity, MagnitudePruner
 from bigmodels.compress.quantization import (
     ActivationQuantizer,
+    describe_quantization,
     folded_layers,
     quantize_model,
     quantized_layers,
@@ -121,9 +122,77 @@ def test_bad_cluster_counts_layers_and_modes_are_refused_with_what_to_do():
         cluster_kernels(model, 1)
     with pytest.raises(ValueError, match="more than the 96 weights of the smallest"):
         cluster_kernels(model, 97)
-    text = get_model("transformer_classifier", vocabulary_size=64, sequence_length=8, num_classes=2, width=8)
-    with pytest.raises(ValueError, match="cannot wrap layer|does not take only"):
-        quantize_model(text)
+    ids = keras.Input((8,), dtype="int32")
+    vectors = keras.layers.Embedding(64, 8)(ids)
+    recurrent = keras.Model(ids, keras.layers.Dense(2)(keras.layers.LSTM(4, name="reader")(vectors)))
+    with pytest.raises(ValueError, match="cannot wrap layer 'reader' \\(LSTM\\).*PTQ"):
+        quantize_model(recurrent)
+    with pytest.raises(ValueError, match="cannot wrap layer 'reader'"):  # the pipeline's check
+        check_compression_chain(task_of("transformer_classifier"), recurrent, qat=True)
+    check_compression_chain(task_of("cnn_classifier"), model, clusters=96, qat=True)
     with pytest.raises(ValueError, match="full-int8.*use --quantization int8"):
         parse_qat_quantization("float16")
     assert parse_qat_quantization(None) == ["int8"]
+
+
+def token_data(count=256, vocabulary=60, length=12, seed=0):
+    """Ids whose label is whether most of the first 8 tokens are from the lower half."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, vocabulary, (count, length)).astype("int32")
+    ids[:, 8:] = 0
+    return ids, ((ids[:, :8] < vocabulary // 2).sum(axis=1) > 4).astype("int32")
+
+
+def trained_then_quantized(name, data, labels, epochs=4, **arguments):
+    keras.utils.set_random_seed(0)
+    model = get_model(name, **arguments)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(data, labels, batch_size=32, epochs=epochs, verbose=0)
+    qat = fine_tune(quantize_model(model), data, labels, learning_rate=3e-4)
+    refresh_kernel_ranges(qat)
+    return model, qat
+
+
+def test_text_models_are_quantization_aware_and_the_embedding_bag_equals_its_int8_file():
+    ids, labels = token_data()
+    _, qat = trained_then_quantized(
+        "embedding_bag_classifier", ids, labels, vocabulary_size=60, sequence_length=12
+    )
+    assert {layer.name for layer in quantized_layers(qat)} == {"embedding", "classifier"}
+    runner = TFLiteModel(convert_tflite(qat, "int8", ids[:32]))
+    step = runner.output_detail["quantization"][0]
+    assert np.abs(runner.predict(ids) - qat.predict(ids, verbose=0)).max() <= step + 1e-6
+    # The Transformer: kernels and tables simulated, the encoder block calibrated inside.
+    _, qat = trained_then_quantized(
+        "transformer_classifier", ids, labels, epochs=3, vocabulary_size=60, sequence_length=12,
+        width=16, feedforward_size=32,
+    )  # fmt: skip
+    described = describe_quantization(qat)
+    assert {"token_embedding", "embedding_projection", "classifier", "ngram_head"} <= set(
+        described["quantized_weights"]
+    )
+    assert "encoder_0" in described["calibrated_weights"]
+    runner = TFLiteModel(convert_tflite(qat, "int8", ids[:32]))
+    keras_outputs, file_outputs = qat.predict(ids, verbose=0), runner.predict(ids)
+    assert runner.output_detail["dtype"] == np.int8
+    assert (keras_outputs.argmax(1) == file_outputs.argmax(1)).mean() >= 0.97
+    assert np.abs(keras_outputs - file_outputs).mean() <= 2 * runner.output_detail["quantization"][0]
+
+
+def test_the_generator_is_quantization_aware_and_its_int8_file_follows_it():
+    from bigmodels.models.dcgan import dcgan_generator
+
+    keras.utils.set_random_seed(0)
+    generator = dcgan_generator(image_shape=(16, 16, 1), latent_size=8, base_filters=8, code_classes=4)
+    qat = quantize_model(generator)
+    kinds = {type(layer).__name__ for layer in quantized_layers(qat)}
+    assert kinds == {"QuantizedDense", "QuantizedCodeEmbedding", "QuantizedConv2DTranspose"}
+    latents = np.random.default_rng(1).normal(size=(128, 8)).astype("float32")
+    targets = generator.predict(latents, verbose=0)
+    qat.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+    qat.fit(latents, targets, batch_size=32, epochs=2, verbose=0)  # learns the activation ranges
+    refresh_kernel_ranges(qat)
+    runner = TFLiteModel(convert_tflite(qat, "int8", latents[:32]))
+    step = runner.output_detail["quantization"][0]  # tanh's fixed int8 scale: 1/128
+    difference = np.abs(runner.predict(latents) - qat.predict(latents, verbose=0))
+    assert step == pytest.approx(1 / 128) and difference.mean() <= step

@@ -206,8 +206,9 @@ def add_tokenizer_flags(parser) -> None:
     )
 
 
-def train_from_args(args, *, verbose: int = 1):
-    """Calls ``train_run`` with the flags of ``add_training_flags``; returns (run_dir, metrics)."""
+def train_from_args(args, *, verbose: int = 1, before_training=None):
+    """Calls ``train_run`` with the flags of ``add_training_flags``; returns (run_dir, metrics).
+    ``before_training``: train_run's check of the freshly built model."""
     tokenizer = bigmodels.TokenizerSettings(
         vocabulary_size=args.vocabulary_size,
         sequence_length=args.sequence_length,
@@ -249,6 +250,7 @@ def train_from_args(args, *, verbose: int = 1):
         backbone=args.backbone,
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_from=args.fine_tune_from,
+        before_training=before_training,
     )
 
 

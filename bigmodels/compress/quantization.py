@@ -5,20 +5,36 @@ per-output-channel symmetric int8 kernels for convolutions (narrow range, -127..
 symmetric int8 kernels for dense layers (what the converter gives a FULLY_CONNECTED), per-tensor
 asymmetric int8 activations whose ranges are moving averages of the batches' min and max, batch
 norm folded into the convolution before it (as the converter folds it) and ReLU/ReLU6 fused
-into the layer whose output is quantized after it. The fake-quant ops are TensorFlow's
-``fake_quant_with_min_max_vars(_per_channel)``: the TFLite converter reads them, so the int8
-file's scales are the learned ranges, not a calibration's.
+into the layer whose output is quantized after it. The layers are in ``quantized_layers``.
 
-``quantize_model`` rebuilds a chain-shaped functional model (each layer feeding the next, as the
-CNN classifiers are) from these layers; a layer it cannot simulate is refused by name.
+Two ways to rebuild a model, chosen by its shape:
+
+- a chain (each layer feeding the next, as the CNN classifiers are) of convolutions, dense
+  layers, batch norm after them, ReLU, rescaling, pooling and dropout is rebuilt exactly as the
+  converter computes it, batch norm folded and ReLU fused;
+- any other functional model (the text models, the generator) is cloned with every kernel and
+  lookup table fake-quantized and a range after every layer's float output (max pooling,
+  dropout and reshapes keep their input's scale; softmax, tanh and sigmoid their fixed ones).
+  A batch norm stays its own multiply-add, which the fake quantization between them keeps the
+  converter from folding. Layers that hold sublayers (a Transformer encoder block) are
+  simulated at their boundaries: their inner tensors get calibrated ranges, as in PTQ.
+
+A layer it cannot simulate (recurrent layers, Lambda) is refused by name.
 """
 
 import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers, ops
+from keras import layers
 
-EMA_DECAY = 0.99  # TFMOT uses 0.999 over a full training; a fine-tune of a few epochs needs faster
+from bigmodels.compress.quantized_layers import (
+    QUANTIZED,
+    ActivationQuantizer,
+    QuantizedWeight,
+    calibrate_ranges,
+    quantized_layers,
+    refresh_kernel_ranges,
+)
+
 PASS_THROUGH = (
     layers.MaxPooling2D,
     layers.Dropout,
@@ -26,126 +42,18 @@ PASS_THROUGH = (
     layers.Reshape,
 )  # keep their input's scale
 OWN_OUTPUT_RANGE = (layers.Rescaling, layers.GlobalAveragePooling2D, layers.AveragePooling2D, layers.ReLU)
+FOLDABLE = (layers.Conv2D, layers.Dense)  # the chain rebuild folds a batch norm into these
+FIXED_RANGE_ACTIVATIONS = ("softmax", "tanh", "sigmoid")  # the converter fixes their output scale
+# TFLite quantizes recurrent cells with its own internal scheme, and a Lambda cannot be rebuilt.
+REFUSED = (layers.RNN, layers.Bidirectional, layers.Lambda)
 
-
-@keras.saving.register_keras_serializable(package="bigmodels")
-class ActivationQuantizer(keras.layers.Layer):
-    """Per-tensor asymmetric int8 fake quantization of an activation (TFMOT's MovingAverageQuantizer).
-
-    Training moves [min, max] towards each batch's range (the first batch sets it); inference uses
-    the stored range, which is what the converter writes as the tensor's scale and zero point.
-    ``fixed_range`` pins it (uint8 pixels: [0, 255], an input scale of exactly 1).
-    """
-
-    def __init__(self, fixed_range=None, **kwargs):
-        super().__init__(**kwargs)
-        self.fixed_range = None if fixed_range is None else [float(v) for v in fixed_range]
-
-    def build(self, input_shape):
-        low, high = self.fixed_range or (0.0, 0.0)
-        self.range_min = self.add_weight(shape=(), initializer=keras.initializers.Constant(low),
-                                         trainable=False, name="range_min")  # fmt: skip
-        self.range_max = self.add_weight(shape=(), initializer=keras.initializers.Constant(high),
-                                         trainable=False, name="range_max")  # fmt: skip
-        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="seen")
-
-    def call(self, inputs, training=None):
-        inputs = tf.cast(inputs, "float32")
-        if training and self.fixed_range is None:
-            low = tf.minimum(tf.reduce_min(inputs), 0.0)
-            high = tf.maximum(tf.reduce_max(inputs), 0.0)
-            decay = EMA_DECAY * tf.minimum(self.seen, 1.0)  # the first batch sets the range
-            self.range_min.assign(self.range_min * decay + low * (1.0 - decay))
-            self.range_max.assign(self.range_max * decay + high * (1.0 - decay))
-            self.seen.assign(1.0)
-        return tf.quantization.fake_quant_with_min_max_vars(
-            inputs, self.range_min, self.range_max, num_bits=8, narrow_range=False
-        )
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "fixed_range": self.fixed_range}
-
-
-class _QuantizedKernel:
-    """What the quantized layers share: a stored symmetric range per output channel (or one).
-
-    ``shared_range``: every output channel gets the kernel's one range (still written per channel,
-    so the converter keeps per-channel form). A clustered kernel then maps its K shared values to
-    K int8 codes for the whole kernel, which gzip sees: per-channel scales would give K codes per
-    channel, up to K times the channels over the kernel.
-    """
-
-    per_channel = True
-
-    def __init__(self, *args, shared_range: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.shared_range = bool(shared_range)
-
-    def get_config(self):
-        return {**super().get_config(), "shared_range": self.shared_range}
-
-    # Keras's Conv2D and Dense save only kernel and bias; the plain Layer's way saves every variable.
-    def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
-
-    def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
-
-    def build(self, input_shape):
-        super().build(input_shape)  # the Keras layer's kernel and bias, then the stored range
-        size = self.kernel.shape[-1] if self.per_channel else 1
-        self.kernel_range = self.add_weight(shape=(size,), initializer="ones", trainable=False,
-                                            name="kernel_range")  # fmt: skip
-
-    def kernel_bound(self):
-        """max |w| per output channel (or over the kernel): the symmetric range's half-width."""
-        axes = list(range(len(self.kernel.shape) - 1)) if self.per_channel else None
-        bound = ops.max(ops.abs(self.kernel), axis=axes)
-        if self.shared_range:
-            bound = ops.max(bound) * ops.ones_like(bound)
-        return ops.maximum(ops.reshape(bound, (-1,)), 1e-8)
-
-    def quantized_kernel(self, training):
-        if training:  # TFMOT's LastValueQuantizer: the range of the kernel being used
-            self.kernel_range.assign(tf.stop_gradient(self.kernel_bound()))
-        bound = self.kernel_range
-        if self.per_channel:
-            return tf.quantization.fake_quant_with_min_max_vars_per_channel(
-                self.kernel, -bound, bound, num_bits=8, narrow_range=True
-            )
-        return tf.quantization.fake_quant_with_min_max_vars(
-            self.kernel, -bound[0], bound[0], num_bits=8, narrow_range=True
-        )
-
-
-@keras.saving.register_keras_serializable(package="bigmodels")
-class QuantizedConv2D(_QuantizedKernel, keras.layers.Conv2D):
-    """Conv2D whose kernel is fake-quantized per output channel (batch norm already folded in)."""
-
-    def call(self, inputs, training=None):
-        outputs = self.convolution_op(inputs, self.quantized_kernel(training))
-        if self.use_bias:
-            outputs = ops.add(outputs, self.bias)
-        return self.activation(outputs) if self.activation is not None else outputs
-
-
-@keras.saving.register_keras_serializable(package="bigmodels")
-class QuantizedDense(_QuantizedKernel, keras.layers.Dense):
-    """Dense whose kernel is fake-quantized per tensor, as the converter quantizes FULLY_CONNECTED."""
-
-    per_channel = False
-
-    def call(self, inputs, training=None):
-        outputs = ops.matmul(inputs, self.quantized_kernel(training))
-        if self.use_bias:
-            outputs = ops.add(outputs, self.bias)
-        return self.activation(outputs) if self.activation is not None else outputs
-
-
-QUANTIZED = {layers.Conv2D: QuantizedConv2D, layers.Dense: QuantizedDense}
+__all__ = [
+    "ActivationQuantizer",
+    "calibrate_ranges",
+    "quantize_model",
+    "quantized_layers",
+    "refresh_kernel_ranges",
+]
 
 
 def _folded_weights(layer, batch_norm) -> list[np.ndarray]:
@@ -168,38 +76,54 @@ def _quantized_twin(layer, batch_norm, shared_ranges: bool):
     return twin, _folded_weights(layer, batch_norm)
 
 
-def _check_chain(model) -> list:
+def _is_chain(model) -> bool:
+    """Each layer takes only the one before it."""
     for previous, layer in zip(model.layers, model.layers[1:], strict=False):
-        inbound = [node for node in layer._inbound_nodes]
+        inbound = list(layer._inbound_nodes)
         sources = {id(tensor._keras_history.operation) for node in inbound for tensor in node.input_tensors}
         if len(inbound) != 1 or sources != {id(previous)}:
-            raise ValueError(
-                f"quantization-aware training simulates chain-shaped models (each layer feeding the "
-                f"next); layer '{layer.name}' ({type(layer).__name__}) does not take only "
-                f"'{previous.name}'; export this run with PTQ (--quantization int8) instead"
-            )
-    return model.layers
+            return False
+    return True
+
+
+def _chain_rebuilds(model) -> bool:
+    """Whether the exact chain rebuild (batch norm folded, ReLU fused) covers every layer."""
+    if not _is_chain(model):
+        return False
+    for previous, layer in zip(model.layers, model.layers[1:], strict=False):
+        folded = isinstance(layer, layers.BatchNormalization) and type(previous) in FOLDABLE
+        if not (folded or type(layer) in FOLDABLE or isinstance(layer, PASS_THROUGH + OWN_OUTPUT_RANGE)):
+            return False
+        if type(layer) in FOLDABLE and _activation_name(layer) not in ("linear", "relu", "softmax"):
+            return False
+    return True
 
 
 def _unsupported(layer) -> ValueError:
     return ValueError(
         f"quantization-aware training cannot wrap layer '{layer.name}' ({type(layer).__name__}): "
-        "it simulates Conv2D, Dense, BatchNormalization after them, ReLU, Rescaling, pooling and "
-        "Dropout; export this run with PTQ (--quantization int8) instead"
+        "TFLite quantizes recurrent layers with their own internal scheme and a Lambda cannot be "
+        "rebuilt; export this run with PTQ (--quantization int8) instead"
     )
 
 
-def _activation_after(layer):
-    """(fused activation layer or None, softmax layer or None) for a layer's own activation."""
-    name = keras.activations.serialize(layer.activation) if layer.activation is not None else "linear"
+def _activation_name(layer) -> str:
+    activation = getattr(layer, "activation", None)
+    name = keras.activations.serialize(activation) if activation is not None else "linear"
     name = name if isinstance(name, str) else name.get("config", name)
-    if name in ("linear", None):
-        return None, None
+    return name or "linear"
+
+
+def _activation_after(layer):
+    """(fused activation layer or None, fixed-range activation layer or None) for a layer's own
+    activation: a ReLU is fused (the range is taken after it); softmax, tanh and sigmoid follow
+    the range, with the scale the converter fixes for them."""
+    name = _activation_name(layer)
     if name == "relu":
         return layers.ReLU(name=f"{layer.name}_relu"), None
-    if name == "softmax":
-        return None, layers.Softmax(name=f"{layer.name}_softmax")
-    raise _unsupported(layer)
+    if name in FIXED_RANGE_ACTIVATIONS:
+        return None, layers.Activation(name, name=f"{layer.name}_{name}")
+    return None, None
 
 
 def _is_fusable_relu(layer) -> bool:
@@ -207,43 +131,57 @@ def _is_fusable_relu(layer) -> bool:
 
 
 def quantize_model(model, *, shared_ranges: bool = False) -> keras.Model:
-    """A quantization-aware copy of a chain-shaped functional model, ready to fine-tune.
+    """A quantization-aware copy of a functional model, ready to fine-tune.
 
-    Conv2D/Dense become ``QuantizedConv2D``/``QuantizedDense`` (a BatchNormalization right after
-    one is folded into it), a ReLU right after one is fused (the range is taken after it), and an
-    ``ActivationQuantizer`` follows every tensor TFLite quantizes on its own: the input, Rescaling,
-    average pooling, each layer's (fused) output; max pooling and dropout keep their input's scale,
-    softmax its fixed one. Raises ValueError naming the first layer it cannot simulate.
-    ``shared_ranges`` gives every kernel one range for all its channels (clustered models).
+    A chain of convolutions and dense layers (the CNN classifiers) is rebuilt as the converter
+    computes it: Conv2D/Dense become ``QuantizedConv2D``/``QuantizedDense`` (a BatchNormalization
+    right after one is folded into it), a ReLU right after one is fused, and an
+    ``ActivationQuantizer`` follows every tensor TFLite quantizes on its own: the input,
+    Rescaling, average pooling, each layer's (fused) output; max pooling and dropout keep their
+    input's scale, softmax its fixed one. Any other functional model is cloned with its kernels
+    and tables fake-quantized and a range after each layer (see the module's docstring). Raises
+    ValueError naming the first layer it cannot simulate. ``shared_ranges`` gives every kernel
+    one range for all its channels (clustered models).
 
     Example:
         qat = quantize_model(keras.models.load_model("run/model.keras"))
         qat.compile(...); qat.fit(...)  # then convert: the int8 file takes the learned ranges
     """
-    chain = _check_chain(model)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, REFUSED):
+            raise _unsupported(layer)
+    if _chain_rebuilds(model):
+        return _quantize_chain(model, shared_ranges)
+    return _quantize_graph(model, shared_ranges)
+
+
+def _input_quantizer(tensor, name: str):
+    pixels = (0.0, 255.0) if tensor.dtype == "uint8" else None
+    return ActivationQuantizer(fixed_range=pixels, name=f"{name}_quant")
+
+
+def _quantize_chain(model, shared_ranges: bool) -> keras.Model:
+    chain = model.layers
     source = model.inputs[0]
     inputs = keras.Input(shape=source.shape[1:], dtype=source.dtype, name=chain[0].name)
-    pixels = (0.0, 255.0) if source.dtype == "uint8" else None
-    x = ActivationQuantizer(fixed_range=pixels, name=f"{chain[0].name}_quant")(inputs)
+    x = _input_quantizer(source, chain[0].name)(inputs)
     index = 1
     while index < len(chain):
         layer = chain[index]
         following = chain[index + 1] if index + 1 < len(chain) else None
-        if type(layer) in QUANTIZED:
+        if type(layer) in FOLDABLE:
             batch_norm = following if isinstance(following, layers.BatchNormalization) else None
             index += 1 + (batch_norm is not None)
             twin, weights = _quantized_twin(layer, batch_norm, shared_ranges)
             x = twin(x)
             twin.set_weights([*weights, twin.kernel_range.numpy()])
             twin.folded = batch_norm is not None  # scaled per channel: see clustering.preserving_keeper
-            fused, softmax = _activation_after(layer)
+            fused, fixed = _activation_after(layer)
             if fused is None and index < len(chain) and _is_fusable_relu(chain[index]):
                 fused, index = chain[index].__class__.from_config(chain[index].get_config()), index + 1
             x = ActivationQuantizer(name=f"{layer.name}_quant")(fused(x) if fused else x)
-            x = softmax(x) if softmax else x
+            x = fixed(x) if fixed else x
             continue
-        if not isinstance(layer, PASS_THROUGH + OWN_OUTPUT_RANGE):
-            raise _unsupported(layer)
         x = layer.__class__.from_config(layer.get_config())(x)
         if isinstance(layer, OWN_OUTPUT_RANGE):
             x = ActivationQuantizer(name=f"{layer.name}_quant")(x)
@@ -251,18 +189,92 @@ def quantize_model(model, *, shared_ranges: bool = False) -> keras.Model:
     return keras.Model(inputs, x, name=f"{model.name}_qat")
 
 
-def quantized_layers(model) -> list:
-    """The layers whose kernels are fake-quantized."""
-    return [layer for layer in model.layers if isinstance(layer, _QuantizedKernel)]
+def _graph_twin(layer, shared_ranges: bool):
+    """A fresh copy of ``layer``, its quantized form where it has one. A twin whose activation
+    has a fixed output range computes without it; ``fixed_activation`` names the one that follows."""
+    config = layer.get_config()
+    twin_class = QUANTIZED.get(type(layer))
+    if twin_class is None:
+        return layer.__class__.from_config(config)
+    _, fixed = _activation_after(layer)
+    if fixed is not None:
+        config["activation"] = None
+    twin = twin_class.from_config({**config, "shared_range": shared_ranges})
+    twin.fixed_activation = fixed.activation.__name__ if fixed is not None else None
+    return twin
+
+
+def _is_float_tensor(value) -> bool:
+    return hasattr(value, "dtype") and "float" in str(value.dtype)
+
+
+def _quantize_graph(model, shared_ranges: bool) -> keras.Model:
+    inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in model.inputs]
+    quantized_inputs = {
+        id(tensor): _input_quantizer(tensor, tensor.name)(tensor)
+        for tensor in inputs
+        if _is_float_tensor(tensor)
+    }
+
+    def quantize_inputs(value):
+        return quantized_inputs.get(id(value), value)
+
+    def call(layer, *args, **kwargs):
+        args, kwargs = keras.tree.map_structure(quantize_inputs, (args, kwargs))
+        outputs = layer(*args, **kwargs)
+        fixed = getattr(layer, "fixed_activation", None)
+        plain_fixed = (
+            isinstance(layer, layers.Activation) and _activation_name(layer) in FIXED_RANGE_ACTIVATIONS
+        )
+        if isinstance(layer, PASS_THROUGH) or plain_fixed or not _is_float_tensor(outputs):
+            return outputs
+        outputs = ActivationQuantizer(name=f"{layer.name}_quant")(outputs)
+        return layers.Activation(fixed, name=f"{layer.name}_{fixed}")(outputs) if fixed else outputs
+
+    twin = keras.models.clone_model(
+        model,
+        input_tensors=inputs if len(inputs) > 1 else inputs[0],
+        clone_function=lambda layer: _graph_twin(layer, shared_ranges),
+        call_function=call,
+    )
+    _copy_weights(model, twin)
+    single = len(twin.inputs) == 1 and len(twin.outputs) == 1
+    ends = (twin.inputs[0], twin.outputs[0]) if single else (twin.inputs, twin.outputs)
+    return keras.Model(*ends, name=f"{model.name}_qat")
+
+
+def _copy_weights(model, twin) -> None:
+    """The source's weights into its quantized clone (layers keep their names); the stored
+    kernel ranges are then taken from the kernels."""
+    for layer in model.layers:
+        if not layer.weights or isinstance(layer, keras.layers.InputLayer):
+            continue
+        copy = twin.get_layer(layer.name)
+        values = layer.get_weights()
+        if isinstance(copy, QuantizedWeight):
+            values.append(copy.kernel_range.numpy())
+        copy.set_weights(values)
+    refresh_kernel_ranges(twin)
+
+
+def describe_quantization(model) -> dict:
+    """What config.json records of a quantization-aware model: the layers whose weights are
+    fake-quantized, the batch norms folded, and the layers whose own weights (and inner
+    tensors) are left to the converter's calibration, as PTQ would quantize them."""
+    simulated = (QuantizedWeight, ActivationQuantizer, layers.BatchNormalization)
+    calibrated = [
+        layer.name for layer in model._flatten_layers(include_self=False, recursive=True)
+        if layer.weights and not isinstance(layer, simulated) and not isinstance(layer, keras.Model)
+    ]  # fmt: skip
+    return {
+        "scheme": "int8: per-channel symmetric conv kernels, per-tensor symmetric dense and transposed "
+        "conv kernels and lookup tables, per-tensor asymmetric activations",
+        "quantized_weights": [layer.name for layer in quantized_layers(model)],
+        "folded_batch_norms": [layer.name for layer in folded_layers(model)],
+        "calibrated_weights": calibrated,
+    }
 
 
 def folded_layers(model) -> list:
     """The quantized layers of a freshly quantized model that have a batch norm folded in."""
     return [layer for layer in quantized_layers(model) if getattr(layer, "folded", False)]
-
-
-def refresh_kernel_ranges(model) -> None:
-    """Sets every stored kernel range from the kernel as it now is (after the last optimizer step
-    and any callback that re-projects the kernel), so Keras and the converter use the same one."""
-    for layer in quantized_layers(model):
-        layer.kernel_range.assign(layer.kernel_bound())

@@ -189,18 +189,21 @@ class DCGAN(keras.Model):
             self.code_loss_tracker.update_state(code_loss * replicas)
         return {tracker.name: tracker.result() for tracker in self.metrics}
 
+    def settings(self) -> dict:
+        """The constructor's arguments other than the two networks."""
+        names = ("latent_size", "label_smoothing", "seed", "ema_momentum", "code_classes", "code_weight")
+        return {**{name: getattr(self, name) for name in names}, "code_from_labels": self.code_from_labels}
+
+    def with_generator(self, generator) -> "DCGAN":
+        """A DCGAN with the same discriminator and settings and another generator."""
+        return DCGAN(generator, self.discriminator, **self.settings(), name=self.name)
+
     def get_config(self):
         return {
             **super().get_config(),
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "latent_size": self.latent_size,
-            "label_smoothing": self.label_smoothing,
-            "seed": self.seed,
-            "ema_momentum": self.ema_momentum,
-            "code_classes": self.code_classes,
-            "code_weight": self.code_weight,
-            "code_from_labels": self.code_from_labels,
+            **self.settings(),
         }
 
     @classmethod

@@ -114,6 +114,10 @@ class HashedNgramBag(keras.layers.Layer):
         return tf.concat([ids, pairs], axis=1), tf.concat([real, pair_real], axis=1)
 
     def call(self, ids):
+        return self.bag(ids, self.table)
+
+    def bag(self, ids, table):
+        """The bag's output with ``table`` as its lookup table (QAT passes a fake-quantized one)."""
         features, valid = self.feature_ids(ids)
         # Sums are FULLY_CONNECTED layers with a constant column of ones, whose output scale is
         # their own: the int16x8 quantizer gives a SUM its input's scale (a count of 0/1 flags
@@ -128,7 +132,7 @@ class HashedNgramBag(keras.layers.Layer):
         # dynamic-range results once the interpreter was resized (55%); a SUM saturated in
         # int16x8, which gives SUM its input's scale (0.13); this form: int8 96% (0.06),
         # dynamic 99% (0.03), int16x8 99.9% (0.01).
-        vectors = tf.gather(self.table, features, axis=0)
+        vectors = tf.gather(table, features, axis=0)
         products = tf.transpose(vectors * weights[..., None], [0, 2, 1])  # (batch, units, features)
         # The gain is the summing column's value, not a factor of the weights: the int8
         # converter gives the gathered table its product's scale, so weights above 1 would

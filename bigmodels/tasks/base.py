@@ -154,9 +154,12 @@ class Task:
         return config
 
     def fit_into(
-        self, staging: Path, model, dataset, config: RunConfig, *, verbose, callbacks, keep_best=True
-    ) -> RunMetrics:
-        """Trains ``model`` into ``staging``; writes metrics.json; returns its content."""
+        self, staging: Path, model, dataset, config: RunConfig, *, verbose, callbacks, keep_best=True,
+        start_is_candidate=False,
+    ) -> RunMetrics:  # fmt: skip
+        """Trains ``model`` into ``staging``; writes metrics.json; returns its content.
+        ``keep_best``: keep the best validation epoch (else the last); ``start_is_candidate``: the
+        model as it starts counts as one (a fine-tune that does not help keeps its start)."""
         raise NotImplementedError
 
     def evaluate(self, run_dir: Path, config: RunConfig, data_source: str | None) -> dict:
@@ -211,6 +214,15 @@ class Task:
     def pruning_target(self, model):
         """The network whose kernels pruning sparsifies."""
         return model
+
+    def calibration_inputs(self, dataset, network, count: int):
+        """Up to ``count`` inputs of ``network`` that quantization ranges are calibrated on."""
+        return dataset.arrays["train"][0][:count]
+
+    def with_quantization_aware(self, model, quantize):
+        """(the model QAT fine-tunes, the network ``quantize`` made quantization-aware in it)."""
+        network = quantize(model)
+        return network, network
 
     def derived_config(self, config: dict, source_dir: Path) -> dict:
         """``config`` for a run derived from ``source_dir`` (pruned): paths made absolute."""

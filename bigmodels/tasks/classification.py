@@ -31,7 +31,7 @@ CALIBRATION_EXAMPLES = 200
 
 def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbose, callbacks,
                         keep_best: bool = True, saved_model=None, backbone: dict | None = None,
-                        ) -> dict:  # fmt: skip
+                        start_is_candidate: bool = False) -> dict:  # fmt: skip
     """Trains a classifier into ``staging``; writes metrics.json and the curves; returns metrics.
 
     ``saved_model`` is the model that model.keras holds when ``model`` wraps it (distillation).
@@ -46,7 +46,9 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
         phases = {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")}
         summary = fit_in_phases(model, dataset, staging, **settings, **options, **phases)
     else:
-        summary = fit_classifier(model, dataset, staging, **settings, **options)
+        summary = fit_classifier(
+            model, dataset, staging, **settings, **options, start_is_candidate=start_is_candidate
+        )
     metrics = evaluate_into(staging, dataset, load_run_model(staging))
     metrics.update(summary, num_parameters=int((saved_model or model).count_params()))
     write_json(staging / "metrics.json", metrics)
@@ -133,10 +135,12 @@ class ClassificationTask(Task):
             )
         return lines
 
-    def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True):
+    def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True,
+                 start_is_candidate=False):  # fmt: skip
         training = config["training"]
         return fit_classifier_into(
             staging, model, dataset, training, verbose=verbose, callbacks=callbacks, keep_best=keep_best,
+            start_is_candidate=start_is_candidate,
             # A derived run (pruned, clustered, QAT) tunes its whole model in one phase.
             backbone=config.get("backbone") if keep_best else None,
         )  # fmt: skip

@@ -178,7 +178,9 @@ class ImageGeneration(Task):
             )
         return {**config, "score_classifier": record}
 
-    def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True):
+    def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True,
+                 start_is_candidate=False):  # fmt: skip
+        """A GAN keeps its last epoch: ``keep_best`` and ``start_is_candidate`` do not apply."""
         scorer = make_scorer(staging, config, dataset)
         settings = {key: config["training"][key] for key in ("epochs", "learning_rate", "seed")}
         summary = fit_gan(
@@ -326,6 +328,16 @@ class ImageGeneration(Task):
 
     def pruning_target(self, model):
         return model.generator
+
+    def calibration_inputs(self, dataset, network, count: int):
+        """The generator's inputs: latent vectors as the run samples them (standard normal)."""
+        return np.random.default_rng(0).standard_normal((count, *network.input_shape[1:])).astype("float32")
+
+    def with_quantization_aware(self, model, quantize):
+        """The GAN trains on with a quantization-aware copy of the generator it samples from
+        (the weight average, when it keeps one) against its own discriminator."""
+        generator = quantize(model.sampling_generator)
+        return model.with_generator(generator), generator
 
     def derived_config(self, config: dict, source_dir: Path) -> dict:
         """A pruned generator is scored by its source run's classifier, wherever that lives."""

@@ -155,6 +155,7 @@ def fit_classifier(
     label_smoothing: float = 0.0,
     initial_epoch: int = 0,
     phase: int | None = None,
+    start_is_candidate: bool = False,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
@@ -166,6 +167,8 @@ def fit_classifier(
     ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
     trains a wrapper around the student but saves the student). A later phase (``training.transfer``)
     numbers its epochs on from ``initial_epoch`` and appends to history.csv, with a "phase" column.
+    ``start_is_candidate``: the model as it starts is saved first and kept unless an epoch beats
+    its validation accuracy (QAT: fine-tuning that does not help keeps the calibrated start).
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
@@ -184,10 +187,16 @@ def fit_classifier(
     )
     train = augment_pipeline(dataset.train, augmentation, seed)
     guard = DivergenceGuard()
+    saver = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
+    start_accuracy = -np.inf
+    if start_is_candidate and keep_best:
+        start_accuracy = model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"]
+        saver.best = start_accuracy
+        saver.target.save(saver.path)
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
         *_precise_batch_norm(dataset, steps_per_epoch),
-        SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best),
+        saver,
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy",
             mode="max",
@@ -211,8 +220,10 @@ def fit_classifier(
     val_accuracy = history.history.get("val_accuracy", [])
     if keep_best:  # a pruned or distilled model is judged by its own gates
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
+    improved = val_accuracy and max(val_accuracy) > start_accuracy
     return {
         "epochs_trained": len(val_accuracy),
-        "best_epoch": initial_epoch + int(np.argmax(val_accuracy)) + 1 if val_accuracy else 0,
+        # 0: no epoch beat the start, which model.keras keeps
+        "best_epoch": initial_epoch + int(np.argmax(val_accuracy)) + 1 if improved else 0,
         "training_seconds": round(time.perf_counter() - started, 2),
     }

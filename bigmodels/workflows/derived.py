@@ -7,6 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from bigmodels.compress.clustering import check_cluster_count
+from bigmodels.compress.pruning import prunable_weights
+from bigmodels.compress.quantization import quantize_model
 from bigmodels.run_folder import (
     check_derived_run_folder,
     load_run_model,
@@ -26,12 +31,17 @@ class FineTune:
         callbacks: what keeps the compression through training (masks, clusters, ranges).
         record: config.json's entry for this compression.
         measure: the saved model -> what metrics.json adds (sparsity, distinct values).
+        before_fit: the loaded data -> None, run before training (QAT calibrates its ranges).
+        keep_best: keep the best validation epoch, the start included (else the last epoch:
+            pruning reaches its final sparsity only there).
     """
 
     model: object
     callbacks: list
     record: dict
     measure: Callable[[object], dict] = field(default=lambda saved: {})
+    before_fit: Callable[[object], None] = field(default=lambda dataset: None)
+    keep_best: bool = False
 
 
 def copy_carried_files(task, source_dir: Path, staging: Path) -> None:
@@ -83,10 +93,30 @@ def fine_tune_run(
     with staged_run_folder(Path(out_dir), overwrite=overwrite) as staging:
         copy_carried_files(task, run_dir, staging)
         write_json(staging / "config.json", derived)
-        # The last epoch, not the best: only the last has the final sparsity, clusters and ranges.
+        tune.before_fit(dataset)
         metrics = task.fit_into(
-            staging, tune.model, dataset, derived, verbose=verbose, callbacks=tune.callbacks, keep_best=False
-        )
+            staging, tune.model, dataset, derived, verbose=verbose, callbacks=tune.callbacks,
+            keep_best=tune.keep_best, start_is_candidate=tune.keep_best,
+        )  # fmt: skip
         metrics.update(tune.measure(load_run_model(staging)), **{from_key: str(run_dir)})
         write_json(staging / "metrics.json", metrics)
     return Path(out_dir), metrics
+
+
+def check_compression_chain(task, model, *, clusters: int | None = None, qat: bool = False) -> None:
+    """Refuses, before anything trains, later stages the model could not take: more clusters than
+    the smallest kernel's weights, or a layer QAT cannot wrap (each would fail only after
+    training). ``model`` is the freshly built model of ``task``; raises ValueError.
+
+    Example:
+        train_run(..., before_training=partial(check_compression_chain, clusters=16, qat=True))
+    """
+    if clusters is not None:
+        sizes = [
+            int(np.prod(variable.shape)) for _, variable, _, _ in prunable_weights(task.pruning_target(model))
+        ]
+        if not sizes:
+            raise ValueError("the model has no kernel to cluster; leave out --clusters")
+        check_cluster_count(clusters, sizes)
+    if qat:
+        task.with_quantization_aware(model, quantize_model)

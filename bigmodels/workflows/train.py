@@ -62,6 +62,7 @@ def train_run(
     backbone: str | None = None,
     fine_tune_epochs: int | None = None,
     fine_tune_from: str | None = None,
+    before_training=None,
 ) -> tuple[Path, RunMetrics]:
     """Trains a registered model on a data source into a run folder (settings in config.json).
 
@@ -76,15 +77,13 @@ def train_run(
         score_classifier: the DCGAN's scoring classifier run (default: trained into RUN_DIR/score_classifier).
         strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus``
             splits the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
-        optimizer, weight_decay, label_smoothing: classifiers' "adam" (or "sgd"), decoupled
-            weight decay and label smoothing (default adam, 0, 0).
+        optimizer, weight_decay, label_smoothing: classifiers' adam or sgd, decoupled decay, smoothing.
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
         backbone: pretrained features (an image run folder, ``saved_models/<name>`` or a
             keras-hub image preset) under a new head; ``epochs`` counts phase 1 (frozen),
             ``fine_tune_epochs`` phase 2 (default ``epochs``) from layer ``fine_tune_from`` on.
-
-    Returns:
-        (run_dir, metrics): metrics is what metrics.json holds.
+        before_training: (task, built model) -> None before training; a ValueError ends the run unwritten.
+    Returns (run_dir, metrics), metrics being what metrics.json holds.
 
     Example:
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
@@ -96,7 +95,6 @@ def train_run(
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    # The backbone's arguments, as _requested takes them (it loads the backbone).
     backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
     model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
@@ -111,7 +109,8 @@ def train_run(
     data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
     training.update(strategy=describe(distribution, strategy))
     config = _run_config(model_name, data, training, chosen_by=chosen_by, recipe=recipe, transfer=tune)
-    steps = {"tokenizer": tokenizer, "options": {"score_classifier": score_classifier}, "verbose": verbose,
+    options = {"score_classifier": score_classifier, "before_training": before_training}
+    steps = {"tokenizer": tokenizer, "options": options, "verbose": verbose,
              "callbacks": callbacks, "model_args": model_args or {}, "overwrite": overwrite}  # fmt: skip
     return out_dir, _train_on_every_worker(out_dir, distribution, task, dataset, config, **steps)
 
@@ -262,17 +261,19 @@ def _train_into(
 ):
     """Builds the model, trains the task's companion runs, writes config.json, then fits."""
     model_name, seed = config["model"], config["training"]["seed"]
-    for companion in task.companion_runs(config, staging, options):
-        train_run(**companion)
     given = {
         # The data's size picks a from-scratch architecture; a backbone brings its own.
         **({} if "backbone" in config else task.default_model_args(dataset.info)),
         **{k: v for k, v in model_args.items() if v is not None},
     }
     resolved = resolve_model_args(model_name, dataset.info, given, seed=seed)
-    config = task.complete_config({**config, "model_args": resolved}, staging, dataset, options)
     keras.utils.set_random_seed(seed)  # the initial weights too: same seed, same run
     model = get_builder(model_name)(**{k: v for k, v in resolved.items() if k != "variant_chosen_by"})
+    if options.get("before_training"):  # e.g. the pipeline's later stages, refused before any training
+        options["before_training"](task, model)
+    for companion in task.companion_runs(config, staging, options):
+        train_run(**companion)
+    config = task.complete_config({**config, "model_args": resolved}, staging, dataset, options)
     write_json(staging / "config.json", _ordered(config))
     metrics = task.fit_into(staging, model, dataset, config, verbose=verbose, callbacks=callbacks)
     # The model's name too, so a reader of metrics.json alone (a non-chief worker, whose run
