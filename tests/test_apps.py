@@ -88,6 +88,7 @@ def test_export_gate_failure_exits_non_zero_and_names_the_artifact(digits_run):
         "unknown_tfds",
         "zero_gan_width",
         "code_not_the_classes",
+        "gan_optimizer",
     ],
 )
 def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
@@ -105,6 +106,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "unknown_tfds": ["--data", "not_a_dataset_xyz"],
         "zero_gan_width": ["--model", "dcgan", "--discriminator-filters", "0"],
         "code_not_the_classes": ["--model", "dcgan", "--code-from-labels", "--code-classes", "3"],
+        "gan_optimizer": ["--model", "dcgan", "--optimizer", "sgd", "--weight-decay", "0.01"],
     }[case]
     out = tmp_path / "run"
     result = run_app("train", *arguments, "--out", out, "--epochs", "1")
@@ -116,6 +118,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "unknown_tfds": "unknown dataset",
         "zero_gan_width": "discriminator_filters must be a positive number",
         "code_not_the_classes": "--code-classes equal to the data's 10 classes",
+        "gan_optimizer": "--optimizer, --weight-decay: dcgan trains both networks with Adam",
     }[case]
     assert_one_line_error(result, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])

@@ -112,6 +112,7 @@ class Task:
     quantization_modes: tuple[str, ...] = ()
     default_modes: tuple[str, ...] = ()
     can_distill = False
+    optimizer_settings = True  # trains with --optimizer, --weight-decay and label smoothing
     carried_files: tuple[str, ...] = ()  # run files a pruned or distilled run copies from its source
 
     def load_data(self, run_dir: Path, config: RunConfig, source: str | None = None):

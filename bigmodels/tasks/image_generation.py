@@ -100,6 +100,7 @@ class ImageGeneration(Task):
     data_kind = "image"
     default_model = None  # never picked for a data set: ask for --model dcgan
     default_learning_rate = 2e-4  # DCGAN paper: Adam 2e-4, beta1 0.5
+    optimizer_settings = False  # both networks train with that Adam
     quantization_modes = GENERATOR_MODES
     default_modes = GENERATOR_MODES
     export_columns = (

@@ -35,14 +35,20 @@ def qat_run(
 ) -> tuple[Path, dict]:
     """Quantization-aware fine-tuning of a trained run (pruned and clustered runs included).
 
-    The new run's model.keras is the quantization-aware model (batch norm folded, fake-quant ops):
-    its Keras outputs are what the int8 file computes, to within one output quantization step, and
-    ``export_run`` converts it with the learned ranges (full int8 only). A pruned run's zeros stay
-    zero; a clustered run keeps at most its K values per kernel (kernels with batch norm folded in
-    are clustered again, one int8 range per kernel, so the file holds at most K codes per kernel).
+    The new run's model.keras is the quantization-aware model (fake-quant ops; batch norm folded
+    in the CNN classifiers): for a chain of layers its Keras outputs are what the int8 file
+    computes, to within one output quantization step; in the text models and the DCGAN's
+    generator, layers with sublayers (a Transformer block) are simulated at their boundaries.
+    ``export_run`` converts it with the learned ranges (full int8 only). The ranges start from a
+    calibration on training examples (latent vectors for a generator), as PTQ's, and a classifier
+    keeps its best validation epoch with that start counted, so fine-tuning that does not help
+    leaves the calibrated start. A pruned run's zeros stay zero; a clustered run keeps at most its
+    K values per kernel (kernels with batch norm folded in are clustered again, one int8 range per
+    kernel, so the file holds at most K codes per kernel).
 
     Args:
-        run_dir: a finished classifier run whose model is a chain of layers QAT can simulate.
+        run_dir: a finished run (classifier or DCGAN) whose layers QAT can simulate (not
+            recurrent layers or Lambda).
         out_dir: the new run folder.
         epochs: fine-tuning epochs.
         learning_rate: peak learning rate (default: a hundredth of the run's, or the run's own for

@@ -208,8 +208,11 @@ def _backbone_record(transfer: dict, training: dict) -> dict:
 def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwrite: bool) -> Path:
     """What can be refused before minutes of loading data: the model, the epochs, the optimizer
     settings, the folder (``out_dir``, returned)."""
-    if model_name is not None:
-        task_of(model_name)  # raises for an unknown model
+    task = task_of(model_name) if model_name is not None else None  # raises for an unknown model
+    given = [name for name in OPTIMIZER_DEFAULTS if settings[name] is not None]
+    if task is not None and not task.optimizer_settings and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(f"{flags}: {model_name} trains both networks with Adam (beta_1 0.5); leave it out")
     epochs = settings["epochs"]
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
@@ -230,6 +233,8 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
         "augmentation": task.default_augmentation(info),
         **OPTIMIZER_DEFAULTS,
     }
+    if not task.optimizer_settings:  # not recorded where they do not apply
+        training = {key: value for key, value in training.items() if key not in OPTIMIZER_DEFAULTS}
     return {key: defaults[key] if value is None else value for key, value in training.items()}
 
 
