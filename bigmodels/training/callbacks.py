@@ -86,6 +86,13 @@ class SaveOnImprovement(keras.callbacks.Callback):
         super().__init__()
         self.target, self.path, self.keep_best = target, Path(path), keep_best
         self.best = best_logged(self.path.with_name("history.csv"), "val_accuracy")
+        self.start_accuracy = -np.inf
+
+    def save_start(self, accuracy: float) -> None:
+        """Saves the target as it is before training, as the best to beat (``accuracy``: its
+        validation accuracy), so that an epoch is kept only when it does better."""
+        self.start_accuracy = self.best = accuracy
+        self.target.save(self.path)
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy", -np.inf)

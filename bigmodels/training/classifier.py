@@ -136,6 +136,26 @@ def _precise_batch_norm(dataset, steps_per_epoch: int) -> list:
     return [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
 
 
+def _early_stopping(patience: int, restore_best: bool):
+    return keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=restore_best
+    )
+
+
+def _fit_summary(history, dataset, saver, initial_epoch: int, patience: int, started: float) -> dict:
+    """fit_classifier's result; a run kept by its best epoch is refused when it stayed at chance."""
+    val_accuracy = history.history.get("val_accuracy", [])
+    if saver.keep_best:  # a pruned or distilled model is judged by its own gates
+        raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
+    improved = val_accuracy and max(val_accuracy) > saver.start_accuracy
+    return {
+        "epochs_trained": len(val_accuracy),
+        # 0: no epoch beat the start, which model.keras keeps
+        "best_epoch": initial_epoch + int(np.argmax(val_accuracy)) + 1 if improved else 0,
+        "training_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
 def fit_classifier(
     model,
     dataset,
@@ -188,21 +208,13 @@ def fit_classifier(
     train = augment_pipeline(dataset.train, augmentation, seed)
     guard = DivergenceGuard()
     saver = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
-    start_accuracy = -np.inf
     if start_is_candidate and keep_best:
-        start_accuracy = model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"]
-        saver.best = start_accuracy
-        saver.target.save(saver.path)
+        saver.save_start(model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"])
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
         *_precise_batch_norm(dataset, steps_per_epoch),
         saver,
-        keras.callbacks.EarlyStopping(
-            monitor="val_accuracy",
-            mode="max",
-            patience=patience if keep_best else epochs,
-            restore_best_weights=keep_best,
-        ),
+        _early_stopping(patience if keep_best else epochs, keep_best),
         *(callbacks or []),
     ]
     started = time.perf_counter()
@@ -217,13 +229,4 @@ def fit_classifier(
         shuffle=False,
     )
     guard.raise_if_diverged(run_dir, learning_rate)
-    val_accuracy = history.history.get("val_accuracy", [])
-    if keep_best:  # a pruned or distilled model is judged by its own gates
-        raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
-    improved = val_accuracy and max(val_accuracy) > start_accuracy
-    return {
-        "epochs_trained": len(val_accuracy),
-        # 0: no epoch beat the start, which model.keras keeps
-        "best_epoch": initial_epoch + int(np.argmax(val_accuracy)) + 1 if improved else 0,
-        "training_seconds": round(time.perf_counter() - started, 2),
-    }
+    return _fit_summary(history, dataset, saver, initial_epoch, patience, started)
