@@ -196,3 +196,22 @@ def test_the_generator_is_quantization_aware_and_its_int8_file_follows_it():
     step = runner.output_detail["quantization"][0]  # tanh's fixed int8 scale: 1/128
     difference = np.abs(runner.predict(latents) - qat.predict(latents, verbose=0))
     assert step == pytest.approx(1 / 128) and difference.mean() <= step
+
+
+def test_qat_of_a_dcgan_calibrates_the_generator_it_samples_from_and_its_average():
+    keras.utils.set_random_seed(0)
+    gan = get_model("dcgan", image_shape=(8, 8, 1), latent_size=8, base_filters=4, ema_momentum=0.9)
+    task = task_of("dcgan")
+    trained, qat = task.with_quantization_aware(gan, quantize_model)
+    assert trained.generator is qat and trained.discriminator is gan.discriminator
+    task.calibrate_quantized(trained, qat, None, 64)
+
+    def ranges(network):
+        return [
+            (float(layer.range_min.numpy()), float(layer.range_max.numpy()))
+            for layer in network.layers
+            if isinstance(layer, ActivationQuantizer)
+        ]
+
+    assert ranges(trained.sampling_generator) == ranges(qat)  # the exported average starts calibrated
+    assert all(high > low for low, high in ranges(qat))

@@ -194,6 +194,11 @@ class DCGAN(keras.Model):
         names = ("latent_size", "label_smoothing", "seed", "ema_momentum", "code_classes", "code_weight")
         return {**{name: getattr(self, name) for name in names}, "code_from_labels": self.code_from_labels}
 
+    def restart_average(self) -> None:
+        """The weight average (if kept) starts again from the generator as it now is."""
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(self.generator.get_weights())
+
     def with_generator(self, generator) -> "DCGAN":
         """A DCGAN with the same discriminator and settings and another generator."""
         return DCGAN(generator, self.discriminator, **self.settings(), name=self.name)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.compress.quantized_layers import calibrate_ranges
 from bigmodels.run_folder import load_run_dataset
 from bigmodels.run_records import ExportReport, RunConfig, RunMetrics
 
@@ -216,9 +217,10 @@ class Task:
         """The network whose kernels pruning sparsifies."""
         return model
 
-    def calibration_inputs(self, dataset, network, count: int):
-        """Up to ``count`` inputs of ``network`` that quantization ranges are calibrated on."""
-        return dataset.arrays["train"][0][:count]
+    def calibrate_quantized(self, trained, network, dataset, count: int) -> None:
+        """Sets the activation ranges of ``network`` (QAT's, inside ``trained``) from up to
+        ``count`` training examples, as PTQ's calibration does."""
+        calibrate_ranges(network, dataset.arrays["train"][0][:count])
 
     def with_quantization_aware(self, model, quantize):
         """(the model QAT fine-tunes, the network ``quantize`` made quantization-aware in it)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.compress.quantized_layers import calibrate_ranges
 from bigmodels.lite.latents import latents_for_class
 from bigmodels.lite.selftest import GENERATOR_RULE, encode_array
 from bigmodels.models import uint8_generator
@@ -330,9 +331,12 @@ class ImageGeneration(Task):
     def pruning_target(self, model):
         return model.generator
 
-    def calibration_inputs(self, dataset, network, count: int):
-        """The generator's inputs: latent vectors as the run samples them (standard normal)."""
-        return np.random.default_rng(0).standard_normal((count, *network.input_shape[1:])).astype("float32")
+    def calibrate_quantized(self, trained, network, dataset, count: int) -> None:
+        """The generator's ranges from latent vectors as the run samples them (standard normal);
+        its weight average, when the run keeps one, restarts from the calibrated generator."""
+        latents = np.random.default_rng(0).standard_normal((count, *network.input_shape[1:]))
+        calibrate_ranges(network, latents.astype("float32"))
+        trained.restart_average()
 
     def with_quantization_aware(self, model, quantize):
         """The GAN trains on with a quantization-aware copy of the generator it samples from

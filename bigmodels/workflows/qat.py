@@ -5,7 +5,6 @@ from pathlib import Path
 
 from bigmodels.compress.clustering import cluster_kernels, zero_keeper
 from bigmodels.compress.quantization import (
-    calibrate_ranges,
     describe_quantization,
     quantize_model,
     refresh_kernel_ranges,
@@ -83,7 +82,7 @@ def qat_run(
                   "kept": "the best validation epoch, the calibrated start included"}  # fmt: skip
 
         def calibrate(dataset):
-            calibrate_ranges(trained, task.calibration_inputs(dataset, qat, CALIBRATION_EXAMPLES))
+            task.calibrate_quantized(trained, qat, dataset, CALIBRATION_EXAMPLES)
             refresh_kernel_ranges(trained)
 
         return FineTune(trained, [keeper], record, before_fit=calibrate, keep_best=True)
