@@ -155,6 +155,7 @@ def fit_classifier(
     label_smoothing: float = 0.0,
     initial_epoch: int = 0,
     phase: int | None = None,
+    judge_at_chance: bool = True,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
@@ -166,6 +167,8 @@ def fit_classifier(
     ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
     trains a wrapper around the student but saves the student). A later phase (``training.transfer``)
     numbers its epochs on from ``initial_epoch`` and appends to history.csv, with a "phase" column.
+    ``judge_at_chance=False`` leaves the stuck-at-chance refusal to the caller (a phase that a later
+    phase may still improve on).
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
@@ -209,7 +212,7 @@ def fit_classifier(
     )
     guard.raise_if_diverged(run_dir, learning_rate)
     val_accuracy = history.history.get("val_accuracy", [])
-    if keep_best:  # a pruned or distilled model is judged by its own gates
+    if keep_best and judge_at_chance:  # a pruned or distilled model is judged by its own gates
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
     return {
         "epochs_trained": len(val_accuracy),
