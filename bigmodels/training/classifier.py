@@ -159,16 +159,13 @@ def fit_classifier(
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
-    Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard),
-    backup/ (deleted when training finishes; lets a killed run resume). ``callbacks`` are
-    added to the standard ones (a benchmark's per-epoch test, for instance). ``optimizer``,
-    ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s. ``keep_best=False``
-    keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
-    ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
-    trains a wrapper around the student but saves the student). A later phase (``training.transfer``)
-    numbers its epochs on from ``initial_epoch`` and appends to history.csv, with a "phase" column.
-    ``judge_at_chance=False`` leaves the stuck-at-chance refusal to the caller (a phase that a later
-    phase may still improve on).
+    Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard), backup/ (lets
+    a killed run resume; deleted at the end). ``callbacks`` are added to the standard ones.
+    ``optimizer``, ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s.
+    ``keep_best=False`` keeps the last epoch (pruning: it has the final sparsity). ``saved_model``
+    is what model.keras holds when it is not ``model`` (distillation saves the student). A later
+    phase (``training.transfer``) numbers its epochs on from ``initial_epoch`` and appends to
+    history.csv ("phase" column); ``judge_at_chance=False``: the caller refuses a run at chance.
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.

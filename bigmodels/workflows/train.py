@@ -81,11 +81,9 @@ def train_run(
         optimizer, weight_decay, label_smoothing: classifiers' "adam" (or "sgd"), decoupled
             weight decay and label smoothing (default adam, 0, 0).
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
-        backbone: pretrained features (an image run folder, ``saved_models/<name>``, a keras-hub
-            image preset, or a keras-hub text preset such as ``bert_tiny_en_uncased``, whose
-            vocabulary and lowercasing replace the learned tokenizer's: of ``tokenizer`` only
-            ``sequence_length`` counts) under a new head; ``epochs`` counts phase 1 (frozen),
-            ``fine_tune_epochs`` phase 2 (default ``epochs``) from layer ``fine_tune_from`` on.
+        backbone: pretrained features (image run, ``saved_models/<name>``, keras-hub image or text
+            preset: a text preset's tokenizer is the run's) under a new head; ``epochs`` counts phase
+            1 (frozen), ``fine_tune_epochs`` phase 2 (default ``epochs``) from ``fine_tune_from`` on.
 
     Returns:
         (run_dir, metrics): metrics is what metrics.json holds.
@@ -100,9 +98,8 @@ def train_run(
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    # The backbone's arguments, as _requested takes them (it loads the backbone).
-    backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
-    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
+    transfer = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
+    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, transfer)
     tokenizer = _preset_vocabulary(tune, tokenizer)
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
