@@ -90,14 +90,34 @@ def bert_preset(tmp_path_factory):
     return save_tiny_bert_preset(folder, learned_bert_vocabulary(texts), lowercase=True)
 
 
+class PhaseEnd(keras.callbacks.Callback):
+    """The backbone's weights at the end of each phase."""
+
+    def __init__(self):
+        super().__init__()
+        self.snapshots = []
+
+    def on_train_end(self, logs=None):
+        backbone = self.model.get_layer("backbone")
+        self.snapshots.append(
+            {layer.name: [w.copy() for w in layer.get_weights()] for layer in backbone.layers}
+        )
+
+
 @pytest.fixture(scope="module")
-def text_run(bert_preset, reviews, tmp_path_factory):
+def phase_end():
+    return PhaseEnd()
+
+
+# Batches of 16: a phase of one step would take it at the warm-up's learning rate of 0.
+@pytest.fixture(scope="module")
+def text_run(bert_preset, reviews, phase_end, tmp_path_factory):
     from bigmodels.workflows.train import train_run
 
     out = tmp_path_factory.mktemp("run") / "run"
     run_dir, metrics = train_run(
-        None, str(reviews), out, backbone=str(bert_preset), epochs=1, fine_tune_epochs=1,
-        data_options=TEXT_OPTIONS, verbose=0,
+        None, str(reviews), out, backbone=str(bert_preset), epochs=1, fine_tune_epochs=1, batch_size=16,
+        fine_tune_from="transformer_layer_0", data_options=TEXT_OPTIONS, callbacks=[phase_end], verbose=0,
     )  # fmt: skip
     return run_dir, metrics
 
@@ -137,6 +157,30 @@ def test_text_preset_trains_on_its_own_vocabulary_in_two_phases(text_run, bert_p
     assert (run_dir / "vocabulary.txt").read_text().splitlines() == preset_vocabulary
     assert config["model_args"]["vocabulary_size"] == len(preset_vocabulary)
     assert config["tokenizer"]["lowercase"] is True and config["tokenizer"]["strip_accents"] is False
+
+
+def test_phase_1_freezes_the_encoder_and_phase_2_tunes_it_from_the_layer_asked(
+    text_run, bert_preset, phase_end
+):
+    import keras_hub
+
+    run_dir, _ = text_run
+    assert (
+        json.loads((run_dir / "config.json").read_text())["backbone"]["fine_tune_from"]
+        == "transformer_layer_0"
+    )
+    preset = keras_hub.models.Backbone.from_preset(str(bert_preset))
+    source = {layer.name: layer.get_weights() for layer in preset.layers}
+    after_frozen, after_fine_tuning = phase_end.snapshots
+    for name, weights in after_frozen.items():  # phase 1: every weight is the preset's
+        for ours, theirs in zip(weights, source[name], strict=True):
+            np.testing.assert_array_equal(ours, theirs, err_msg=name)
+    changed = {
+        name
+        for name, weights in after_fine_tuning.items()
+        if not all(np.array_equal(a, b) for a, b in zip(weights, source[name], strict=True))
+    }
+    assert changed == {"transformer_layer_0", "pooled_dense"}  # the embeddings come before the layer
 
 
 def test_text_preset_exports_every_text_mode_bundles_and_runs_tf_free(text_run):
