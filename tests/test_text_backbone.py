@@ -235,6 +235,25 @@ def test_the_runs_tf_free_tokenizer_gives_the_preset_tokenizers_ids(text_run, be
     assert "[UNK]" in seen and {"今", "天"} <= seen and any(t.startswith("##") for t in seen)
 
 
+def test_the_browser_pages_tokenizer_gives_the_preset_tokenizers_ids_too(text_run, bert_preset, tmp_path):
+    """The page's tokenizer.js, under node, on the run's two files (what the bundle carries)."""
+    from web_helpers import NodeTokenizer
+
+    from bigmodels.web.unicode_tables import unicode_tables_js
+
+    run_dir, _ = text_run
+    tables = tmp_path / "unicode_tables.js"
+    tables.write_text(unicode_tables_js(), encoding="utf-8")
+    node = NodeTokenizer(tables)
+    try:
+        vocabulary = (run_dir / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
+        settings = json.loads((run_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        node.setup(vocabulary, {**settings, "sequence_length": None})
+        assert node.ids(PARITY_TEXTS) == preset_ids(bert_preset, PARITY_TEXTS)
+    finally:
+        node.close()
+
+
 def test_a_presets_accent_stripping_and_case_are_carried(reviews, tmp_path):
     """A cased preset that strips accents: its settings, not the learned tokenizer's defaults."""
     from bigmodels.data.vocabulary import save_tokenizer
