@@ -33,6 +33,7 @@ _PUBLIC = {
     # data
     "load_dataset": "bigmodels.data",
     "TokenizerSettings": "bigmodels.data.vocabulary",
+    "learn_vocabulary": "bigmodels.data.vocabulary",
     # workflows, one per verb
     "train_run": "bigmodels.workflows.train",
     "evaluate_run": "bigmodels.workflows.evaluate",

@@ -89,6 +89,35 @@ def small_features_model(channels: int = 3):
     return keras.Model(pixels, x, name="backbone")
 
 
+def tiny_text_preset(vocabulary_size: int = 300) -> str:
+    """A keras-hub BertBackbone of a few thousand random weights and its BertTokenizer (BERT's
+    special tokens, then made-up words), saved as a local preset folder (removed at exit): what
+    ``text_backbone_classifier(backbone=...)`` takes, with nothing to download."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import keras_hub
+
+    folder = Path(tempfile.mkdtemp(prefix="bigmodels-tiny-bert-"))
+    atexit.register(shutil.rmtree, folder, True)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocabulary += [f"word{index}" for index in range(vocabulary_size - len(vocabulary))]
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=32,
+    )  # fmt: skip
+    # Seeded weights of stddev 0.2: BERT's initial ones (0.02) leave the pooled output nearly
+    # constant at this width, and the builder contract needs outputs that vary with the input.
+    generator = np.random.default_rng(0)
+    backbone.set_weights(
+        [generator.normal(0, 0.2, w.shape) if w.ndim > 1 else w for w in backbone.get_weights()]
+    )
+    backbone.save_to_preset(str(folder))
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(folder))
+    return str(folder)
+
+
 # Small configurations of every registered builder; a builder missing here fails
 # test_every_registered_model_has_a_small_config, so new families are tested by default.
 SMALL_MODEL_CONFIGS = {
@@ -123,6 +152,10 @@ SMALL_MODEL_CONFIGS = {
     # Grayscale data on a colour backbone of another size: widened and resized inside the model.
     "backbone_classifier": [
         {"backbone": small_features_model(), "input_shape": (20, 20, 1), "num_classes": 3}
+    ],
+    # A keras-hub text preset: [CLS], [SEP] and the padding mask are built inside the model.
+    "text_backbone_classifier": [
+        {"backbone": tiny_text_preset(), "vocabulary_size": 300, "sequence_length": 16, "num_classes": 2}
     ],
     # The DCGAN family has its own contract (tests/test_dcgan.py): no classes, latent vectors in.
     "dcgan": [{"image_shape": (8, 8, 1), "latent_size": 8, "base_filters": 4}],

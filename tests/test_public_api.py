@@ -20,6 +20,7 @@ def test_every_registered_model_has_a_task_and_only_trainable_families_are_liste
         "transformer_classifier",
         "embedding_bag_classifier",
         "ngram_classifier",
+        "text_backbone_classifier",
         "dcgan",
     }
     for name in bigmodels.list_models():

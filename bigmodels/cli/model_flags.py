@@ -21,6 +21,8 @@ import bigmodels
 DATA_DERIVED = frozenset(
     {"num_classes", "input_shape", "image_shape", "sequence_length", "vocabulary_size", "seed"}
 )
+# Builder arguments that a training flag of its own sets (--backbone): no second flag.
+SET_BY_TRAINING_FLAGS = frozenset({"backbone"})
 
 # Help that says more than the builder's docstring: the CLI's own choices, examples.
 HELP = {
@@ -152,7 +154,7 @@ def model_flag_groups() -> tuple[tuple[str, tuple[ModelFlag, ...]], ...]:
             docs = argument_docs(inspect.getdoc(builder) or "")
             for parameter in _parameters(builder):
                 kind = flag_type(parameter)
-                if parameter.name in DATA_DERIVED or kind is None:
+                if parameter.name in DATA_DERIVED | SET_BY_TRAINING_FLAGS or kind is None:
                     continue
                 if parameter.name not in flags:
                     flags[parameter.name] = ModelFlag(parameter.name, kind)

@@ -121,13 +121,14 @@ def add_distribution_flags(parser) -> None:
 
 def add_backbone_flags(parser) -> None:
     """Transfer learning: start from pretrained features, frozen first, then fine-tuned."""
-    transfer = parser.add_argument_group("transfer learning (images)")
+    transfer = parser.add_argument_group("transfer learning (images and text)")
     transfer.add_argument(
         "--backbone",
         default=None,
         help="start from pretrained features: an image run folder, saved_models/<name>, a keras-hub "
-        "preset folder or preset name (e.g. mobilenet_v3_small_100_imagenet; downloaded once). "
-        "--epochs then counts the frozen phase (default 10)",
+        "preset folder or preset name (e.g. mobilenet_v3_small_100_imagenet, or bert_tiny_en_uncased "
+        "for text, whose vocabulary and lowercasing replace the tokenizer flags but --sequence-length; "
+        "downloaded once). --epochs then counts the frozen phase (default 10)",
     )
     transfer.add_argument(
         "--fine-tune-epochs",
@@ -177,7 +178,9 @@ def add_text_data_flags(parser) -> None:
 
 
 def add_tokenizer_flags(parser) -> None:
-    tokenizer = parser.add_argument_group("tokenizer (learned from the training texts)")
+    tokenizer = parser.add_argument_group(
+        "tokenizer (learned from the training texts; a text --backbone brings its own)"
+    )
     tokenizer.add_argument("--vocabulary-size", dest="vocabulary_size", type=int, default=8000)
     tokenizer.add_argument(
         "--sequence-length",

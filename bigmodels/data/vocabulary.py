@@ -1,4 +1,5 @@
-"""The WordPiece tokenizer a text run learns from its training texts, saved in the run folder.
+"""The WordPiece tokenizer a text run learns from its training texts (or takes from a pretrained
+backbone's preset), saved in the run folder.
 
 The run folder (and its export) holds ``vocabulary.txt`` (one token per line, id = line
 number; ``[PAD]`` = 0) and ``tokenizer.json`` (the settings). keras-hub's tokenizer turns
@@ -54,6 +55,22 @@ class TokenizerSettings:
             "strip_accents": self.strip_accents,
             "split_on_cjk": self.split_on_cjk,
         }
+
+
+@dataclass
+class FixedVocabulary:
+    """A vocabulary that comes with a pretrained text backbone: used as it is, never learned.
+
+    Attributes:
+        vocabulary: the preset tokenizer's tokens, id = index ([PAD] = 0).
+        settings: its lowercasing, accent stripping and CJK splitting; ``sequence_length`` the
+            caller's (None: chosen from the training texts, up to ``max_sequence_length``).
+        max_sequence_length: the most ids per text the backbone takes.
+    """
+
+    vocabulary: list[str]
+    settings: TokenizerSettings
+    max_sequence_length: int = MAX_AUTO_SEQUENCE_LENGTH
 
 
 def _string_batches(texts, batch_size: int = 1024):
@@ -113,10 +130,10 @@ def token_counts(texts, vocabulary: list[str], settings: TokenizerSettings) -> n
     return np.concatenate(list(counts.as_numpy_iterator())) if len(texts) else np.zeros(0, np.int32)
 
 
-def choose_sequence_length(counts: np.ndarray) -> int:
-    """Covers 95% of the training texts whole, rounded up to a multiple of 8."""
+def choose_sequence_length(counts: np.ndarray, longest: int = MAX_AUTO_SEQUENCE_LENGTH) -> int:
+    """Covers 95% of the training texts whole, rounded up to a multiple of 8 (at most ``longest``)."""
     length = int(np.ceil(np.percentile(counts, 95))) if len(counts) else 8
-    return int(min(MAX_AUTO_SEQUENCE_LENGTH, max(8, -(-length // 8) * 8)))
+    return int(min(longest, MAX_AUTO_SEQUENCE_LENGTH, max(8, -(-length // 8) * 8)))
 
 
 def tokenize(texts, vocabulary: list[str], settings: TokenizerSettings) -> np.ndarray:
@@ -176,15 +193,20 @@ def tokenize_dataset(dataset, vocabulary: list[str], settings: TokenizerSettings
 
 
 def prepare_text(dataset, staging: Path, settings):
-    """Learns the run's WordPiece vocabulary from the training texts and tokenizes every split."""
+    """The run's WordPiece vocabulary (learned from the training texts, or a backbone's
+    ``FixedVocabulary``), saved into ``staging``, and every split tokenized with it."""
     train_texts = dataset.arrays["train"][0]
-    vocabulary = learn_vocabulary(train_texts, settings)
+    longest = MAX_AUTO_SEQUENCE_LENGTH
+    if isinstance(settings, FixedVocabulary):
+        vocabulary, longest, settings = settings.vocabulary, settings.max_sequence_length, settings.settings
+    else:
+        vocabulary = learn_vocabulary(train_texts, settings)
     if settings.sequence_length is None:
         # The validation texts count too: trained on SST-2's phrases (95% within 32 tokens) and
         # selected on whole sentences (95% within 48), a length from the phrases alone cut a
         # quarter of the sentences the model is judged on.
         lengths = [
-            choose_sequence_length(token_counts(dataset.arrays[split][0], vocabulary, settings))
+            choose_sequence_length(token_counts(dataset.arrays[split][0], vocabulary, settings), longest)
             for split in ("train", "validation")
             if split == "train" or len(dataset.arrays.get(split, ((), ()))[0])
         ]

@@ -9,7 +9,11 @@ uint8 pixels:
   named ``pool``; its rescaling is among them;
 - a keras-hub image preset (a local preset folder, or a handle such as
   ``mobilenet_v3_small_100_imagenet``): the preset's backbone, and its ``ImageConverter``'s
-  size, scale and offset, which the classifier builds into itself.
+  size, scale and offset, which the classifier builds into itself;
+- a keras-hub text preset with a WordPiece tokenizer (``bert_tiny_en_uncased``, or a folder):
+  the preset's backbone (token ids in) and its tokenizer's vocabulary and settings, which the
+  run uses instead of learning a vocabulary, so that the TF-free tokenizer of a bundle gives the
+  preset's own ids.
 
 Nothing here imports ``bigmodels.run_folder`` (it imports this package): a run's files are read
 directly, and its model is loaded in Keras safe mode as ``load_run_model`` does.
@@ -53,6 +57,8 @@ class LoadedBackbone:
             build in front of it; None when the features rescale pixels themselves (our runs).
         pooling: the source's own pooling layer, copied after the features (None: global average).
         record: what config.json records under "backbone".
+        tokenizer: a text preset's WordPiece tokenizer (``text_tokenizer``'s dict: vocabulary,
+            settings, the ids of its start, end and padding tokens); None for an image backbone.
     """
 
     features: keras.Model
@@ -61,6 +67,12 @@ class LoadedBackbone:
     preprocessing: dict | None = None
     pooling: keras.layers.Layer | None = None
     record: dict = field(default_factory=dict)
+    tokenizer: dict | None = None
+
+    @property
+    def data_kind(self) -> str:
+        """What the backbone reads: "text" (token ids) or "image" (pixels)."""
+        return "image" if self.tokenizer is None else "text"
 
 
 def locate_backbone(source: str) -> tuple[str, str]:
@@ -149,7 +161,8 @@ def _read_run_config(source: str, run_dir: Path) -> dict:
     if task != "image_classification":
         raise BackboneError(
             f"--backbone '{source}' is a {task.replace('_', ' ')} run ({model_name}); a backbone run "
-            "must be an image classifier's (or pass a keras-hub image preset)"
+            "must be an image classifier's (for text, pass a keras-hub text preset such as "
+            "bert_tiny_en_uncased: bigmodels has no pretrained text encoder of its own)"
         )
     return config
 
@@ -220,19 +233,23 @@ def _reading_preset(source: str, location: str):
         raise BackboneError(f"--backbone '{source}' cannot be loaded ({_last_line(error)})") from None
 
 
-def _image_backbone_config(source: str, location: str) -> dict:
-    """The preset's config.json (downloaded for a handle), checked to be an image backbone's."""
+def _preset_config(source: str, location: str) -> tuple[dict, str]:
+    """The preset's config.json (downloaded for a handle) and what its backbone reads: "image"
+    (it has an image shape) or "text" (a vocabulary, and a tokenizer saved beside it)."""
     from keras_hub.src.utils import preset_utils
 
     config = preset_utils.load_json(location, preset_utils.CONFIG_FILE)
     arguments = config.get("config", {}) if isinstance(config, dict) else {}
-    if not isinstance(arguments, dict) or "image_shape" not in arguments:
-        kind = str(config.get("registered_name") or config.get("class_name") or "model")
-        raise BackboneError(
-            f"--backbone '{source}' is a {kind.split('>')[-1]} preset, not an image backbone; "
-            "pass a keras-hub image preset such as mobilenet_v3_small_100_imagenet"
-        )
-    return config
+    if isinstance(arguments, dict) and "image_shape" in arguments:
+        return config, "image"
+    has_tokenizer = preset_utils.check_file_exists(location, preset_utils.TOKENIZER_CONFIG_FILE)
+    if isinstance(arguments, dict) and "vocabulary_size" in arguments and has_tokenizer:
+        return config, "text"
+    kind = str(config.get("registered_name") or config.get("class_name") or "model")
+    raise BackboneError(
+        f"--backbone '{source}' is a {kind.split('>')[-1]} preset, neither an image backbone nor a text "
+        "backbone with its tokenizer; pass e.g. mobilenet_v3_small_100_imagenet or bert_tiny_en_uncased"
+    )
 
 
 def _image_converter(source: str, location: str):
@@ -300,11 +317,12 @@ def preset_licence(location: str) -> str | None:
 
 
 def _load_preset_backbone(source: str, location: str, image_size) -> LoadedBackbone:
-    """A keras-hub image backbone with its weights, built for the given (or converter's) size."""
-    import keras_hub
-
+    """A keras-hub backbone with its weights: an image one built for the given (or converter's)
+    size, or a text one with its tokenizer."""
     with _reading_preset(source, location):
-        config = _image_backbone_config(source, location)
+        config, kind = _preset_config(source, location)
+        if kind == "text":
+            return _load_text_preset(source, location)
         converter, converter_file = _image_converter(source, location)
         licence = preset_licence(location)
         preprocessing = converter_preprocessing(converter, converter_file)
@@ -313,21 +331,85 @@ def _load_preset_backbone(source: str, location: str, image_size) -> LoadedBackb
         size = size if None not in size else None
         channels = built_shape[-1] or 3
         overrides = {"image_shape": (*size, channels)} if size else {}
-        backbone = keras_hub.models.Backbone.from_preset(location, name="backbone", **overrides)
-    local = Path(location).is_dir()
+        backbone = _backbone_from_preset(location, **overrides)
     record = {
+        **_preset_record(source, location, backbone),
+        "image_size": list(size) if size else None,
+        "channels": channels,
+        "preprocessing": preprocessing,
+        "licence": licence,
+    }
+    return LoadedBackbone(backbone, size, channels, preprocessing, None, record)
+
+
+def _backbone_from_preset(location: str, **overrides) -> keras.Model:
+    import keras_hub
+
+    return keras_hub.models.Backbone.from_preset(location, name="backbone", **overrides)
+
+
+def _preset_record(source: str, location: str, backbone) -> dict:
+    """What config.json records of any preset: where it is, its class and size."""
+    local = Path(location).is_dir()
+    return {
         "kind": PRESET_KIND,
         "source": str(source),
         "preset": Path(location).name if local else location,
         **({"path": str(Path(location).resolve())} if local else {}),
         "class": type(backbone).__name__,
-        "image_size": list(size) if size else None,
-        "channels": channels,
-        "preprocessing": preprocessing,
-        "licence": licence,
         "parameters": int(backbone.count_params()),
     }
-    return LoadedBackbone(backbone, size, channels, preprocessing, None, record)
+
+
+def _load_text_preset(source: str, location: str) -> LoadedBackbone:
+    """A keras-hub text backbone and its WordPiece tokenizer's vocabulary and settings."""
+    import keras_hub
+
+    tokenizer = text_tokenizer(source, keras_hub.tokenizers.Tokenizer.from_preset(location))
+    backbone = _backbone_from_preset(location)
+    tokenizer["max_sequence_length"] = int(backbone.get_config().get("max_sequence_length") or 512)
+    summary = {key: value for key, value in tokenizer.items() if key != "vocabulary"}
+    record = {
+        **_preset_record(source, location, backbone),
+        "tokenizer": {**summary, "vocabulary_length": len(tokenizer["vocabulary"])},
+        "licence": preset_licence(location),
+    }
+    return LoadedBackbone(backbone, None, 0, record=record, tokenizer=tokenizer)
+
+
+def text_tokenizer(source: str, tokenizer) -> dict:
+    """The preset tokenizer's vocabulary, settings and special token ids, checked to be what the
+    run's tokenizer (and the TF-free one) reproduce: WordPiece, split on whitespace and
+    punctuation, "##" pieces, "[UNK]", and padding id 0 (the id our text models mask)."""
+    from keras_hub.tokenizers import WordPieceTokenizer
+
+    if not isinstance(tokenizer, WordPieceTokenizer):
+        raise BackboneError(
+            f"--backbone '{source}': its tokenizer is a {type(tokenizer).__name__}, not a WordPiece "
+            "tokenizer, which the TF-free runtime reproduces; pass a BERT-family preset "
+            "(bert_tiny_en_uncased)"
+        )
+    if not tokenizer.split or tokenizer.suffix_indicator != "##" or tokenizer.oov_token != "[UNK]":
+        raise BackboneError(
+            f"--backbone '{source}': its WordPiece tokenizer does not split words or uses other pieces "
+            f"(suffix {tokenizer.suffix_indicator!r}, unknown {tokenizer.oov_token!r}) than '##' and '[UNK]'"
+        )
+    ids = {role: getattr(tokenizer, f"{role}_token_id", None) for role in ("start", "end", "pad")}
+    if None in (ids["start"], ids["end"]) or ids["pad"] != 0:
+        raise BackboneError(
+            f"--backbone '{source}': its tokenizer needs start and end tokens and padding id 0 "
+            f"(it has start {ids['start']}, end {ids['end']}, padding {ids['pad']})"
+        )
+    return {
+        "class": type(tokenizer).__name__,
+        "vocabulary": [str(token) for token in tokenizer.get_vocabulary()],
+        "lowercase": bool(tokenizer.lowercase),
+        "strip_accents": bool(tokenizer.strip_accents),
+        "split_on_cjk": bool(tokenizer.split_on_cjk),
+        "start_id": int(ids["start"]),
+        "end_id": int(ids["end"]),
+        "padding_id": 0,
+    }
 
 
 def _last_line(error: BaseException) -> str:

@@ -102,6 +102,30 @@ def round_robin(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.asarray(chosen, dtype=np.int64)
 
 
+def backbone_summary(backbone: dict) -> dict:
+    """What a bundle says about the pretrained backbone (metadata.json's "backbone")."""
+    keys = ("kind", "source", "preset", "class", "model", "licence")
+    return {key: backbone[key] for key in keys if key in backbone}
+
+
+def backbone_fact(backbone: dict) -> str:
+    """The model card's line naming the pretrained backbone, its licence and the training phases."""
+    if backbone.get("kind") == "run":
+        origin = f"the feature layers of the run `{backbone['source']}` ({backbone.get('model')})"
+        licence = "as that run's training data allow"
+    else:
+        origin = f"the keras-hub preset `{backbone.get('preset')}` ({backbone.get('class')})"
+        licence = backbone.get("licence") or (
+            "not stated in the preset's metadata; check the preset's own model card before shipping"
+        )
+    phases = ", then ".join(
+        f"{phase['name'].replace('_', ' ')} ({phase['epochs']} epoch{'s' * (phase['epochs'] != 1)} "
+        f"at learning rate {phase['learning_rate']:g})"
+        for phase in backbone.get("phases", [])
+    )
+    return f"Backbone: {origin}; licence: {licence}; trained by {phases or 'one phase'}"
+
+
 class ClassificationTask(Task):
     """Image and text classifiers: softmax over the classes, top-1 accuracy on the test split."""
 
@@ -243,12 +267,16 @@ class ClassificationTask(Task):
             f"{metrics['agreement_with_keras']:.4f})",
             f"Classes: {', '.join(run_metrics.get('class_names') or [])}",
         ]
+        backbone = config.get("backbone")
+        if isinstance(backbone, dict):  # transfer learning: the card names where the features came from
+            facts.append(backbone_fact(backbone))
         return BundleParts(
             input_spec=self.input_spec(config, artifact),
             output_spec=self.output_spec(config),
             metrics=metrics,
             card_facts=facts,
             intended_use=INTENDED_USE,
+            **({"metadata": {"backbone": backbone_summary(backbone)}} if isinstance(backbone, dict) else {}),
         )
 
     def input_spec(self, config: dict, artifact: dict) -> dict:

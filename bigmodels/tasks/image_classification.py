@@ -51,13 +51,6 @@ class ImageClassification(ClassificationTask):
         """The raw uint8 pixels, as a device's camera or file would give them."""
         return {"pixels": encode_array(dataset.arrays["test"][0][indices].astype(np.uint8))}
 
-    def bundle_parts(self, config, report, artifact, run_metrics):
-        parts = super().bundle_parts(config, report, artifact, run_metrics)
-        if isinstance(config.get("backbone"), dict):
-            parts.card_facts.append(backbone_fact(config["backbone"]))
-            parts.metadata = {**parts.metadata, "backbone": backbone_summary(config["backbone"])}
-        return parts
-
     def input_spec(self, config: dict, artifact: dict) -> dict:
         quantization = artifact.get("input", {}).get("quantization", [0.0, 0])
         return {
@@ -68,30 +61,6 @@ class ImageClassification(ClassificationTask):
             if quantization[0]
             else "raw pixels; resizing and rescaling happen inside the model",
         }
-
-
-def backbone_summary(backbone: dict) -> dict:
-    """What a bundle says about the pretrained backbone (metadata.json's "backbone")."""
-    keys = ("kind", "source", "preset", "class", "model", "licence")
-    return {key: backbone[key] for key in keys if key in backbone}
-
-
-def backbone_fact(backbone: dict) -> str:
-    """The model card's line naming the pretrained backbone, its licence and the training phases."""
-    if backbone.get("kind") == "run":
-        origin = f"the feature layers of the run `{backbone['source']}` ({backbone.get('model')})"
-        licence = "as that run's training data allow"
-    else:
-        origin = f"the keras-hub preset `{backbone.get('preset')}` ({backbone.get('class')})"
-        licence = backbone.get("licence") or (
-            "not stated in the preset's metadata; check the preset's own model card before shipping"
-        )
-    phases = ", then ".join(
-        f"{phase['name'].replace('_', ' ')} ({phase['epochs']} epoch{'s' * (phase['epochs'] != 1)} "
-        f"at learning rate {phase['learning_rate']:g})"
-        for phase in backbone.get("phases", [])
-    )
-    return f"Backbone: {origin}; licence: {licence}; trained by {phases or 'one phase'}"
 
 
 def _small_photo_set(info) -> bool:

@@ -34,7 +34,8 @@ class TextClassification(ClassificationTask):
         return tokenize_dataset(raw, *load_tokenizer(run_dir))
 
     def prepare_data(self, dataset, staging, tokenizer):
-        """Learns the run's vocabulary from the training texts only, into ``staging``."""
+        """Learns the run's vocabulary from the training texts only (or takes a backbone's
+        ``FixedVocabulary``), into ``staging``."""
         if isinstance(tokenizer, dict):
             tokenizer = TokenizerSettings(**tokenizer)
         return prepare_text(dataset, staging, tokenizer or TokenizerSettings())
@@ -71,11 +72,14 @@ class TextClassification(ClassificationTask):
         parts = super().bundle_parts(config, report, artifact, run_metrics)
         tokenizer = config["tokenizer"]
         parts.metadata = {
-            "tokenizer": {**tokenizer, "vocabulary_file": VOCABULARY_FILE, "settings_file": TOKENIZER_FILE}
+            **parts.metadata,
+            "tokenizer": {**tokenizer, "vocabulary_file": VOCABULARY_FILE, "settings_file": TOKENIZER_FILE},
         }
         parts.files = (VOCABULARY_FILE, TOKENIZER_FILE)
+        origin = "the backbone preset's" if isinstance(config.get("backbone"), dict) else "learned"
         parts.card_facts.append(
-            f"Tokenizer: WordPiece, {tokenizer['vocabulary_length']} tokens, {tokenizer['sequence_length']} "
+            f"Tokenizer: WordPiece ({origin} vocabulary), {tokenizer['vocabulary_length']} tokens, "
+            f"{tokenizer['sequence_length']} "
             f"ids per text (longer texts are cut), lowercase={tokenizer['lowercase']}, "
             f"strip_accents={tokenizer['strip_accents']}"
         )

@@ -142,10 +142,11 @@ def _early_stopping(patience: int, restore_best: bool):
     )
 
 
-def _fit_summary(history, dataset, saver, initial_epoch: int, patience: int, started: float) -> dict:
+def _fit_summary(history, dataset, saver, initial_epoch: int, patience: int, started: float,
+                 judge_at_chance: bool) -> dict:  # fmt: skip
     """fit_classifier's result; a run kept by its best epoch is refused when it stayed at chance."""
     val_accuracy = history.history.get("val_accuracy", [])
-    if saver.keep_best:  # a pruned or distilled model is judged by its own gates
+    if saver.keep_best and judge_at_chance:  # a pruned or distilled model is judged by its own gates
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], patience)
     improved = val_accuracy and max(val_accuracy) > saver.start_accuracy
     return {
@@ -176,17 +177,17 @@ def fit_classifier(
     initial_epoch: int = 0,
     phase: int | None = None,
     start_is_candidate: bool = False,
+    judge_at_chance: bool = True,
 ) -> dict:
     """Trains ``model`` on ``dataset`` and writes the run's training files into ``run_dir``.
 
-    Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard),
-    backup/ (deleted when training finishes; lets a killed run resume). ``callbacks`` are
-    added to the standard ones (a benchmark's per-epoch test, for instance). ``optimizer``,
-    ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s. ``keep_best=False``
-    keeps the last epoch instead of the best one (pruning: the last epoch has the final sparsity).
-    ``saved_model`` is what model.keras holds when it is not ``model`` itself (distillation
-    trains a wrapper around the student but saves the student). A later phase (``training.transfer``)
-    numbers its epochs on from ``initial_epoch`` and appends to history.csv, with a "phase" column.
+    Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard), backup/ (lets
+    a killed run resume; deleted at the end). ``callbacks`` are added to the standard ones.
+    ``optimizer``, ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s.
+    ``keep_best=False`` keeps the last epoch (pruning: it has the final sparsity). ``saved_model``
+    is what model.keras holds when it is not ``model`` (distillation saves the student). A later
+    phase (``training.transfer``) numbers its epochs on from ``initial_epoch`` and appends to
+    history.csv ("phase" column); ``judge_at_chance=False``: the caller refuses a run at chance.
     ``start_is_candidate``: the model as it starts is saved first and kept unless an epoch beats
     its validation accuracy (QAT: fine-tuning that does not help keeps the calibrated start).
 
@@ -229,4 +230,4 @@ def fit_classifier(
         shuffle=False,
     )
     guard.raise_if_diverged(run_dir, learning_rate)
-    return _fit_summary(history, dataset, saver, initial_epoch, patience, started)
+    return _fit_summary(history, dataset, saver, initial_epoch, patience, started, judge_at_chance)

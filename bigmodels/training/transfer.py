@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from bigmodels.training.callbacks import raise_if_at_chance
 from bigmodels.training.classifier import fit_classifier
 
 FINE_TUNE_LEARNING_RATE_FACTOR = 0.1
@@ -70,10 +71,15 @@ def set_phase_trainable(backbone, phase: int, fine_tune_from: str | None = None)
             layer.trainable = False
 
 
+def _logged_epochs(history_csv: Path) -> list[dict]:
+    """history.csv's rows that have a validation accuracy."""
+    with open(history_csv, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row.get("val_accuracy") not in (None, "", "NA")]
+
+
 def best_logged_epoch(history_csv: Path) -> int:
     """The 1-based epoch of the best validation accuracy in history.csv (0 when none)."""
-    with open(history_csv, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("val_accuracy") not in (None, "", "NA")]
+    rows = _logged_epochs(history_csv)
     if not rows:
         return 0
     best = int(np.argmax([float(row["val_accuracy"]) for row in rows]))
@@ -87,6 +93,10 @@ def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tun
         phases: ``training_phases``'s list: each phase's epochs and learning rate.
         fine_tune_from: the backbone layer fine-tuning starts at (None: all of it).
         settings: ``fit_classifier``'s other keyword arguments (seed, patience, augmentation, ...).
+
+    Raises:
+        StuckAtChance: after the last phase, when no epoch of any phase beat a constant answer on
+            validation (a frozen phase at chance is no verdict: fine-tuning may still move it).
 
     Returns:
         fit_classifier's summary over both phases, with "phases": each phase's own summary.
@@ -105,9 +115,13 @@ def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tun
             **{**settings, "epochs": done + phase["epochs"], "learning_rate": phase["learning_rate"]},
             initial_epoch=done,
             phase=phase["phase"],
+            judge_at_chance=False,
         )
         summaries.append({"phase": phase["phase"], "name": phase["name"], **summary})
         done += summary["epochs_trained"]
+    if settings.get("keep_best", True):
+        val_accuracy = [float(row["val_accuracy"]) for row in _logged_epochs(Path(run_dir) / "history.csv")]
+        raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], settings["patience"])
     return {
         "epochs_trained": done,
         "best_epoch": best_logged_epoch(Path(run_dir) / "history.csv"),

@@ -13,6 +13,7 @@ import keras
 
 from bigmodels import __version__
 from bigmodels.data import load_dataset
+from bigmodels.data.vocabulary import FixedVocabulary, TokenizerSettings
 from bigmodels.models.arguments import resolve_model_args
 from bigmodels.models.backbones import check_fine_tune_from, load_backbone
 from bigmodels.models.registry import get_builder
@@ -30,6 +31,7 @@ from bigmodels.training.recipes import get_recipe
 from bigmodels.training.transfer import training_phases
 
 BACKBONE_MODEL = "backbone_classifier"
+TEXT_BACKBONE_MODEL = "text_backbone_classifier"  # --backbone with a keras-hub text preset
 # Per phase: a pretrained backbone needs far fewer epochs than training from scratch.
 BACKBONE_TRAINING = {"epochs": 10, "patience": 5}
 
@@ -64,7 +66,8 @@ def train_run(
     fine_tune_from: str | None = None,
     before_training=None,
 ) -> tuple[Path, RunMetrics]:
-    """Trains a registered model on a data source into a run folder (settings in config.json).
+    """Trains a registered model on a data source into a run folder (settings in config.json);
+    returns (run_dir, metrics), metrics being what metrics.json holds.
 
     Args:
         model_name: a registered model; None: cnn_classifier for images, transformer_classifier for text.
@@ -79,11 +82,10 @@ def train_run(
             splits the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
         optimizer, weight_decay, label_smoothing: classifiers' adam or sgd, decoupled decay, smoothing.
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
-        backbone: pretrained features (an image run folder, ``saved_models/<name>`` or a
-            keras-hub image preset) under a new head; ``epochs`` counts phase 1 (frozen),
-            ``fine_tune_epochs`` phase 2 (default ``epochs``) from layer ``fine_tune_from`` on.
+        backbone: pretrained features (image run, ``saved_models/<name>``, keras-hub image or text
+            preset: a text preset's tokenizer is the run's) under a new head; ``epochs`` counts phase
+            1 (frozen), ``fine_tune_epochs`` phase 2 (default ``epochs``) from ``fine_tune_from`` on.
         before_training: (task, built model) -> None before training; a ValueError ends the run unwritten.
-    Returns (run_dir, metrics), metrics being what metrics.json holds.
 
     Example:
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
@@ -95,8 +97,9 @@ def train_run(
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    backbone = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
-    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, backbone)
+    transfer = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
+    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, transfer)
+    tokenizer = _preset_vocabulary(tune, tokenizer)
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
@@ -107,8 +110,8 @@ def train_run(
     training = _fill_training_defaults(settings, task, dataset.info)
     dataset.batch_size = training["batch_size"]  # the data's size may choose it
     data = {"source": data_source, **_data_record(training["batch_size"], seed, image_size), **data_options}
-    training.update(strategy=describe(distribution, strategy))
-    config = _run_config(model_name, data, training, chosen_by=chosen_by, recipe=recipe, transfer=tune)
+    config = _run_config(model_name, data, {**training, "strategy": describe(distribution, strategy)},
+                         chosen_by=chosen_by, recipe=recipe, transfer=tune)  # fmt: skip
     options = {"score_classifier": score_classifier, "before_training": before_training}
     steps = {"tokenizer": tokenizer, "options": options, "verbose": verbose,
              "callbacks": callbacks, "model_args": model_args or {}, "overwrite": overwrite}  # fmt: skip
@@ -179,22 +182,44 @@ def _apply_backbone(
     """
     if recipe is not None:
         raise ValueError(f"--recipe {recipe} trains its own model from scratch; leave it out with --backbone")
-    if model_name not in (None, BACKBONE_MODEL):
-        raise ValueError(f"--backbone trains {BACKBONE_MODEL}, not {model_name}; leave --model out")
     if fine_tune_epochs is not None and fine_tune_epochs < 0:
         raise ValueError(f"--fine-tune-epochs must be 0 (no fine-tuning) or more, got {fine_tune_epochs}")
     loaded = load_backbone(backbone)
+    chosen = TEXT_BACKBONE_MODEL if loaded.data_kind == "text" else BACKBONE_MODEL
+    if model_name not in (None, chosen):
+        raise ValueError(f"--backbone trains {chosen}, not {model_name}; leave --model out")
     check_fine_tune_from(loaded.features, fine_tune_from)
     filled = {key: BACKBONE_TRAINING.get(key) if value is None else value for key, value in settings.items()}
     transfer = {
         "record": loaded.record,
         "fine_tune_epochs": filled["epochs"] if fine_tune_epochs is None else fine_tune_epochs,
         "fine_tune_from": fine_tune_from,
+        "tokenizer": loaded.tokenizer,
     }
-    return BACKBONE_MODEL, {**(model_args or {}), "backbone": backbone}, filled, transfer
+    return chosen, {**(model_args or {}), "backbone": backbone}, filled, transfer
 
 
-def _backbone_record(transfer: dict, training: dict) -> dict:
+def _preset_vocabulary(transfer: dict | None, tokenizer):
+    """A text preset's vocabulary and settings in place of a learned tokenizer's; of the caller's
+    settings (``TokenizerSettings`` or a dict of them) only the sequence length is kept. Anything
+    else (no backbone, an image one) leaves ``tokenizer`` as given."""
+    preset = (transfer or {}).get("tokenizer")
+    if preset is None:
+        return tokenizer
+    given = TokenizerSettings(**tokenizer) if isinstance(tokenizer, dict) else tokenizer
+    length = given.sequence_length if given is not None else None
+    longest = preset["max_sequence_length"] - 2  # the start and end tokens take two places
+    if length is not None and not 1 <= length <= longest:
+        raise ValueError(f"--sequence-length must be between 1 and {longest} for this preset, got {length}")
+    settings = TokenizerSettings(
+        vocabulary_size=len(preset["vocabulary"]),
+        sequence_length=length,
+        **{key: preset[key] for key in ("lowercase", "strip_accents", "split_on_cjk")},
+    )
+    return FixedVocabulary(preset["vocabulary"], settings, longest)
+
+
+def _backbone_record(transfer: dict, training: dict) -> dict:  # the vocabulary goes to vocabulary.txt
     """config.json's "backbone": where the features come from, and the two training phases."""
     phases = training_phases(
         training["epochs"],
@@ -251,8 +276,11 @@ def _choose_model(model_name: str | None, data_kind: str) -> tuple[str, str | No
     if model_name is None:
         return default_model_for(data_kind), f"auto ({data_kind} data)"
     takes = task_of(model_name).data_kind
-    if takes != data_kind and model_name == BACKBONE_MODEL:
-        raise ValueError(f"--backbone takes image data, and the data is {data_kind}; leave --backbone out")
+    if takes != data_kind and model_name in (BACKBONE_MODEL, TEXT_BACKBONE_MODEL):
+        raise ValueError(
+            f"--backbone takes {takes} data, and the data is {data_kind}; leave --backbone out or pass "
+            f"{'an image' if data_kind == 'image' else 'a text'} backbone"
+        )
     if takes != data_kind:
         raise ValueError(
             f"model '{model_name}' takes {'text' if takes == 'text' else 'images'} but the data is "
