@@ -1,7 +1,10 @@
 """Shared test helpers: small data the tests make, and checks every model family must pass."""
 
 import gzip
+import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +255,27 @@ def write_reviews_csv(path: Path, count: int = 120, *, seed: int = 0, header: bo
             writer.writerow(["title", "body", "sentiment"])
         writer.writerows(review_rows(count, seed))
     return path
+
+
+PREDICT_WITHOUT_TENSORFLOW = """
+import json, sys
+for name in ("tensorflow", "keras", "keras_hub", "tensorflow_text", "tensorflow_datasets"):
+    sys.modules[name] = None  # any import of them now raises ImportError
+from bigmodels.lite import load_bundle
+bundle = load_bundle(sys.argv[1])
+results = bundle.predict(sys.argv[2:])
+print(json.dumps({"labels": [r["label"] for r in results], "selftest": bundle.selftest()}))
+"""
+
+
+def predict_without_tensorflow(bundle: Path, inputs: list) -> dict:
+    """A bundle's labels for ``inputs`` (texts or image paths) and its self-test, in a process
+    where TensorFlow, Keras and keras-hub cannot be imported (as on a device)."""
+    result = subprocess.run(
+        [sys.executable, "-c", PREDICT_WITHOUT_TENSORFLOW, str(bundle), *map(str, inputs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import write_image_folder, write_reviews_csv
+from helpers import predict_without_tensorflow, write_image_folder, write_reviews_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_SIZE = (36, 44)  # not the backbones' 32x32: the models resize (and crop) inside
@@ -22,15 +22,6 @@ OFFLINE_LINE = (
     "error: preset mobilenet_v3_small_100_imagenet could not be downloaded: connect once, "
     "or pass a local preset folder"
 )
-DEVICE_SCRIPT = """
-import json, sys
-for name in ("tensorflow", "keras", "keras_hub", "tensorflow_text", "tensorflow_datasets"):
-    sys.modules[name] = None  # any import of them now raises ImportError
-from bigmodels.lite import load_bundle
-bundle = load_bundle(sys.argv[1])
-results = bundle.predict(sys.argv[2:])
-print(json.dumps({"labels": [r["label"] for r in results], "selftest": bundle.selftest()}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +96,6 @@ class PhaseEnd(keras.callbacks.Callback):
         self.snapshots.append(layer_weights(self.model.get_layer("backbone")))
 
 
-def run_on_device(bundle: Path, images: list[Path]) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", DEVICE_SCRIPT, str(bundle), *map(str, images)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def test_backbone_from_our_run_copies_its_features_fine_tunes_from_a_layer_and_exports_int8(
     source_run, photos, tmp_path
 ):
@@ -156,7 +136,7 @@ def test_backbone_from_our_run_copies_its_features_fine_tunes_from_a_layer_and_e
     report = export_run(run_dir, quantization=["int8"], latency_repeats=5)
     assert report["bundle"]["artifact"] == "model_int8.tflite"
     images = sorted(photos.rglob("*.png"))[:4]
-    device = run_on_device(run_dir / "export" / "bundle.zip", images)
+    device = predict_without_tensorflow(run_dir / "export" / "bundle.zip", images)
     assert len(device["labels"]) == 4 and set(device["labels"]) <= {"ants", "bees"}
     assert device["selftest"]["passed"] == device["selftest"]["total"] > 0
 
@@ -193,7 +173,7 @@ def test_keras_hub_preset_trains_in_two_phases_and_exports_every_image_mode(tiny
     card = (run_dir / "export" / "bundle" / "MODEL_CARD.md").read_text()
     assert "MobileNetBackbone" in card and "Apache-2.0" in card and "tiny_mobilenet" in card
     images = sorted(photos.rglob("*.png"))[-3:]
-    device = run_on_device(run_dir / "export" / "bundle.zip", images)
+    device = predict_without_tensorflow(run_dir / "export" / "bundle.zip", images)
     assert len(device["labels"]) == 3
     assert device["selftest"]["passed"] == device["selftest"]["total"] > 0
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-from helpers import review_rows, write_reviews_csv
+from helpers import predict_without_tensorflow, review_rows, write_reviews_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_OPTIONS = {"text_columns": ["body"], "label_column": "sentiment"}
@@ -43,15 +43,6 @@ PARITY_TEXTS = [
 OFFLINE_LINE = (
     "error: preset bert_tiny_en_uncased could not be downloaded: connect once, or pass a local preset folder"
 )
-DEVICE_SCRIPT = """
-import json, sys
-for name in ("tensorflow", "keras", "keras_hub", "tensorflow_text", "tensorflow_datasets"):
-    sys.modules[name] = None  # any import of them now raises ImportError
-from bigmodels.lite import load_bundle
-bundle = load_bundle(sys.argv[1])
-results = bundle.predict(sys.argv[2:])
-print(json.dumps({"labels": [r["label"] for r in results], "selftest": bundle.selftest()}))
-"""
 
 
 def learned_bert_vocabulary(texts) -> list[str]:
@@ -122,17 +113,6 @@ def text_run(bert_preset, reviews, phase_end, tmp_path_factory):
     return run_dir, metrics
 
 
-def run_on_device(bundle: Path, texts: list[str]) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", DEVICE_SCRIPT, str(bundle), *texts],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def preset_ids(preset: Path, texts: list[str]) -> list[list[int]]:
     import keras_hub
 
@@ -196,7 +176,9 @@ def test_text_preset_exports_every_text_mode_bundles_and_runs_tf_free(text_run):
     assert "BertBackbone" in card and "Apache-2.0" in card and "tiny_bert" in card
     metadata = json.loads((run_dir / "export" / "bundle" / "metadata.json").read_text())
     assert metadata["backbone"]["class"] == "BertBackbone"
-    device = run_on_device(run_dir / "export" / "bundle.zip", ["great film, loved it", "dull and boring"])
+    device = predict_without_tensorflow(
+        run_dir / "export" / "bundle.zip", ["great film, loved it", "dull and boring"]
+    )
     assert len(device["labels"]) == 2
     assert device["selftest"]["passed"] == device["selftest"]["total"] > 0
 
