@@ -270,6 +270,23 @@ def test_a_text_handle_offline_is_one_line_and_writes_nothing(reviews, tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir() if path.name != "cache") == []
 
 
+def test_tokenizer_flags_a_text_preset_replaces_are_refused_in_one_line(reviews, bert_preset, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "apps" / "train.py"), "--data", str(reviews), "--out", str(out),
+         "--text-column", "body", "--label-column", "sentiment", "--backbone", str(bert_preset),
+         "--vocabulary-size", "500", "--no-lowercase", "--sequence-length", "16"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "error: --lowercase, --vocabulary-size: a text --backbone brings its own vocabulary and settings; "
+        "leave them out"
+    ]
+    assert not out.exists()
+
+
 def test_a_text_preset_on_images_is_refused_in_one_line(bert_preset, tmp_path):
     from helpers import write_image_folder
 

@@ -181,7 +181,14 @@ def add_tokenizer_flags(parser) -> None:
     tokenizer = parser.add_argument_group(
         "tokenizer (learned from the training texts; a text --backbone brings its own)"
     )
-    tokenizer.add_argument("--vocabulary-size", dest="vocabulary_size", type=int, default=8000)
+    # Defaults None (the TokenizerSettings defaults apply): a text --backbone refuses a typed flag.
+    tokenizer.add_argument(
+        "--vocabulary-size",
+        dest="vocabulary_size",
+        type=int,
+        default=None,
+        help="most tokens to learn (8000)",
+    )
     tokenizer.add_argument(
         "--sequence-length",
         dest="sequence_length",
@@ -189,37 +196,43 @@ def add_tokenizer_flags(parser) -> None:
         default=None,
         help="token ids per text (default: covers 95%% of the training texts)",
     )
-    tokenizer.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True)
+    tokenizer.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="(on)")
     tokenizer.add_argument(
         "--strip-accents",
         dest="strip_accents",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="drop diacritics (off: in Yoruba or Vietnamese they change the word)",
+        default=None,
+        help="drop diacritics (off by default: in Yoruba or Vietnamese they change the word)",
     )
     tokenizer.add_argument(
-        "--split-on-cjk", dest="split_on_cjk", action=argparse.BooleanOptionalAction, default=True
+        "--split-on-cjk",
+        dest="split_on_cjk",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="(on)",
     )
     tokenizer.add_argument(
         "--min-frequency",
         dest="min_frequency",
         type=int,
-        default=2,
-        help="times a token must occur in the training texts to be learned (1-10)",
+        default=None,
+        help="times a token must occur in the training texts to be learned (1-10; default 2)",
     )
 
 
 def train_from_args(args, *, verbose: int = 1, before_training=None):
     """Calls ``train_run`` with the flags of ``add_training_flags``; returns (run_dir, metrics).
     ``before_training``: train_run's check of the freshly built model."""
-    tokenizer = bigmodels.TokenizerSettings(
-        vocabulary_size=args.vocabulary_size,
-        sequence_length=args.sequence_length,
-        lowercase=args.lowercase,
-        strip_accents=args.strip_accents,
-        split_on_cjk=args.split_on_cjk,
-        min_frequency=args.min_frequency,
+    names = (
+        "vocabulary_size",
+        "sequence_length",
+        "lowercase",
+        "strip_accents",
+        "split_on_cjk",
+        "min_frequency",
     )
+    # Only the flags given: train_run fills in the rest, and a text preset refuses what it replaces.
+    tokenizer = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     data_options = {
         "text_columns": args.text_columns,
         "label_column": args.label_column,

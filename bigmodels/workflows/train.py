@@ -201,11 +201,16 @@ def _apply_backbone(
 
 def _preset_vocabulary(transfer: dict | None, tokenizer):
     """A text preset's vocabulary and settings in place of a learned tokenizer's; of the caller's
-    settings (``TokenizerSettings`` or a dict of them) only the sequence length is kept. Anything
-    else (no backbone, an image one) leaves ``tokenizer`` as given."""
+    settings (``TokenizerSettings`` or a dict of them) only the sequence length is kept, and a
+    dict (the apps' flags) naming another is refused. Anything else (no backbone, an image one)
+    leaves ``tokenizer`` as given."""
     preset = (transfer or {}).get("tokenizer")
     if preset is None:
         return tokenizer
+    replaced = sorted(set(tokenizer) - {"sequence_length"}) if isinstance(tokenizer, dict) else []
+    if replaced:
+        flags = ", ".join("--" + name.replace("_", "-") for name in replaced)
+        raise ValueError(f"{flags}: a text --backbone brings its own vocabulary and settings; leave them out")
     given = TokenizerSettings(**tokenizer) if isinstance(tokenizer, dict) else tokenizer
     length = given.sequence_length if given is not None else None
     longest = preset["max_sequence_length"] - 2  # the start and end tokens take two places
