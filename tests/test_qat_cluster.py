@@ -204,7 +204,7 @@ def test_qat_of_a_dcgan_calibrates_the_generator_it_samples_from_and_its_average
     task = task_of("dcgan")
     trained, qat = task.with_quantization_aware(gan, quantize_model)
     assert trained.generator is qat and trained.discriminator is gan.discriminator
-    task.calibrate_quantized(trained, qat, None, 64)
+    task.calibrate_quantized(trained, qat, None)
 
     def ranges(network):
         return [

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bigmodels.compress.quantized_layers import calibrate_ranges
 from bigmodels.run_folder import load_run_dataset
 from bigmodels.run_records import ExportReport, RunConfig, RunMetrics
 
@@ -217,10 +216,10 @@ class Task:
         """The network whose kernels pruning sparsifies."""
         return model
 
-    def calibrate_quantized(self, trained, network, dataset, count: int) -> None:
-        """Sets the activation ranges of ``network`` (QAT's, inside ``trained``) from up to
-        ``count`` training examples, as PTQ's calibration does."""
-        calibrate_ranges(network, dataset.arrays["train"][0][:count])
+    def calibrate_quantized(self, trained, network, dataset) -> None:
+        """Sets the activation ranges of ``network`` (QAT's, inside ``trained``) from the inputs
+        the export calibrates PTQ's full-integer files on, so QAT starts where PTQ is."""
+        raise NotImplementedError
 
     def with_quantization_aware(self, model, quantize):
         """(the model QAT fine-tunes, the network ``quantize`` made quantization-aware in it)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.compress.quantized_layers import calibrate_ranges
 from bigmodels.lite.selftest import CLASSIFIER_RULE, score_tolerance
 from bigmodels.quality.classification import classification_report, plot_confusion_matrix, plot_history
 from bigmodels.run_folder import load_run_model, record_entries, write_json
@@ -158,6 +159,9 @@ class ClassificationTask(Task):
                 f"{name[:19]:<20}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['support']:>9}"
             )
         return lines
+
+    def calibrate_quantized(self, trained, network, dataset) -> None:
+        calibrate_ranges(network, representative_examples(dataset))
 
     def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True,
                  start_is_candidate=False):  # fmt: skip

@@ -31,6 +31,7 @@ from bigmodels.training.gan import SCORE_SEED, drawn_classes, fit_gan, fixed_lat
 SCORE_CLASSIFIER_FOLDER = "score_classifier"
 SCORE_CLASSIFIER_EPOCHS = 8
 SCORE_SAMPLES = 2000
+CALIBRATION_EXAMPLES = 200
 SELFTEST_SEED = 2024  # the self-test's latent vectors: fixed, and not among the score latents
 GENERATOR_MODES = ("float32", "dynamic", "float16", "int8")
 INTENDED_USE = (
@@ -71,6 +72,11 @@ def make_scorer(run_dir: Path, config: dict, dataset) -> GeneratedImageScorer:
 
 def score_latents(config: dict) -> np.ndarray:
     return fixed_latents(SCORE_SAMPLES, config["model_args"]["latent_size"], SCORE_SEED)
+
+
+def calibration_latents(latent_size: int) -> np.ndarray:
+    """The latent vectors full-integer files are calibrated on (and QAT's ranges start from)."""
+    return fixed_latents(SCORE_SAMPLES, latent_size, SCORE_SEED)[:CALIBRATION_EXAMPLES]
 
 
 def gan_metrics(model, dataset, config: dict, scorer, summary: dict) -> dict:
@@ -244,7 +250,7 @@ class ImageGeneration(Task):
         return ExportSubject(
             model=generator,
             examples=latents,
-            representative=latents[:200],
+            representative=calibration_latents(latents.shape[-1]),
             file_prefix="generator",
             compare=compare,
             gate_failure=gate_failure,
@@ -331,11 +337,10 @@ class ImageGeneration(Task):
     def pruning_target(self, model):
         return model.generator
 
-    def calibrate_quantized(self, trained, network, dataset, count: int) -> None:
-        """The generator's ranges from latent vectors as the run samples them (standard normal);
-        its weight average, when the run keeps one, restarts from the calibrated generator."""
-        latents = np.random.default_rng(0).standard_normal((count, *network.input_shape[1:]))
-        calibrate_ranges(network, latents.astype("float32"))
+    def calibrate_quantized(self, trained, network, dataset) -> None:
+        """The generator's ranges from the latent vectors its export calibrates on; its weight
+        average, when the run keeps one, restarts from the calibrated generator."""
+        calibrate_ranges(network, calibration_latents(network.input_shape[-1]))
         trained.restart_average()
 
     def with_quantization_aware(self, model, quantize):

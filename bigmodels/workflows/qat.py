@@ -13,8 +13,6 @@ from bigmodels.run_folder import read_run
 from bigmodels.workflows.derived import FineTune, fine_tune_run
 
 QAT_EPOCHS = 3
-# Examples whose activations set the ranges QAT starts from (PTQ's calibration uses 200).
-CALIBRATION_EXAMPLES = 512
 # Fine-tuning rate as a share of the source run's. QAT alone only adapts the weights to int8: on
 # the MNIST CNN a hundredth kept the int8 file at 99.46% (a tenth: 99.39%, PTQ: 99.46%). After
 # clustering, the folded kernels are clustered again and their shared values must move: there the
@@ -78,11 +76,12 @@ def qat_run(
         keeper.after_batch = lambda: refresh_kernel_ranges(trained)
         keeper.after_batch()
         record = {**describe_quantization(qat), "shared_ranges": clustering is not None,
-                  "preserved_kernels": len(keeper.entries), "calibration_examples": CALIBRATION_EXAMPLES,
+                  "preserved_kernels": len(keeper.entries),
+                  "start": "ranges calibrated on the export's PTQ calibration inputs",
                   "kept": "the best validation epoch, the calibrated start included"}  # fmt: skip
 
         def calibrate(dataset):
-            task.calibrate_quantized(trained, qat, dataset, CALIBRATION_EXAMPLES)
+            task.calibrate_quantized(trained, qat, dataset)
             refresh_kernel_ranges(trained)
 
         return FineTune(trained, [keeper], record, before_fit=calibrate, keep_best=True)
