@@ -248,8 +248,10 @@ def test_a_presets_accent_stripping_and_case_are_carried(reviews, tmp_path):
     settings = {"epochs": None, "patience": None}
     transfer = _apply_backbone(None, None, settings, backbone=str(preset), fine_tune_epochs=None,
                                fine_tune_from=None, recipe=None)[3]  # fmt: skip
-    fixed = _preset_vocabulary(transfer, {"sequence_length": 40, "lowercase": True})
+    fixed = _preset_vocabulary(transfer, {"sequence_length": 40})
     assert (fixed.settings.lowercase, fixed.settings.strip_accents) == (False, True)
+    with pytest.raises(ValueError, match="--lowercase: a text --backbone brings its own"):
+        _preset_vocabulary(transfer, {"sequence_length": 40, "lowercase": True})
     save_tokenizer(tmp_path, fixed.vocabulary, fixed.settings)
     ours = WordPieceTokenizer.from_files(tmp_path / "vocabulary.txt", tmp_path / "tokenizer.json")
     assert [ours.tokenize(text) for text in PARITY_TEXTS] == preset_ids(preset, PARITY_TEXTS)
