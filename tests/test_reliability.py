@@ -86,6 +86,58 @@ def test_a_killed_run_resumes_with_the_same_command_and_loses_at_most_one_epoch(
     assert not out.with_name("run.partial").exists()
 
 
+class KilledWhileSaving(BaseException):
+    """Stands for SIGKILL arriving while a file is being written (nothing after it runs)."""
+
+
+def die_halfway_through_writing(path, *args, **kwargs):
+    Path(path).write_bytes(b"\x89HDF\r\n half a file")
+    raise KilledWhileSaving
+
+
+def tiny_model(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    return model
+
+
+def test_a_kill_while_the_backup_is_written_leaves_the_previous_epoch_loadable(tmp_path, monkeypatch):
+    from bigmodels.training.callbacks import AtomicBackupAndRestore
+
+    saved = tiny_model(1)
+    backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    backup.set_model(saved)
+    backup.on_epoch_end(0)  # epoch 1 is backed up whole
+    expected = [weight.copy() for weight in saved.get_weights()]
+    saved.layers[0].kernel.assign(np.zeros((3, 2), "float32"))
+    monkeypatch.setattr(saved, "save_weights", die_halfway_through_writing)
+    with pytest.raises(KilledWhileSaving):
+        backup.on_epoch_end(1)
+    resumed = tiny_model(2)
+    restore = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    restore.set_model(resumed)
+    restore.on_train_begin()
+    assert resumed._initial_epoch == 1
+    for weight, wanted in zip(resumed.get_weights(), expected, strict=True):
+        np.testing.assert_array_equal(weight, wanted)
+
+
+def test_a_kill_while_the_checkpoint_is_written_keeps_the_previous_one(tmp_path, monkeypatch):
+    from bigmodels.training.callbacks import SaveOnImprovement
+
+    model = tiny_model(1)
+    checkpoint = SaveOnImprovement(model, tmp_path / "model.keras", keep_best=False)
+    checkpoint.on_epoch_end(0)
+    monkeypatch.setattr(model, "save", die_halfway_through_writing)
+    with pytest.raises(KilledWhileSaving):
+        checkpoint.on_epoch_end(1)
+    kept = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_array_equal(kept.get_weights()[0], model.get_weights()[0])
+    SaveOnImprovement(model, tmp_path / "model.keras")  # the resumed run clears the half file
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras"]
+
+
 def test_divergence_stops_with_one_message_and_keeps_the_last_good_checkpoint(tmp_path):
     from bigmodels.training.callbacks import TrainingDiverged
     from bigmodels.workflows.train import train_run

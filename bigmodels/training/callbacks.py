@@ -1,6 +1,7 @@
 """Callbacks every training loop shares: divergence guard, best-checkpoint saving, fresh starts."""
 
 import csv
+import json
 from pathlib import Path
 
 import keras
@@ -79,26 +80,62 @@ def best_logged(history_csv: Path, metric: str) -> float:
     return max(numbers, default=-np.inf)
 
 
+def save_atomically(save, path: Path) -> None:
+    """Calls ``save(temporary)`` beside ``path`` (same suffixes, which Keras checks), then renames
+    it over ``path``: a run killed while saving keeps the previous file whole, never half of one."""
+    path = Path(path)
+    temporary = saving_name(path)
+    save(str(temporary))
+    temporary.replace(path)
+
+
+def saving_name(path: Path) -> Path:
+    """Where ``save_atomically`` writes ``path`` before renaming it ("model.keras" ->
+    "model.saving.keras"; "x.weights.h5" -> "x.saving.weights.h5")."""
+    stem, _, suffixes = Path(path).name.partition(".")
+    return Path(path).with_name(f"{stem}.saving.{suffixes}")
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's per-epoch backup, made safe to kill at any moment.
+
+    Keras overwrites latest.weights.h5 in place: a run killed while it was being written left a
+    file the resumed run could not open ("bad object header version number", seen in CI). Here
+    the weights are saved through a temporary file, then training_metadata.json (also renamed
+    into place) names them, so a resumed run reads either the previous epoch's pair or the new one.
+    """
+
+    def _save_model(self):
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_atomically(self.model.save_weights, Path(self._weights_path))
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        write_metadata = lambda name: Path(name).write_text(json.dumps(metadata))  # noqa: E731
+        save_atomically(write_metadata, folder / "training_metadata.json")
+
+
 class SaveOnImprovement(keras.callbacks.Callback):
-    """Saves ``target`` to ``path`` when validation accuracy improves (or every epoch)."""
+    """Saves ``target`` to ``path`` when validation accuracy improves (or every epoch), through a
+    temporary file so that a killed run's checkpoint is never half written."""
 
     def __init__(self, target, path: Path, *, keep_best: bool = True):
         super().__init__()
         self.target, self.path, self.keep_best = target, Path(path), keep_best
         self.best = best_logged(self.path.with_name("history.csv"), "val_accuracy")
         self.start_accuracy = -np.inf
+        saving_name(self.path).unlink(missing_ok=True)  # left by a run killed while saving
 
     def save_start(self, accuracy: float) -> None:
         """Saves the target as it is before training, as the best to beat (``accuracy``: its
         validation accuracy), so that an epoch is kept only when it does better."""
         self.start_accuracy = self.best = accuracy
-        self.target.save(self.path)
+        save_atomically(self.target.save, self.path)
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy", -np.inf)
         if not self.keep_best or accuracy > self.best:
             self.best = max(self.best, accuracy)
-            self.target.save(self.path)
+            save_atomically(self.target.save, self.path)
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
@@ -156,7 +193,7 @@ def run_folder_callbacks(run_dir: Path, guard: DivergenceGuard, *, phase: int | 
     (with a "phase" column when ``phase`` is given), TensorBoard logs; and the guard that stops
     at the first non-finite loss."""
     return [
-        keras.callbacks.BackupAndRestore(str(backup_folder(run_dir, phase))),
+        AtomicBackupAndRestore(str(backup_folder(run_dir, phase))),
         *([PhaseColumn(phase)] if phase else []),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),

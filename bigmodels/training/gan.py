@@ -11,7 +11,7 @@ from PIL import Image
 
 from bigmodels.lite.latents import code_categories
 from bigmodels.quality.generation import call_in_batches
-from bigmodels.training.callbacks import DivergenceGuard, run_folder_callbacks, start_fresh
+from bigmodels.training.callbacks import DivergenceGuard, SaveOnImprovement, run_folder_callbacks, start_fresh
 
 SAMPLES_FOLDER = "samples"
 GRID_SIDE = 8  # an 8x8 grid of samples from fixed latent vectors
@@ -161,7 +161,7 @@ def fit_gan(
     monitor = GANMonitor(
         run_dir, scorer=scorer, score_samples=score_samples, score_every=score_every, verbose=verbose
     )
-    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "model.keras"))
+    checkpoint = SaveOnImprovement(model, run_dir / "model.keras", keep_best=False)
     all_callbacks = [*run_folder_callbacks(run_dir, guard), checkpoint, monitor, *(callbacks or [])]
     started = time.perf_counter()
     history = model.fit(images, epochs=epochs, callbacks=all_callbacks, verbose=verbose, shuffle=False)
