@@ -42,6 +42,7 @@ class RunConfig(TypedDict, total=False):
     training: TrainingConfig
     bigmodels_version: str
     model_chosen_by: str
+    model_candidates: list[dict]  # --model auto: each candidate's validation and test accuracy
     tokenizer: dict  # text runs
     score_classifier: dict  # generator runs
     pruned_from: str

@@ -29,6 +29,7 @@ from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_se
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.recipes import get_recipe
 from bigmodels.training.transfer import training_phases
+from bigmodels.workflows.auto import AUTO, auto_candidates, check_auto_request, train_candidates
 
 BACKBONE_MODEL = "backbone_classifier"
 TEXT_BACKBONE_MODEL = "text_backbone_classifier"  # --backbone with a keras-hub text preset
@@ -66,40 +67,40 @@ def train_run(
     fine_tune_from: str | None = None,
     before_training=None,
 ) -> tuple[Path, RunMetrics]:
-    """Trains a registered model on a data source into a run folder (settings in config.json);
-    returns (run_dir, metrics), metrics being what metrics.json holds.
+    """Trains a registered model on ``data_source`` (anything ``load_dataset`` takes) into the run
+    folder ``out_dir`` (settings in config.json); returns (run_dir, metrics.json's metrics).
 
     Args:
-        model_name: a registered model; None: cnn_classifier for images, transformer_classifier for text.
-        data_source: anything ``load_dataset`` takes; ``out_dir``: the run folder to create.
-        data_options: ``load_dataset``'s text-source options (text_columns, label_column, ...).
-        tokenizer: ``TokenizerSettings`` (or a dict of them) for text data; defaults otherwise.
-        model_args: builder arguments; data-dependent ones are filled in.
-        epochs, batch_size, patience: default: the task's for the data's size (30, 64, 8).
-        learning_rate: peak learning rate (default: 3e-3 for classifiers, 2e-4 for the DCGAN).
-        score_classifier: the DCGAN's scoring classifier run (default: trained into RUN_DIR/score_classifier).
-        strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus``
-            splits the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
+        model_name: a registered model, or "auto" (candidates for the data trained, the best on
+            validation kept); None: cnn_classifier for images, transformer_classifier for text.
+        data_options: ``load_dataset``'s text-source options (text_columns, label_column, ...);
+            tokenizer: ``TokenizerSettings`` (or a dict of them) for text; model_args: the builder's.
+        epochs, batch_size, patience, learning_rate: default: the task's for the data's size (30,
+            64, 8); the peak learning rate 3e-3 for classifiers, 2e-4 for the DCGAN.
+        score_classifier: the DCGAN's scoring classifier run (default: one trained into the run).
+        strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus`` splits
+            the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
         optimizer, weight_decay, label_smoothing: classifiers' adam or sgd, decoupled decay, smoothing.
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
-        backbone: pretrained features (image run, ``saved_models/<name>``, keras-hub image or text
-            preset: a text preset's tokenizer is the run's) under a new head; ``epochs`` counts phase
-            1 (frozen), ``fine_tune_epochs`` phase 2 (default ``epochs``) from ``fine_tune_from`` on.
+        backbone: pretrained features (a run, saved_models/<name>, a keras-hub image or text preset)
+            under a new head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
         before_training: (task, built model) -> None before training; a ValueError ends the run unwritten.
 
     Example:
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
         train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
-        train_run(None, "cifar10", "runs/cifar", recipe="cifar10_tiny")
         train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
+        train_run("auto", "news.tsv", "runs/news")  # ngram, embedding bag, Transformer: best kept
     """
+    if model_name == AUTO:
+        return _train_auto(dict(locals()))
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
     settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
                 "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
     transfer = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
     model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, transfer)
-    tokenizer = _preset_vocabulary(tune, tokenizer)
+    tokenizer = _preset_vocabulary(tune, tokenizer)  # a text backbone's replaces a learned one
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
@@ -116,6 +117,26 @@ def train_run(
     steps = {"tokenizer": tokenizer, "options": options, "verbose": verbose,
              "callbacks": callbacks, "model_args": model_args or {}, "overwrite": overwrite}  # fmt: skip
     return out_dir, _train_on_every_worker(out_dir, distribution, task, dataset, config, **steps)
+
+
+def _train_auto(request: dict) -> tuple[Path, RunMetrics]:
+    """train_run(model_name="auto", ...) with ``request`` its arguments: the data's kind gives the
+    candidates; each is trained with the same settings, the best on validation is the run."""
+    check_auto_request(**{key: request[key] for key in ("model_args", "recipe", "backbone", "strategy")})
+    out_dir, overwrite = Path(request["out_dir"]), request["overwrite"]
+    check_output_folder(out_dir, "run", overwrite=overwrite)
+    data_options = _check_data_options(request["data_options"])
+    kind = load_dataset(
+        request["data_source"], seed=request["seed"], image_size=request["image_size"], **data_options
+    ).info.kind
+    candidates = auto_candidates(kind)
+
+    def train_one(model_name: str, run_dir: Path):
+        return train_run(**{**request, "model_name": model_name, "out_dir": run_dir, "overwrite": False})
+
+    if len(candidates) == 1:  # nothing to choose between
+        return train_run(**{**request, "model_name": candidates[0]})
+    return out_dir, train_candidates(train_one, candidates, out_dir, overwrite=overwrite)
 
 
 def _run_config(model_name: str, data: dict, training: dict, *, chosen_by, recipe, transfer) -> dict:

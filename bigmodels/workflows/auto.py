@@ -1,0 +1,99 @@
+"""``--model auto``: every candidate model for the data's kind trained on the same split, and the
+one with the best validation accuracy kept as the run.
+
+No text model wins everywhere (measured, benchmarks/results/text_*.json): on SST-2 the embedding
+bag beat the Transformer, on small topic sets the n-gram bag or the Transformer won. Which one a
+user's data favours is found the way a person would find it, on the validation split; the test
+split is never looked at to choose.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from bigmodels.run_folder import MARKER_FILE, read_marker, staged_run_folder, write_json
+from bigmodels.training.callbacks import StuckAtChance, TrainingDiverged, best_logged
+
+AUTO = "auto"
+# Smallest first: on a tie the smaller, faster model is kept.
+CANDIDATES = {
+    "text": ("embedding_bag_classifier", "ngram_classifier", "transformer_classifier"),
+    "image": ("cnn_classifier",),
+}
+CANDIDATES_FOLDER = "candidates"
+
+
+def auto_candidates(data_kind: str) -> tuple[str, ...]:
+    """The models ``--model auto`` tries on data of this kind."""
+    return CANDIDATES[data_kind]
+
+
+def check_auto_request(*, model_args: dict, recipe, backbone, strategy: str) -> None:
+    """Refuses, before any data loads, what cannot apply to every candidate alike."""
+    given = sorted(name for name, value in (model_args or {}).items() if value is not None)
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(
+            f"{flags}: --model auto uses each candidate's own settings; leave them out or name a model"
+        )
+    if recipe is not None or backbone is not None:
+        raise ValueError(
+            "--model auto chooses among models trained from scratch; leave out --recipe and --backbone"
+        )
+    if strategy != "default":
+        raise ValueError(f"--model auto trains one candidate after another; leave out --strategy {strategy}")
+
+
+def train_candidates(train_one, candidates, out_dir: Path, *, overwrite: bool) -> dict:
+    """Trains each of ``candidates`` with ``train_one(model_name, run_dir)`` (train_run with the
+    caller's settings), keeps the best by validation accuracy as the run ``out_dir`` and records
+    them all in its config.json ("model_candidates"). A killed run resumes: candidates already
+    finished are not trained again. Returns the kept run's metrics."""
+    with staged_run_folder(out_dir, overwrite=overwrite) as staging:
+        folder = staging / CANDIDATES_FOLDER
+        results = [_trained(train_one, name, folder / name) for name in candidates]
+        finished = [result for result in results if "dropped" not in result]
+        if not finished:
+            raise ValueError(f"--model auto: no candidate could be kept ({results[0]['dropped']})")
+        best = max(finished, key=lambda result: result["val_accuracy"])  # max keeps the first of a tie
+        metrics = _promote(folder / best["model"], staging)
+        config = _read_json(staging / "config.json")
+        scores = ", ".join(f"{result['model']} {result['val_accuracy']:.4f}" for result in finished)
+        config["model_chosen_by"] = f"auto: the best validation accuracy ({scores})"
+        config["model_candidates"] = results
+        write_json(staging / "config.json", config)
+        shutil.rmtree(folder)
+    return metrics
+
+
+def _trained(train_one, model_name: str, run_dir: Path) -> dict:
+    """One candidate's summary, training it unless a killed auto run already finished it."""
+    finished = read_marker(run_dir) is not None and (run_dir / "metrics.json").is_file()
+    if not finished:
+        try:
+            train_one(model_name, run_dir)
+        except (StuckAtChance, TrainingDiverged) as error:  # the others may still do well
+            return {"model": model_name, "dropped": str(error)}
+    metrics = _read_json(run_dir / "metrics.json")
+    return {
+        "model": model_name,
+        "val_accuracy": round(float(best_logged(run_dir / "history.csv", "val_accuracy")), 6),
+        "test_accuracy": metrics.get("test_accuracy"),
+        "epochs_trained": metrics.get("epochs_trained"),
+        "training_seconds": metrics.get("training_seconds"),
+    }
+
+
+def _promote(run_dir: Path, staging: Path) -> dict:
+    """Copies the kept candidate's files up into the auto run's staging folder (copies, so that a
+    run killed half-way through resumes from an intact candidate)."""
+    for entry in run_dir.iterdir():
+        if entry.is_dir():
+            shutil.copytree(entry, staging / entry.name, dirs_exist_ok=True)
+        elif entry.name != MARKER_FILE:
+            shutil.copy2(entry, staging / entry.name)
+    return _read_json(staging / "metrics.json")
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
