@@ -86,6 +86,7 @@ def train_and_export(model: str | None, train_file: Path, work: Path, data_optio
         "test_accuracy": metrics["test_accuracy"],
         "epochs_trained": metrics["epochs_trained"],
         "train_run_seconds": round(train_seconds, 1),
+        **({"model_candidates": config["model_candidates"]} if "model_candidates" in config else {}),
         "artifacts": report["artifacts"],
         "chosen": {
             key: chosen.get(key) for key in ("file", "accuracy", "size_bytes", "gzip_bytes", "latency_ms")
