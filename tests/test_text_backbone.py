@@ -238,7 +238,7 @@ def test_the_browser_pages_tokenizer_gives_the_preset_tokenizers_ids_too(text_ru
 
 def test_a_presets_accent_stripping_and_case_are_carried(reviews, tmp_path):
     """A cased preset that strips accents: its settings, not the learned tokenizer's defaults."""
-    from bigmodels.data.vocabulary import save_tokenizer
+    from bigmodels.data.vocabulary import TokenizerSettings, save_tokenizer
     from bigmodels.lite import WordPieceTokenizer
     from bigmodels.workflows.train import _apply_backbone, _preset_vocabulary
 
@@ -252,6 +252,9 @@ def test_a_presets_accent_stripping_and_case_are_carried(reviews, tmp_path):
     assert (fixed.settings.lowercase, fixed.settings.strip_accents) == (False, True)
     with pytest.raises(ValueError, match="--lowercase: a text --backbone brings its own"):
         _preset_vocabulary(transfer, {"sequence_length": 40, "lowercase": True})
+    with pytest.raises(ValueError, match="--min-frequency: a text --backbone brings its own"):
+        _preset_vocabulary(transfer, TokenizerSettings(sequence_length=40, min_frequency=1))  # from Python
+    assert _preset_vocabulary(transfer, TokenizerSettings(sequence_length=30)).settings.sequence_length == 30
     save_tokenizer(tmp_path, fixed.vocabulary, fixed.settings)
     ours = WordPieceTokenizer.from_files(tmp_path / "vocabulary.txt", tmp_path / "tokenizer.json")
     assert [ours.tokenize(text) for text in PARITY_TEXTS] == preset_ids(preset, PARITY_TEXTS)

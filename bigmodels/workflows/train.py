@@ -222,18 +222,20 @@ def _apply_backbone(
 
 def _preset_vocabulary(transfer: dict | None, tokenizer):
     """A text preset's vocabulary and settings in place of a learned tokenizer's; of the caller's
-    settings (``TokenizerSettings`` or a dict of them) only the sequence length is kept, and a
-    dict (the apps' flags) naming another is refused. Anything else (no backbone, an image one)
-    leaves ``tokenizer`` as given."""
+    settings (a dict of the apps' flags given, or ``TokenizerSettings`` whose fields that differ
+    from the defaults count as given) only the sequence length is kept, and any other is refused.
+    Anything else (no backbone, an image one) leaves ``tokenizer`` as given."""
     preset = (transfer or {}).get("tokenizer")
     if preset is None:
         return tokenizer
-    replaced = sorted(set(tokenizer) - {"sequence_length"}) if isinstance(tokenizer, dict) else []
+    if isinstance(tokenizer, TokenizerSettings):  # from Python: what differs from the defaults was given
+        defaults = TokenizerSettings()
+        tokenizer = {k: v for k, v in vars(tokenizer).items() if v != getattr(defaults, k)}
+    replaced = sorted(set(tokenizer or {}) - {"sequence_length"})
     if replaced:
         flags = ", ".join("--" + name.replace("_", "-") for name in replaced)
         raise ValueError(f"{flags}: a text --backbone brings its own vocabulary and settings; leave them out")
-    given = TokenizerSettings(**tokenizer) if isinstance(tokenizer, dict) else tokenizer
-    length = given.sequence_length if given is not None else None
+    length = (tokenizer or {}).get("sequence_length")
     longest = preset["max_sequence_length"] - 2  # the start and end tokens take two places
     if length is not None and not 1 <= length <= longest:
         raise ValueError(f"--sequence-length must be between 1 and {longest} for this preset, got {length}")
