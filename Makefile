@@ -39,7 +39,7 @@ chromium:
 
 # BIGMODELS_REQUIRE_BROWSER=1: a browser test that lacks node or Chromium fails instead of skipping.
 test: $(STAMP) web chromium
-	BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests --nbmake notebooks
+	BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=25 tests --nbmake notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check bigmodels apps tests benchmarks
