@@ -11,11 +11,15 @@ from bigmodels.run_folder import open_staging, read_marker, read_run, write_mark
 from bigmodels.workflows.auto import CANDIDATES_FOLDER, auto_candidates, train_candidates
 
 
-def fake_run(run_dir: Path, model_name: str, val_accuracies: list[float]) -> None:
+def fake_run(
+    run_dir: Path, model_name: str, val_accuracies: list[float], validation_examples=100_000
+) -> None:
     """What train_run leaves behind, enough for the choice: a marked folder, metrics, history."""
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"model": model_name}))
-    (run_dir / "metrics.json").write_text(json.dumps({"model": model_name, "test_accuracy": 0.5}))
+    counts = {"train": 10 * validation_examples, "validation": validation_examples, "test": 1000}
+    metrics = {"model": model_name, "test_accuracy": 0.5, "counts": counts}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
     rows = "".join(f"{epoch},{value}\n" for epoch, value in enumerate(val_accuracies))
     (run_dir / "history.csv").write_text("epoch,val_accuracy\n" + rows)
     (run_dir / "model.keras").write_text(model_name)
@@ -25,12 +29,13 @@ def fake_run(run_dir: Path, model_name: str, val_accuracies: list[float]) -> Non
 class FakeTraining:
     """train_one for train_candidates: records the calls, writes a fake run per candidate."""
 
-    def __init__(self, val_accuracies: dict[str, list[float]]):
+    def __init__(self, val_accuracies: dict[str, list[float]], validation_examples: int = 100_000):
         self.val_accuracies, self.trained = val_accuracies, []
+        self.validation_examples = validation_examples
 
     def __call__(self, model_name, run_dir):
         self.trained.append(model_name)
-        fake_run(run_dir, model_name, self.val_accuracies[model_name])
+        fake_run(run_dir, model_name, self.val_accuracies[model_name], self.validation_examples)
 
 
 def test_the_best_validation_accuracy_is_kept_and_every_candidate_recorded(tmp_path):
@@ -41,7 +46,10 @@ def test_the_best_validation_accuracy_is_kept_and_every_candidate_recorded(tmp_p
     assert metrics["model"] == config["model"] == "b" and (run / "model.keras").read_text() == "b"
     assert [c["model"] for c in config["model_candidates"]] == ["a", "b", "c"]
     assert [c["val_accuracy"] for c in config["model_candidates"]] == [0.7, 0.8, 0.79]
-    assert config["model_chosen_by"].startswith("auto: the best validation accuracy (a 0.7000, b 0.8000")
+    assert config["model_chosen_by"] == (
+        "auto: the smallest candidate within one standard error (0.0013, 100000 validation examples) "
+        "of the best validation accuracy (a 0.7000, b 0.8000, c 0.7900)"
+    )
     assert not (run / CANDIDATES_FOLDER).exists() and read_marker(run)["kind"] == "run"
     assert not run.with_name("run.partial").exists()
 
@@ -51,6 +59,15 @@ def test_a_tie_keeps_the_smaller_model_listed_first(tmp_path):
     assert (
         train_candidates(training, ("small", "large"), tmp_path / "run", overwrite=False)["model"] == "small"
     )
+
+
+@pytest.mark.parametrize("validation_examples, kept", [(872, "small"), (100_000, "large")])
+def test_a_larger_model_is_kept_only_when_it_wins_by_more_than_one_standard_error(
+    tmp_path, validation_examples, kept
+):
+    """0.80 against 0.79: within one standard error of 872 examples (0.0135), not of 100,000 (0.0013)."""
+    training = FakeTraining({"small": [0.79], "large": [0.80]}, validation_examples)
+    assert train_candidates(training, ("small", "large"), tmp_path / "run", overwrite=False)["model"] == kept
 
 
 def test_a_killed_auto_run_does_not_train_its_finished_candidates_again(tmp_path):
@@ -82,9 +99,12 @@ def test_auto_on_a_text_file_trains_each_candidate_and_keeps_a_loadable_run(tmp_
     _, config = read_run(run_dir)
     candidates = config["model_candidates"]
     assert [c["model"] for c in candidates] == list(auto_candidates("text"))
-    best = max(candidates, key=lambda c: c["val_accuracy"])
-    assert config["model"] == metrics["model"] == best["model"]
-    assert metrics["test_accuracy"] == best["test_accuracy"]
+    kept = next(c for c in candidates if c["model"] == config["model"])
+    assert config["model"] == metrics["model"] and metrics["test_accuracy"] == kept["test_accuracy"]
+    best = max(c["val_accuracy"] for c in candidates)
+    error = (best * (1 - best) / kept["validation_examples"]) ** 0.5
+    assert kept["val_accuracy"] >= best - error - 1e-9 and kept["validation_examples"] > 10
+    assert all(c["val_accuracy"] < best - error for c in candidates[: candidates.index(kept)])
     assert all(c["epochs_trained"] >= 1 and 0 <= c["val_accuracy"] <= 1 for c in candidates)
     assert (run_dir / "vocabulary.txt").is_file() and not (run_dir / CANDIDATES_FOLDER).exists()
 
