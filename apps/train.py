@@ -5,6 +5,7 @@ Usage:
     python apps/train.py --data ../shared/data/hymenoptera --out saved_models/bees --width-multiplier 0.5
     python apps/train.py --data photos/ --backbone mobilenet_v3_small_100_imagenet --out runs/photos
     python apps/train.py --data reviews.csv --text-column title body --label-column stars --out runs/rv
+    python apps/train.py --model auto --data news.tsv --text-column 0 --label-column 1 --out runs/news
     python apps/train.py --model dcgan --data ../shared/data/mnist --out saved_models/gan --epochs 20
 
 Writes RUN_DIR/model.keras, config.json, metrics.json, history.csv, logs/ (TensorBoard),
