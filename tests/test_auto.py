@@ -150,3 +150,25 @@ def test_a_candidate_stuck_at_chance_is_dropped_and_the_others_still_compete(tmp
     with pytest.raises(ValueError, match="no candidate could be kept .validation accuracy never rose"):
         train_candidates(stuck_b, ("b",), tmp_path / "other", overwrite=False)
     assert not (tmp_path / "other").exists() and not (tmp_path / "other.partial").exists()
+
+
+def test_text_without_a_model_is_auto_unless_a_model_flag_names_the_transformer(tmp_path):
+    from bigmodels.workflows.train import train_run
+
+    data = write_reviews_csv(tmp_path / "reviews.csv", 120)
+    options = {"text_columns": ["title", "body"], "label_column": "sentiment"}
+    run_dir, _ = train_run(None, str(data), tmp_path / "auto", epochs=1, data_options=options, verbose=0)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model_chosen_by"].startswith("auto: the smallest candidate")
+    assert [c["model"] for c in config["model_candidates"]] == list(auto_candidates("text"))
+    run_dir, _ = train_run(
+        None,
+        str(data),
+        tmp_path / "wide",
+        epochs=1,
+        data_options=options,
+        model_args={"width": 16},
+        verbose=0,
+    )
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == "transformer_classifier" and "model_candidates" not in config

@@ -36,8 +36,9 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="registered model name, or auto: every candidate for the data trained, the best on validation "
-        "kept (default: cnn_classifier for images, transformer_classifier for text)",
+        help="registered model name, or auto: every candidate for the data trained, the smallest as good as "
+        "the best on validation kept (default: cnn_classifier for images; auto for text, or "
+        "transformer_classifier when a model flag is given)",
     )
     parser.add_argument(
         "--data",

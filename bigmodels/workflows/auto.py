@@ -5,10 +5,10 @@ No text model wins everywhere (measured, benchmarks/results/text_*.json): on SST
 bag beat the Transformer, on small topic sets the n-gram bag or the Transformer won. Which one a
 user's data favours is found the way a person would find it, on the validation split; the test
 split is never looked at to choose. A validation split is small (SST-2's 872 sentences: one
-standard error is 1.4 points; five seeds of one model spread over 3 points of test accuracy), so a larger model
-is kept only when it beats the smallest one within reach by more than one standard error (the
-"one-standard-error rule"): on a phone, a file three times smaller and thirty times faster is
-worth more than a difference validation cannot tell from noise.
+standard error is 1.4 points; five seeds of one model spread over 3 points of test accuracy),
+so a larger model is kept only when it beats the smallest one within reach by more than one
+standard error (the "one-standard-error rule"): on a phone, a file three times smaller and
+thirty times faster is worth more than a difference validation cannot tell from noise.
 """
 
 import json
@@ -30,6 +30,16 @@ CANDIDATES_FOLDER = "candidates"
 def auto_candidates(data_kind: str) -> tuple[str, ...]:
     """The models ``--model auto`` tries on data of this kind."""
     return CANDIDATES[data_kind]
+
+
+def auto_may_choose(request: dict) -> bool:
+    """Whether train_run's arguments leave the model to auto when none is named: no model flag,
+    recipe, backbone or strategy that only one model could take."""
+    try:
+        check_auto_request(**{key: request[key] for key in ("model_args", "recipe", "backbone", "strategy")})
+    except ValueError:
+        return False
+    return True
 
 
 def check_auto_request(*, model_args: dict, recipe, backbone, strategy: str) -> None:

@@ -29,7 +29,13 @@ from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_se
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.recipes import get_recipe
 from bigmodels.training.transfer import training_phases
-from bigmodels.workflows.auto import AUTO, auto_candidates, check_auto_request, train_candidates
+from bigmodels.workflows.auto import (
+    AUTO,
+    auto_candidates,
+    auto_may_choose,
+    check_auto_request,
+    train_candidates,
+)
 
 BACKBONE_MODEL = "backbone_classifier"
 TEXT_BACKBONE_MODEL = "text_backbone_classifier"  # --backbone with a keras-hub text preset
@@ -71,8 +77,8 @@ def train_run(
     folder ``out_dir`` (settings in config.json); returns (run_dir, metrics.json's metrics).
 
     Args:
-        model_name: a registered model, or "auto" (candidates for the data trained, the best on
-            validation kept); None: cnn_classifier for images, transformer_classifier for text.
+        model_name: a registered model or "auto" (``workflows.auto``); None: cnn_classifier for
+            images, auto for text (transformer_classifier with model_args, recipe or strategy).
         data_options: ``load_dataset``'s text-source options (text_columns, label_column, ...);
             tokenizer: ``TokenizerSettings`` (or a dict of them) for text; model_args: the builder's.
         epochs, batch_size, patience, learning_rate: default: the task's for the data's size (30,
@@ -92,20 +98,19 @@ def train_run(
         train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
         train_run("auto", "news.tsv", "runs/news")  # ngram, embedding bag, Transformer: best kept
     """
+    request = dict(locals())  # the arguments as given: what --model auto trains each candidate with
     if model_name == AUTO:
-        return _train_auto(dict(locals()))
+        return _train_auto(request)
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
-    settings = {"epochs": epochs, "learning_rate": learning_rate, "seed": seed, "patience": patience,
-                "augmentation": augmentation, "batch_size": batch_size, "optimizer": optimizer,
-                "weight_decay": weight_decay, "label_smoothing": label_smoothing}  # fmt: skip
-    transfer = {"backbone": backbone, "fine_tune_epochs": fine_tune_epochs, "fine_tune_from": fine_tune_from}
-    model_name, model_args, settings, tune = _requested(model_name, model_args, settings, recipe, transfer)
+    model_name, model_args, settings, tune = _requested(request)
     tokenizer = _preset_vocabulary(tune, tokenizer)  # a text backbone's replaces a learned one
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
     )
+    if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
+        return _train_auto({**request, "model_name": AUTO})  # no model named: every text model tried
     model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
     task = task_of(model_name)
     training = _fill_training_defaults(settings, task, dataset.info)
@@ -177,10 +182,18 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
     return chosen.model, {**chosen.model_args, **given_args}, filled
 
 
-def _requested(model_name, model_args, settings: dict, recipe: str | None, transfer: dict):
-    """A recipe's or a backbone's model, arguments and settings under what the caller gave; the
-    backbone is loaded now, so that a bad one fails before the data loads. ``transfer`` (train_run's
-    backbone arguments) comes back as what ``_backbone_record`` needs, or None without a backbone."""
+SETTINGS = ("epochs", "learning_rate", "seed", "patience", "augmentation", "batch_size", "optimizer",
+            "weight_decay", "label_smoothing")  # fmt: skip
+
+
+def _requested(request: dict):
+    """A recipe's or a backbone's model, arguments and settings under what the caller gave
+    (``request``: train_run's arguments); the backbone is loaded now, so that a bad one fails
+    before the data loads. The last of the four comes back as what ``_backbone_record`` needs,
+    or None without a backbone."""
+    model_name, model_args, recipe = request["model_name"], request["model_args"], request["recipe"]
+    settings = {name: request[name] for name in SETTINGS}
+    transfer = {name: request[name] for name in ("backbone", "fine_tune_epochs", "fine_tune_from")}
     if recipe is not None:
         model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
     if transfer["backbone"] is None:
