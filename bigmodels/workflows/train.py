@@ -126,7 +126,8 @@ def train_run(
 
 def _train_auto(request: dict) -> tuple[Path, RunMetrics]:
     """train_run(model_name="auto", ...) with ``request`` its arguments: the data's kind gives the
-    candidates; each is trained with the same settings, the best on validation is the run."""
+    candidates; each is trained with the same settings, and the smallest that validation cannot
+    tell from the best is the run."""
     check_auto_request(**{key: request[key] for key in ("model_args", "recipe", "backbone", "strategy")})
     out_dir, overwrite = Path(request["out_dir"]), request["overwrite"]
     check_output_folder(out_dir, "run", overwrite=overwrite)
