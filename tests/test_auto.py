@@ -115,6 +115,7 @@ def test_auto_on_images_trains_the_image_model(tmp_path):
     run_dir, metrics = train_run("auto", "digits", tmp_path / "run", epochs=1, verbose=0)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"] == metrics["model"] == "cnn_classifier"
+    assert config["model_chosen_by"] == "auto (image data)"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """``--model auto``: every candidate model for the data's kind trained on the same split, and the
-one with the best validation accuracy kept as the run.
+smallest whose validation accuracy is within one standard error of the best kept as the run.
 
 No text model wins everywhere (measured, benchmarks/results/text_*.json): on SST-2 the embedding
 bag beat the Transformer, on small topic sets the n-gram bag or the Transformer won. Which one a
@@ -33,29 +33,29 @@ def auto_candidates(data_kind: str) -> tuple[str, ...]:
 
 
 def auto_may_choose(request: dict) -> bool:
-    """Whether train_run's arguments leave the model to auto when none is named: no model flag,
-    recipe, backbone or strategy that only one model could take."""
-    try:
-        check_auto_request(**{key: request[key] for key in ("model_args", "recipe", "backbone", "strategy")})
-    except ValueError:
-        return False
-    return True
+    """Whether train_run's arguments (``request``) leave the model to auto when none is named: no
+    model flag, recipe, backbone or strategy that only one model could take."""
+    return _what_auto_cannot_apply(request) is None
 
 
-def check_auto_request(*, model_args: dict, recipe, backbone, strategy: str) -> None:
+def check_auto_request(request: dict) -> None:
     """Refuses, before any data loads, what cannot apply to every candidate alike."""
-    given = sorted(name for name, value in (model_args or {}).items() if value is not None)
+    problem = _what_auto_cannot_apply(request)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def _what_auto_cannot_apply(request: dict) -> str | None:
+    """The one-line refusal for train_run's arguments under --model auto, or None."""
+    given = sorted(name for name, value in (request["model_args"] or {}).items() if value is not None)
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise ValueError(
-            f"{flags}: --model auto uses each candidate's own settings; leave them out or name a model"
-        )
-    if recipe is not None or backbone is not None:
-        raise ValueError(
-            "--model auto chooses among models trained from scratch; leave out --recipe and --backbone"
-        )
-    if strategy != "default":
-        raise ValueError(f"--model auto trains one candidate after another; leave out --strategy {strategy}")
+        return f"{flags}: --model auto uses each candidate's own settings; leave them out or name a model"
+    if request["recipe"] is not None or request["backbone"] is not None:
+        return "--model auto chooses among models trained from scratch; leave out --recipe and --backbone"
+    if request["strategy"] != "default":
+        return f"--model auto trains one candidate after another; leave out --strategy {request['strategy']}"
+    return None
 
 
 def train_candidates(train_one, candidates, out_dir: Path, *, overwrite: bool) -> dict:

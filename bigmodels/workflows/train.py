@@ -96,7 +96,7 @@ def train_run(
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
         train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
         train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
-        train_run("auto", "news.tsv", "runs/news")  # ngram, embedding bag, Transformer: best kept
+        train_run("auto", "news.tsv", "runs/news")  # the three text models: the smallest as good kept
     """
     request = dict(locals())  # the arguments as given: what --model auto trains each candidate with
     if model_name == AUTO:
@@ -110,7 +110,7 @@ def train_run(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
     )
     if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
-        return _train_auto({**request, "model_name": AUTO})  # no model named: every text model tried
+        return _train_auto({**request, "model_name": AUTO}, kind="text")  # no model named: try them all
     model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
     task = task_of(model_name)
     training = _fill_training_defaults(settings, task, dataset.info)
@@ -124,24 +124,24 @@ def train_run(
     return out_dir, _train_on_every_worker(out_dir, distribution, task, dataset, config, **steps)
 
 
-def _train_auto(request: dict) -> tuple[Path, RunMetrics]:
-    """train_run(model_name="auto", ...) with ``request`` its arguments: the data's kind gives the
-    candidates; each is trained with the same settings, and the smallest that validation cannot
-    tell from the best is the run."""
-    check_auto_request(**{key: request[key] for key in ("model_args", "recipe", "backbone", "strategy")})
+def _train_auto(request: dict, kind: str | None = None) -> tuple[Path, RunMetrics]:
+    """train_run(model_name="auto", ...) with ``request`` its arguments: the data's ``kind``
+    (loaded to find it when not given) gives the candidates; each is trained with the same
+    settings, and the smallest that validation cannot tell from the best is the run."""
+    check_auto_request(request)
     out_dir, overwrite = Path(request["out_dir"]), request["overwrite"]
     check_output_folder(out_dir, "run", overwrite=overwrite)
-    data_options = _check_data_options(request["data_options"])
-    kind = load_dataset(
-        request["data_source"], seed=request["seed"], image_size=request["image_size"], **data_options
-    ).info.kind
+    if kind is None:
+        data_options = _check_data_options(request["data_options"])
+        source, seed, size = request["data_source"], request["seed"], request["image_size"]
+        kind = load_dataset(source, seed=seed, image_size=size, **data_options).info.kind
     candidates = auto_candidates(kind)
+    if len(candidates) == 1:  # nothing to choose between: the data's default model, so recorded
+        return train_run(**{**request, "model_name": None})
 
     def train_one(model_name: str, run_dir: Path):
         return train_run(**{**request, "model_name": model_name, "out_dir": run_dir, "overwrite": False})
 
-    if len(candidates) == 1:  # nothing to choose between
-        return train_run(**{**request, "model_name": candidates[0]})
     return out_dir, train_candidates(train_one, candidates, out_dir, overwrite=overwrite)
 
 
