@@ -38,6 +38,12 @@ def parse_args(argv=None):
         help="kernels with fewer weights stay dense, the others make up for them (default: kernels "
         "under 1000 weights are spared when the others can stay under 95%%; 0 prunes all alike)",
     )
+    parser.add_argument(
+        "--no-distill",
+        dest="distill",
+        action="store_false",
+        help="prune a classifier on the labels alone (default: its unpruned run teaches it too)",
+    )
     parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
     parser.add_argument("--overwrite", action="store_true")
     add_export_flags(parser)
@@ -58,6 +64,7 @@ def main(args) -> int:
         kinds=[kind.strip() for kind in args.layers.split(",") if kind.strip()],
         structure=args.structure,
         min_weights=args.min_weights,
+        distill=args.distill,
         overwrite=args.overwrite,
         verbose=2,
     )

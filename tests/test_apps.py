@@ -210,7 +210,9 @@ def test_pipeline_prunes_clusters_and_trains_quantization_aware_into_one_int8_fi
     assert [a["file"] for a in report["artifacts"] if a["format"] == "tflite"] == ["model_int8.tflite"]
     clustered = json.loads((tmp_path / "digits_pruned_clustered" / "metrics.json").read_text())
     assert all(entry["distinct"] <= 8 for entry in clustered["distinct_values_per_weight"])
-    assert json.loads((qat_dir / "config.json").read_text())["clustering"]["clusters"] == 8
+    qat_config = json.loads((qat_dir / "config.json").read_text())
+    assert qat_config["clustering"]["clusters"] == 8
+    assert qat_config["qat"]["kept"] == "the last epoch"  # its start, clustered again, is not PTQ's
     assert "qat " in result.stdout and "clustered " in result.stdout
 
 
@@ -257,6 +259,7 @@ def test_qat_app_makes_text_and_generator_runs_quantization_aware(text_run, gan_
         assert [a["quantization"] for a in report["artifacts"] if a["format"] == "tflite"] == ["int8"]
         record = json.loads((tmp_path / name / "config.json").read_text())["qat"]
         assert record["quantized_weights"], record
+        assert ("more than one standard error" in record["kept"]) is (name == "text"), record["kept"]
 
 
 def test_pipeline_refuses_stages_the_model_cannot_take_before_training(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,6 +20,8 @@ from bigmodels.compress import (
 )
 from bigmodels.compress.distillation import distillation_loss
 from bigmodels.compress.pruning import two_four_mask
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def small_cnn():
@@ -151,12 +154,50 @@ def test_prune_run_of_each_family_exports_with_the_zeros(digits_run, text_run, t
         assert pruned_float["agreement"] >= 0.95
 
 
+def test_a_pruned_classifier_is_taught_by_its_unpruned_source_unless_told_not_to(digits_run, tmp_path):
+    from bigmodels.run_folder import load_run_model
+    from bigmodels.workflows.prune import prune_run
+
+    weights = {}
+    for distill in (True, False):
+        pruned, _ = prune_run(
+            digits_run, tmp_path / f"pruned_{distill}", sparsity=0.5, epochs=1, distill=distill, verbose=0
+        )
+        assert json.loads((pruned / "config.json").read_text())["pruning"]["distilled_from_source"] is distill
+        model = load_run_model(pruned)  # the plain student, not the distiller that trained it
+        assert type(model).__name__ != "Distiller" and model.count_params() == load_run_model(digits_run).count_params()
+        weights[distill] = model.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(weights[True], weights[False], strict=True))
+
+
+@pytest.mark.parametrize("flags, distill", [([], True), (["--no-distill"], False)])
+def test_the_prune_app_distills_unless_told_not_to(monkeypatch, flags, distill):
+    import importlib.util
+
+    import bigmodels
+
+    spec = importlib.util.spec_from_file_location("prune_app", ROOT / "apps" / "prune.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    asked = {}
+
+    def record(run, out, **settings):
+        asked.update(settings)
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(bigmodels, "prune_run", record)
+    with pytest.raises(KeyboardInterrupt):
+        app.main(app.parse_args(["--run", "some_run", *flags]))
+    assert asked["distill"] is distill
+
+
 def test_a_pruned_dcgan_generator_still_trains_and_exports(gan_run, tmp_path):
     from bigmodels.workflows.export import export_run
     from bigmodels.workflows.prune import prune_run
 
     pruned, metrics = prune_run(gan_run, tmp_path / "gan_pruned", sparsity=0.5, epochs=2, verbose=0)
     assert metrics["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert json.loads((pruned / "config.json").read_text())["pruning"]["distilled_from_source"] is False
     assert len(metrics["score_per_epoch"]) == 2 and np.isfinite(metrics["classifier_score"])
     history = (pruned / "history.csv").read_text().splitlines()
     assert len(history) == 3 and "nan" not in history[-1].lower()

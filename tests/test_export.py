@@ -80,3 +80,38 @@ def test_parity_gate_names_the_failing_artifact(digits_run):
 def test_unknown_quantization_mode_is_refused():
     with pytest.raises(ValueError, match="unknown quantization mode.*int4"):
         parse_quantization("float32,int4")
+
+
+
+def test_tensor_names_are_shortened_in_place_and_nothing_else_changes(digits_run):
+    """The converter's long tensor names are only debugging text: shortened, the file keeps its
+    size, its buffers' offsets (TFLite Micro reads it in place) and its outputs; gzip shrinks."""
+    import gzip
+
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from bigmodels.convert.tflite import convert_tflite
+    from bigmodels.run_folder import load_run_model
+
+    tensor_names = lambda flatbuffer: [  # noqa: E731
+        detail["name"] for detail in Interpreter(model_content=flatbuffer).get_tensor_details()
+    ]
+
+    model = load_run_model(digits_run)
+    images = np.random.default_rng(0).integers(0, 256, (8, *model.input_shape[1:]), dtype=np.uint8)
+    long = convert_tflite(model, "int8", images, keep_tensor_names=True)
+    short = convert_tflite(model, "int8", images)
+    names, long_names = tensor_names(short), tensor_names(long)
+    assert names[0] == long_names[0] and names[-1] == long_names[-1]  # the input and the output
+    assert names[1:-1] == [f"t{i}" for i in range(1, len(names) - 1)] and "/" in long_names[1]
+    assert len(short) == len(long) and len(gzip.compress(short)) < len(gzip.compress(long)) - 100
+
+    def buffer_offsets(flatbuffer):
+        root = schema.Model.GetRootAs(flatbuffer, 0)
+        buffers = [root.Buffers(i) for i in range(root.BuffersLength())]
+        return [buffer._tab.Vector(4) if buffer.DataLength() else None for buffer in buffers]
+
+    assert buffer_offsets(short) == buffer_offsets(long)
+    np.testing.assert_array_equal(TFLiteModel(short).predict(images), TFLiteModel(long).predict(images))

@@ -138,6 +138,28 @@ def test_a_kill_while_the_checkpoint_is_written_keeps_the_previous_one(tmp_path,
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras"]
 
 
+def test_an_epoch_replaces_the_start_only_when_it_beats_it_by_more_than_one_standard_error(tmp_path):
+    """QAT's start is PTQ's file: 90% on 100 validation examples (one standard error: 3 points)
+    is replaced by 94%, not by 92%, and the first epoch to beat it sets the bar from then on."""
+    from bigmodels.training.callbacks import SaveOnImprovement, accuracy_standard_error
+
+    assert accuracy_standard_error(0.9, 100) == pytest.approx(0.03)
+    model = tiny_model(1)
+    checkpoint = SaveOnImprovement(model, tmp_path / "model.keras")
+    checkpoint.save_start(0.90, examples=100)
+    start_weights = model.get_weights()[0].copy()
+    saved = lambda: keras.models.load_model(tmp_path / "model.keras").get_weights()[0]  # noqa: E731
+    model.set_weights([weight + 1.0 for weight in model.get_weights()])
+    checkpoint.on_epoch_end(0, {"val_accuracy": 0.92})
+    np.testing.assert_array_equal(saved(), start_weights)
+    checkpoint.on_epoch_end(1, {"val_accuracy": 0.94})
+    np.testing.assert_array_equal(saved(), model.get_weights()[0])
+    kept = model.get_weights()[0].copy()
+    model.set_weights([weight + 1.0 for weight in model.get_weights()])
+    checkpoint.on_epoch_end(2, {"val_accuracy": 0.935})
+    np.testing.assert_array_equal(saved(), kept)
+
+
 def test_divergence_stops_with_one_message_and_keeps_the_last_good_checkpoint(tmp_path):
     from bigmodels.training.callbacks import TrainingDiverged
     from bigmodels.workflows.train import train_run

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from bigmodels.convert.int16x8 import convert_int16x8_integer_input
+from bigmodels.convert.names import shorten_tensor_names
 
 QUANTIZATION_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 
@@ -94,7 +95,9 @@ def _calibration_batches(examples: np.ndarray):
     return batches
 
 
-def convert_tflite(model, mode: str, representative_inputs: np.ndarray) -> bytes:
+def convert_tflite(
+    model, mode: str, representative_inputs: np.ndarray, *, keep_tensor_names: bool = False
+) -> bytes:
     """Converts a Keras model to TFLite through a SavedModel.
 
     Args:
@@ -102,11 +105,17 @@ def convert_tflite(model, mode: str, representative_inputs: np.ndarray) -> bytes
         mode: "float32", "dynamic" (int8 weights), "float16" (float16 weights), "int8" (full
             integer, int8 input and output) or "int16x8" (16-bit activations, 8-bit weights).
         representative_inputs: training examples used to calibrate int8/int16x8 ranges.
+        keep_tensor_names: keep the converter's long tensor names (to read the graph in a
+            viewer); by default they are shortened (``shorten_tensor_names``).
 
     Returns:
         The TFLite flatbuffer bytes.
     """
+    flatbuffer = _convert(model, mode, representative_inputs)
+    return flatbuffer if keep_tensor_names else shorten_tensor_names(flatbuffer)
 
+
+def _convert(model, mode: str, representative_inputs: np.ndarray) -> bytes:
     if mode not in QUANTIZATION_MODES:
         raise ValueError(f"unknown quantization mode '{mode}'; choose from {', '.join(QUANTIZATION_MODES)}")
     full_integer = mode in ("int8", "int16x8")

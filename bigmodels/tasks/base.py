@@ -103,6 +103,7 @@ class Task:
         default_learning_rate: peak learning rate when --learning-rate is not given.
         quantization_modes: the TFLite modes it can export; default_modes: those exported by default.
         can_distill: whether apps/distill.py applies.
+        keeps_best_epoch: whether training keeps its best validation epoch (a GAN keeps its last).
     """
 
     name = ""
@@ -112,6 +113,7 @@ class Task:
     quantization_modes: tuple[str, ...] = ()
     default_modes: tuple[str, ...] = ()
     can_distill = False
+    keeps_best_epoch = True
     optimizer_settings = True  # trains with --optimizer, --weight-decay and label smoothing
     carried_files: tuple[str, ...] = ()  # run files a pruned or distilled run copies from its source
 
@@ -156,11 +158,12 @@ class Task:
 
     def fit_into(
         self, staging: Path, model, dataset, config: RunConfig, *, verbose, callbacks, keep_best=True,
-        start_is_candidate=False,
+        start_is_candidate=False, saved_model=None,
     ) -> RunMetrics:  # fmt: skip
         """Trains ``model`` into ``staging``; writes metrics.json; returns its content.
         ``keep_best``: keep the best validation epoch (else the last); ``start_is_candidate``: the
-        model as it starts counts as one (a fine-tune that does not help keeps its start)."""
+        model as it starts counts as one (a fine-tune that does not help keeps its start);
+        ``saved_model``: what model.keras holds when ``model`` wraps it (a distiller's student)."""
         raise NotImplementedError
 
     def evaluate(self, run_dir: Path, config: RunConfig, data_source: str | None) -> dict:

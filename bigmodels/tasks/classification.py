@@ -164,11 +164,11 @@ class ClassificationTask(Task):
         calibrate_ranges(network, representative_examples(dataset))
 
     def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True,
-                 start_is_candidate=False):  # fmt: skip
+                 start_is_candidate=False, saved_model=None):  # fmt: skip
         training = config["training"]
         return fit_classifier_into(
             staging, model, dataset, training, verbose=verbose, callbacks=callbacks, keep_best=keep_best,
-            start_is_candidate=start_is_candidate,
+            start_is_candidate=start_is_candidate, saved_model=saved_model,
             # A derived run (pruned, clustered, QAT) tunes its whole model in one phase.
             backbone=config.get("backbone") if keep_best else None,
         )  # fmt: skip

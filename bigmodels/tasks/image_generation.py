@@ -108,6 +108,7 @@ class ImageGeneration(Task):
     default_model = None  # never picked for a data set: ask for --model dcgan
     default_learning_rate = 2e-4  # DCGAN paper: Adam 2e-4, beta1 0.5
     optimizer_settings = False  # both networks train with that Adam
+    keeps_best_epoch = False  # a GAN has no validation accuracy: its last epoch is kept
     quantization_modes = GENERATOR_MODES
     default_modes = GENERATOR_MODES
     export_columns = (
@@ -187,8 +188,9 @@ class ImageGeneration(Task):
         return {**config, "score_classifier": record}
 
     def fit_into(self, staging, model, dataset, config, *, verbose, callbacks, keep_best=True,
-                 start_is_candidate=False):  # fmt: skip
-        """A GAN keeps its last epoch: ``keep_best`` and ``start_is_candidate`` do not apply."""
+                 start_is_candidate=False, saved_model=None):  # fmt: skip
+        """A GAN keeps its last epoch and is not distilled: ``keep_best``, ``start_is_candidate``
+        and ``saved_model`` do not apply."""
         scorer = make_scorer(staging, config, dataset)
         settings = {key: config["training"][key] for key in ("epochs", "learning_rate", "seed")}
         summary = fit_gan(

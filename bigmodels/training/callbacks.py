@@ -114,6 +114,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         save_atomically(write_metadata, folder / "training_metadata.json")
 
 
+def accuracy_standard_error(accuracy: float, examples: int) -> float:
+    """The standard error of an accuracy measured on ``examples`` (binomial): on SST-2's 872 dev
+    sentences at 80% it is 1.35 points, on 6,000 MNIST digits at 99.4% 0.1 points."""
+    return (accuracy * (1.0 - accuracy) / max(examples, 1)) ** 0.5
+
+
 class SaveOnImprovement(keras.callbacks.Callback):
     """Saves ``target`` to ``path`` when validation accuracy improves (or every epoch), through a
     temporary file so that a killed run's checkpoint is never half written."""
@@ -125,10 +131,12 @@ class SaveOnImprovement(keras.callbacks.Callback):
         self.start_accuracy = -np.inf
         saving_name(self.path).unlink(missing_ok=True)  # left by a run killed while saving
 
-    def save_start(self, accuracy: float) -> None:
-        """Saves the target as it is before training, as the best to beat (``accuracy``: its
-        validation accuracy), so that an epoch is kept only when it does better."""
-        self.start_accuracy = self.best = accuracy
+    def save_start(self, accuracy: float, examples: int) -> None:
+        """Saves the target as it is before training (``accuracy``: its validation accuracy on
+        ``examples``), so that an epoch is kept only when it beats the start by more than one
+        standard error: a gain inside the validation split's noise is as likely to be a loss on
+        new data, and the start is the known quantity (QAT's start is PTQ's file)."""
+        self.start_accuracy = self.best = accuracy + accuracy_standard_error(accuracy, examples)
         save_atomically(self.target.save, self.path)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -189,7 +189,8 @@ def fit_classifier(
     phase (``training.transfer``) numbers its epochs on from ``initial_epoch`` and appends to
     history.csv ("phase" column); ``judge_at_chance=False``: the caller refuses a run at chance.
     ``start_is_candidate``: the model as it starts is saved first and kept unless an epoch beats
-    its validation accuracy (QAT: fine-tuning that does not help keeps the calibrated start).
+    its validation accuracy by more than one standard error (QAT: fine-tuning that does not
+    clearly help keeps the calibrated start, which is PTQ's file).
 
     Returns:
         {"epochs_trained", "best_epoch", "training_seconds"}.
@@ -210,7 +211,8 @@ def fit_classifier(
     guard = DivergenceGuard()
     saver = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
     if start_is_candidate and keep_best:
-        saver.save_start(model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"])
+        start = model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"]
+        saver.save_start(start, dataset.info.counts["validation"])
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
         *_precise_batch_norm(dataset, steps_per_epoch),

@@ -16,7 +16,12 @@ import shutil
 from pathlib import Path
 
 from bigmodels.run_folder import MARKER_FILE, read_marker, staged_run_folder, write_json
-from bigmodels.training.callbacks import StuckAtChance, TrainingDiverged, best_logged
+from bigmodels.training.callbacks import (
+    StuckAtChance,
+    TrainingDiverged,
+    accuracy_standard_error,
+    best_logged,
+)
 
 AUTO = "auto"
 # Smallest first: on a tie the smaller, faster model is kept.
@@ -85,7 +90,7 @@ def _choose(finished: list[dict]) -> tuple[dict, str]:
     accuracy, and why, in words."""
     best = max(result["val_accuracy"] for result in finished)
     examples = max(result["validation_examples"] for result in finished)
-    standard_error = (best * (1 - best) / max(examples, 1)) ** 0.5
+    standard_error = accuracy_standard_error(best, examples)
     kept = next(result for result in finished if result["val_accuracy"] >= best - standard_error - 1e-9)
     scores = ", ".join(f"{result['model']} {result['val_accuracy']:.4f}" for result in finished)
     return kept, (

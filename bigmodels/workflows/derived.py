@@ -34,6 +34,8 @@ class FineTune:
         before_fit: the loaded data -> None, run before training (QAT calibrates its ranges).
         keep_best: keep the best validation epoch, the start included (else the last epoch:
             pruning reaches its final sparsity only there).
+        saved_model: what model.keras holds when ``model`` wraps it (a pruned student taught by
+            its unpruned source); None: ``model`` itself.
     """
 
     model: object
@@ -42,6 +44,7 @@ class FineTune:
     measure: Callable[[object], dict] = field(default=lambda saved: {})
     before_fit: Callable[[object], None] = field(default=lambda dataset: None)
     keep_best: bool = False
+    saved_model: object = None
 
 
 def copy_carried_files(task, source_dir: Path, staging: Path) -> None:
@@ -96,7 +99,7 @@ def fine_tune_run(
         tune.before_fit(dataset)
         metrics = task.fit_into(
             staging, tune.model, dataset, derived, verbose=verbose, callbacks=tune.callbacks,
-            keep_best=tune.keep_best, start_is_candidate=tune.keep_best,
+            keep_best=tune.keep_best, start_is_candidate=tune.keep_best, saved_model=tune.saved_model,
         )  # fmt: skip
         metrics.update(tune.measure(load_run_model(staging)), **{from_key: str(run_dir)})
         write_json(staging / "metrics.json", metrics)

@@ -14,6 +14,8 @@ from bigmodels.compress.pruning import (
     spared_plan,
     sparsity_report,
 )
+from bigmodels.compress.distillation import Distiller
+from bigmodels.run_folder import load_run_model
 from bigmodels.workflows.derived import FineTune, fine_tune_run
 
 SCHEDULES = ("polynomial", "constant")
@@ -63,6 +65,7 @@ def prune_run(
     kinds=KINDS,
     structure: str | None = None,
     min_weights: int | None = None,
+    distill: bool = True,
     overwrite: bool = False,
     verbose: int = 1,
 ) -> tuple[Path, dict]:
@@ -84,6 +87,9 @@ def prune_run(
         min_weights: kernels with fewer weights stay dense (the report shows them at 0); None
             (default) spares kernels under 1,000 weights when the others can make up for them
             (``spared_plan``); 0 prunes every kernel alike.
+        distill: a classifier is taught by its own unpruned source while it is pruned
+            (``Distiller``'s defaults), so it keeps the source's answers rather than only the
+            labels; a DCGAN's generator is pruned on its own losses.
 
     Example:
         pruned_dir, metrics = prune_run("saved_models/mnist", "saved_models/mnist_80", sparsity=0.8)
@@ -101,13 +107,17 @@ def prune_run(
             "structure": structure,
             "min_weights": pruner.min_weights,
             "target": "model" if target is model else "generator",
+            "distilled_from_source": distill and task.can_distill,
         }
 
         def measure(saved):
             report = sparsity_report(task.pruning_target(saved), kinds)
             return {"sparsity": overall_sparsity(report), "sparsity_per_weight": report}
 
-        return FineTune(model, [pruner], record, measure)
+        if not record["distilled_from_source"]:
+            return FineTune(model, [pruner], record, measure)
+        taught = Distiller(model, load_run_model(run_dir))
+        return FineTune(taught, [pruner], record, measure, saved_model=model)
 
     return fine_tune_run(
         run_dir, out_dir, key="pruning", from_key="pruned_from", plan=plan, epochs=epochs,

@@ -38,8 +38,9 @@ def qat_run(
     generator, layers with sublayers (a Transformer block) are simulated at their boundaries.
     ``export_run`` converts it with the learned ranges (full int8 only). The ranges start from a
     calibration on training examples (latent vectors for a generator), as PTQ's, and a classifier
-    keeps its best validation epoch with that start counted, so fine-tuning that does not help
-    leaves the calibrated start. A pruned run's zeros stay zero; a clustered run keeps at most its
+    keeps that start unless an epoch beats it on validation by more than one standard error, so
+    fine-tuning that does not clearly help leaves PTQ's model (a clustered run keeps its last
+    epoch: its start, clustered again, is not PTQ's). A pruned run's zeros stay zero; a clustered run keeps at most its
     K values per kernel (kernels with batch norm folded in are clustered again, one int8 range per
     kernel, so the file holds at most K codes per kernel).
 
@@ -75,16 +76,21 @@ def qat_run(
             keeper = zero_keeper(qat)  # a pruned run's zeros stay zero
         keeper.after_batch = lambda: refresh_kernel_ranges(trained)
         keeper.after_batch()
+        # A plain or pruned classifier's calibrated start is what PTQ exports: it is kept unless an
+        # epoch beats it clearly. A clustered run's start has its folded kernels clustered again, a
+        # model nobody measured: its shared values are refitted and the last epoch is kept.
+        keep_best = clustering is None and task.keeps_best_epoch
         record = {**describe_quantization(qat), "shared_ranges": clustering is not None,
                   "preserved_kernels": len(keeper.entries),
                   "start": "ranges calibrated on the export's PTQ calibration inputs",
-                  "kept": "the best validation epoch, the calibrated start included"}  # fmt: skip
+                  "kept": "the best validation epoch if it beats the calibrated start by more than "
+                          "one standard error, else the start" if keep_best else "the last epoch"}  # fmt: skip
 
         def calibrate(dataset):
             task.calibrate_quantized(trained, qat, dataset)
             refresh_kernel_ranges(trained)
 
-        return FineTune(trained, [keeper], record, before_fit=calibrate, keep_best=True)
+        return FineTune(trained, [keeper], record, before_fit=calibrate, keep_best=keep_best)
 
     return fine_tune_run(
         run_dir, out_dir, key="qat", from_key="qat_from", plan=plan, epochs=epochs,
