@@ -82,15 +82,13 @@ def test_unknown_quantization_mode_is_refused():
         parse_quantization("float32,int4")
 
 
-
 def test_tensor_names_are_shortened_in_place_and_nothing_else_changes(digits_run):
     """The converter's long tensor names are only debugging text: shortened, the file keeps its
     size, its buffers' offsets (TFLite Micro reads it in place) and its outputs; gzip shrinks."""
     import gzip
 
-    from tensorflow.lite.python import schema_py_generated as schema
-
     from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python import schema_py_generated as schema
 
     from bigmodels.convert.tflite import convert_tflite
     from bigmodels.run_folder import load_run_model

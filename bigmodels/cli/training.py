@@ -101,6 +101,12 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         default=None,
         help="classifiers: decoupled weight decay (default 0; BatchNorm and biases are exempt)",
     )
+    parser.add_argument(
+        "--precision",
+        default=None,
+        help="classifiers: float32 (default), bfloat16 (mixed precision: about 2x faster on CPUs with "
+        "bfloat16 instructions, slower elsewhere; the saved model is float32) or auto",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     add_distribution_flags(parser)
 
@@ -264,6 +270,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         verbose=verbose,
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
+        precision=args.precision,
         recipe=args.recipe,
         backbone=args.backbone,
         fine_tune_epochs=args.fine_tune_epochs,

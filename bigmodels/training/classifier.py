@@ -16,11 +16,17 @@ from bigmodels.training.callbacks import (
     run_folder_callbacks,
     start_fresh,
 )
+from bigmodels.training.precision import SavedAsFloat32, mixed_precision_twin
 
 AUGMENTATIONS = ("none", "shift", "shift_flip", "crop_flip")
 OPTIMIZERS = ("adam", "sgd")
 # What a run trains with when neither the caller nor a recipe says otherwise.
-OPTIMIZER_DEFAULTS = {"optimizer": "adam", "weight_decay": 0.0, "label_smoothing": 0.0}
+OPTIMIZER_DEFAULTS = {
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+    "precision": "float32",
+}
 # Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
 # initial values at the first validations; they are recomputed before each one instead.
 PRECISE_BATCH_NORM_STEPS = 50
@@ -157,6 +163,17 @@ def _fit_summary(history, dataset, saver, initial_epoch: int, patience: int, sta
     }
 
 
+def _in_precision(precision: str, model, saved_model, phase):
+    """The model to train and the one model.keras saves: in bfloat16, a mixed-precision twin of
+    ``model``, saved as ``model`` (float32). A distiller or a backbone's phases train in float32."""
+    if precision == "float32":
+        return model, saved_model
+    if precision != "bfloat16" or saved_model is not model or phase is not None:
+        raise ValueError(f"precision '{precision}' trains a classifier from scratch; use float32 here")
+    twin = mixed_precision_twin(model)
+    return twin, SavedAsFloat32(twin, model)
+
+
 def fit_classifier(
     model,
     dataset,
@@ -174,6 +191,7 @@ def fit_classifier(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
+    precision: str = "float32",
     initial_epoch: int = 0,
     phase: int | None = None,
     start_is_candidate: bool = False,
@@ -183,7 +201,8 @@ def fit_classifier(
 
     Files: model.keras (best validation accuracy), history.csv, logs/ (TensorBoard), backup/ (lets
     a killed run resume; deleted at the end). ``callbacks`` are added to the standard ones.
-    ``optimizer``, ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s.
+    ``optimizer``, ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s;
+    ``precision="bfloat16"`` trains a mixed-precision twin and saves float32 (``training.precision``).
     ``keep_best=False`` keeps the last epoch (pruning: it has the final sparsity). ``saved_model``
     is what model.keras holds when it is not ``model`` (distillation saves the student). A later
     phase (``training.transfer``) numbers its epochs on from ``initial_epoch`` and appends to
@@ -198,6 +217,7 @@ def fit_classifier(
     keras.utils.set_random_seed(seed)
     if not initial_epoch:
         start_fresh(run_dir)
+    model, saved_model = _in_precision(precision, model, saved_model or model, phase)
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
     compile_classifier(
         model,
@@ -209,7 +229,7 @@ def fit_classifier(
     )
     train = augment_pipeline(dataset.train, augmentation, seed)
     guard = DivergenceGuard()
-    saver = SaveOnImprovement(saved_model or model, run_dir / "model.keras", keep_best=keep_best)
+    saver = SaveOnImprovement(saved_model, run_dir / "model.keras", keep_best=keep_best)
     if start_is_candidate and keep_best:
         start = model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"]
         saver.save_start(start, dataset.info.counts["validation"])

@@ -87,6 +87,8 @@ def fine_tune_run(
     training.update(
         epochs=epochs, learning_rate=learning_rate or training["learning_rate"] * learning_rate_share
     )
+    if "precision" in training:  # fine-tuning wraps or rebuilds the model: float32 (training.precision)
+        training["precision"] = "float32"
     derived = {
         **task.derived_config(config, run_dir),
         "training": training,

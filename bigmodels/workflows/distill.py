@@ -65,6 +65,8 @@ def distill_run(
     training.update(
         epochs=epochs or training["epochs"], learning_rate=learning_rate or training["learning_rate"]
     )
+    if "precision" in training:  # the distiller trains in float32 (training.precision)
+        training["precision"] = "float32"
     student_config = {**config, "model_args": model_args, "training": training}
     comparison = {"teacher": _size_and_accuracy(teacher_dir, teacher, name=str(teacher_dir))}
 

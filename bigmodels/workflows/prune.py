@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bigmodels.compress.distillation import Distiller
 from bigmodels.compress.pruning import (
     KINDS,
     ConstantSparsity,
@@ -14,7 +15,6 @@ from bigmodels.compress.pruning import (
     spared_plan,
     sparsity_report,
 )
-from bigmodels.compress.distillation import Distiller
 from bigmodels.run_folder import load_run_model
 from bigmodels.workflows.derived import FineTune, fine_tune_run
 

@@ -19,6 +19,10 @@ QAT_EPOCHS = 3
 # source's own rate gave 99.17% at 9,830 B gzip (a tenth: 99.10%).
 QAT_LEARNING_RATE_SHARE = 0.01
 CLUSTERED_QAT_LEARNING_RATE_SHARE = 1.0
+KEPT_START_UNLESS_BEATEN = (
+    "the best validation epoch if it beats the calibrated start by more than one standard error, "
+    "else the start"
+)
 
 
 def qat_run(
@@ -40,9 +44,9 @@ def qat_run(
     calibration on training examples (latent vectors for a generator), as PTQ's, and a classifier
     keeps that start unless an epoch beats it on validation by more than one standard error, so
     fine-tuning that does not clearly help leaves PTQ's model (a clustered run keeps its last
-    epoch: its start, clustered again, is not PTQ's). A pruned run's zeros stay zero; a clustered run keeps at most its
-    K values per kernel (kernels with batch norm folded in are clustered again, one int8 range per
-    kernel, so the file holds at most K codes per kernel).
+    epoch: its start, clustered again, is not PTQ's). A pruned run's zeros stay zero; a clustered
+    run keeps at most its K values per kernel (kernels with batch norm folded in are clustered
+    again, one int8 range per kernel, so the file holds at most K codes per kernel).
 
     Args:
         run_dir: a finished run (classifier or DCGAN) whose layers QAT can simulate (not
@@ -83,8 +87,7 @@ def qat_run(
         record = {**describe_quantization(qat), "shared_ranges": clustering is not None,
                   "preserved_kernels": len(keeper.entries),
                   "start": "ranges calibrated on the export's PTQ calibration inputs",
-                  "kept": "the best validation epoch if it beats the calibrated start by more than "
-                          "one standard error, else the start" if keep_best else "the last epoch"}  # fmt: skip
+                  "kept": KEPT_START_UNLESS_BEATEN if keep_best else "the last epoch"}  # fmt: skip
 
         def calibrate(dataset):
             task.calibrate_quantized(trained, qat, dataset)

@@ -27,6 +27,7 @@ from bigmodels.run_records import RunMetrics
 from bigmodels.tasks import default_model_for, task_of
 from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_settings
 from bigmodels.training.distribute import describe, is_chief, make_strategy
+from bigmodels.training.precision import check_precision, resolve_precision
 from bigmodels.training.recipes import get_recipe
 from bigmodels.training.transfer import training_phases
 from bigmodels.workflows.auto import (
@@ -67,6 +68,7 @@ def train_run(
     optimizer: str | None = None,
     weight_decay: float | None = None,
     label_smoothing: float | None = None,
+    precision: str | None = None,
     recipe: str | None = None,
     backbone: str | None = None,
     fine_tune_epochs: int | None = None,
@@ -86,7 +88,7 @@ def train_run(
         score_classifier: the DCGAN's scoring classifier run (default: one trained into the run).
         strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus`` splits
             the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
-        optimizer, weight_decay, label_smoothing: classifiers' adam or sgd, decoupled decay, smoothing.
+        optimizer, weight_decay, label_smoothing, precision: adam/sgd, decay, smoothing, float32/bfloat16.
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
         backbone: pretrained features (a run, saved_models/<name>, a keras-hub image or text preset)
             under a new head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
@@ -184,7 +186,7 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
 
 
 SETTINGS = ("epochs", "learning_rate", "seed", "patience", "augmentation", "batch_size", "optimizer",
-            "weight_decay", "label_smoothing")  # fmt: skip
+            "weight_decay", "label_smoothing", "precision")  # fmt: skip
 
 
 def _requested(request: dict):
@@ -199,6 +201,9 @@ def _requested(request: dict):
         model_name, model_args, settings = _apply_recipe(recipe, model_name, model_args, settings)
     if transfer["backbone"] is None:
         return model_name, model_args, settings, None
+    if settings["precision"] == "bfloat16":  # its phases freeze and thaw the backbone's own layers
+        raise ValueError("--precision bfloat16 trains from scratch; leave it out with --backbone")
+    settings["precision"] = None  # "auto" (a recipe's) is float32 here
     return _apply_backbone(model_name, model_args, settings, recipe=recipe, **transfer)
 
 
@@ -279,11 +284,14 @@ def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwr
     given = [name for name in OPTIMIZER_DEFAULTS if settings[name] is not None]
     if task is not None and not task.optimizer_settings and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise ValueError(f"{flags}: {model_name} trains both networks with Adam (beta_1 0.5); leave it out")
+        raise ValueError(
+            f"{flags}: {model_name} trains both networks with Adam (beta_1 0.5) in float32; leave it out"
+        )
     epochs = settings["epochs"]
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     check_optimizer_settings(settings["optimizer"], settings["weight_decay"], settings["label_smoothing"])
+    check_precision(settings["precision"])
     check_output_folder(out_dir, "run", overwrite=overwrite)
     return out_dir
 
@@ -302,7 +310,10 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
     }
     if not task.optimizer_settings:  # not recorded where they do not apply
         training = {key: value for key, value in training.items() if key not in OPTIMIZER_DEFAULTS}
-    return {key: defaults[key] if value is None else value for key, value in training.items()}
+    filled = {key: defaults[key] if value is None else value for key, value in training.items()}
+    if "precision" in filled:  # config.json records what ran: "auto" becomes float32 or bfloat16
+        filled["precision"] = resolve_precision(filled["precision"])
+    return filled
 
 
 def _check_data_options(data_options: dict | None) -> dict:
