@@ -30,7 +30,13 @@ def test_the_twin_computes_in_bfloat16_but_its_softmax_and_weights_stay_float32(
 
 def test_a_bfloat16_run_trains_the_twin_and_saves_a_float32_model(tmp_path):
     run_dir, metrics = train_run(
-        "cnn_classifier", "digits", tmp_path / "run", epochs=2, learning_rate=5e-3, precision="bfloat16", verbose=0
+        "cnn_classifier",
+        "digits",
+        tmp_path / "run",
+        epochs=2,
+        learning_rate=5e-3,
+        precision="bfloat16",
+        verbose=0,
     )
     assert json.loads((run_dir / "config.json").read_text())["training"]["precision"] == "bfloat16"
     saved = load_run_model(run_dir)
