@@ -328,6 +328,8 @@ def staged_run_folder(out_dir: Path, *, overwrite: bool):
 
 
 TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "validation_source", "header", "encoding")
+# How the splits a source lacks are carved (any kind of data); a run reloads its data with them.
+SPLIT_OPTIONS = ("test_fraction", "validation_fraction")
 
 
 def load_run_dataset(config: RunConfig, source: str | None = None, **options):
@@ -340,10 +342,12 @@ def load_run_dataset(config: RunConfig, source: str | None = None, **options):
     from bigmodels.data import load_dataset
 
     data = config["data"]
+    splits = {k: data[k] for k in SPLIT_OPTIONS if data.get(k) is not None}  # the same test split
     return load_dataset(
         source if source is not None else data["source"],
         batch_size=data["batch_size"],
         seed=data["seed"],
+        **splits,
         **options,
     )
 

@@ -47,6 +47,23 @@ def test_image_folder_without_splits_gets_a_recorded_stratified_split(tmp_path):
     assert sum(info.counts.values()) == 30
 
 
+def test_test_and_validation_fractions_are_honoured_and_recorded():
+    data = load_dataset("digits", test_fraction=0.1, validation_fraction=0.05)
+    counts = data.info.counts
+    assert counts["test"] == pytest.approx(0.1 * 1797, abs=10)
+    assert counts["validation"] == pytest.approx(0.05 * (1797 - counts["test"]), abs=10)
+    assert "seeded stratified 10%" in data.info.test_split
+    assert "seeded stratified 5%" in data.info.validation_split
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1, "0.1", True])
+def test_a_fraction_outside_zero_to_one_is_a_clear_error(fraction):
+    with pytest.raises(ValueError, match="--test-fraction must be a share between 0 and 1"):
+        load_dataset("digits", test_fraction=fraction)
+    with pytest.raises(ValueError, match="--validation-fraction must be a share between 0 and 1"):
+        load_dataset("digits", validation_fraction=fraction)
+
+
 def test_image_folder_uses_train_and_test_subfolders(tmp_path):
     write_image_folder(tmp_path / "train", per_class=10)
     write_image_folder(tmp_path / "test", per_class=3, seed=5)

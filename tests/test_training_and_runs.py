@@ -99,6 +99,20 @@ def test_evaluate_run_recomputes_per_class_metrics(digits_run):
     assert np.trace(matrix) / matrix.sum() == pytest.approx(report["accuracy"], abs=1e-6)
 
 
+def test_a_run_reloads_the_test_split_it_was_trained_with(tmp_path):
+    """--test-fraction is recorded: evaluation (and every derived run) tests on the same examples,
+    never on a 20% split that overlaps the training data."""
+    run_dir, metrics = train_run(
+        "cnn_classifier", "digits", tmp_path / "run", epochs=1, verbose=0,
+        data_options={"test_fraction": 0.1, "validation_fraction": 0.05},
+    )  # fmt: skip
+    config = read_run(run_dir)[1]
+    assert config["data"]["test_fraction"] == 0.1 and config["data"]["validation_fraction"] == 0.05
+    report = evaluate_run(run_dir)
+    assert report["num_examples"] == metrics["counts"]["test"] == 179  # 10% of 1,797, per class
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
 def test_evaluate_on_data_with_other_classes_is_refused(digits_run, tmp_path):
     write_image_folder(tmp_path, per_class=5, size=(8, 8), channels=1)
     with pytest.raises(ValueError, match="differ from the run's"):

@@ -59,6 +59,21 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="default 64; 16 for a few hundred photos",
     )
     parser.add_argument(
+        "--test-fraction",
+        dest="test_fraction",
+        type=float,
+        default=None,
+        help="share of the data held out for testing when it has no test split of its own (0.2)",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        dest="validation_fraction",
+        type=float,
+        default=None,
+        help="share of the training data held out for model selection when it has no validation "
+        "split (10%%; up to 20%% for small data)",
+    )
+    parser.add_argument(
         "--learning-rate",
         dest="learning_rate",
         type=float,
@@ -248,6 +263,8 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         "validation_source": args.validation_source,
         "header": args.header,
         "encoding": args.encoding,
+        "test_fraction": args.test_fraction,
+        "validation_fraction": args.validation_fraction,
     }
     return bigmodels.train_run(
         args.model,

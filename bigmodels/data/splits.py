@@ -30,6 +30,14 @@ MIN_VALIDATION_EXAMPLES = 50
 MAX_SMALL_DATA_VALIDATION_FRACTION = 0.2
 
 
+def check_fraction(split: str, fraction: float | None) -> None:
+    """Raises ValueError unless ``fraction`` (the share held out for ``split``) is in (0, 1)."""
+    if fraction is None:
+        return
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"--{split}-fraction must be a share between 0 and 1 (e.g. 0.1), got {fraction!r}")
+
+
 def validation_fraction_for(count: int, fraction: float | None) -> float:
     """The share held out for validation: ``fraction`` when given, else 10% raised (to 20% at
     most) until about ``MIN_VALIDATION_EXAMPLES`` of ``count`` training examples are held out."""
@@ -104,8 +112,11 @@ def assemble_dataset(
     """Carves the missing splits of ``loaded`` and wraps them, with their ``DatasetInfo``.
 
     Raises:
-        ValueError: no training split, a label outside the class names, or an empty split.
+        ValueError: no training split, a label outside the class names, an empty split, or a
+            fraction outside (0, 1).
     """
+    check_fraction("test", test_fraction)
+    check_fraction("validation", validation_fraction)
     arrays, test_split, validation_split = _carve_splits(
         loaded, source, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
     )

@@ -18,6 +18,7 @@ from bigmodels.models.arguments import resolve_model_args
 from bigmodels.models.backbones import check_fine_tune_from, load_backbone
 from bigmodels.models.registry import get_builder
 from bigmodels.run_folder import (
+    SPLIT_OPTIONS,
     TEXT_DATA_OPTIONS,
     check_output_folder,
     staged_run_folder,
@@ -318,9 +319,10 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
 
 def _check_data_options(data_options: dict | None) -> dict:
     data_options = {k: v for k, v in (data_options or {}).items() if v is not None}
-    unknown = sorted(set(data_options) - set(TEXT_DATA_OPTIONS))
+    known = TEXT_DATA_OPTIONS + SPLIT_OPTIONS
+    unknown = sorted(set(data_options) - set(known))
     if unknown:
-        raise ValueError(f"unknown data option(s) {', '.join(unknown)}; use {', '.join(TEXT_DATA_OPTIONS)}")
+        raise ValueError(f"unknown data option(s) {', '.join(unknown)}; use {', '.join(known)}")
     return data_options
 
 
