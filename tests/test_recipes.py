@@ -81,6 +81,20 @@ def test_crop_flip_is_seeded():
     assert not np.array_equal(run(5), run(6))
 
 
+def test_cutout_greys_one_square_a_quarter_of_the_side_after_crop_flip():
+    images = np.full((32, 32, 32, 3), 7, np.uint8)  # one colour: the crop's zero padding shows as 0
+    plain = next(iter(augment_pipeline(_batches(images, np.zeros(32), 32), "crop_flip", seed=2)))[0]
+    cut = next(iter(augment_pipeline(_batches(images, np.zeros(32), 32), "crop_flip_cutout", seed=2)))[0]
+    plain, cut = plain.numpy(), cut.numpy()
+    changed = (cut != plain).any(-1)  # the pixels cutout touched, per image
+    assert set(np.unique(cut[np.broadcast_to(changed[..., None], cut.shape)])) == {128}
+    for mask in changed:
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert 0 < len(rows) <= 8 and 0 < len(cols) <= 8  # a quarter of 32, clipped at the borders
+        assert mask.sum() == len(rows) * len(cols)  # one rectangle
+    assert (changed.sum((1, 2)) == 64).sum() > 4  # most squares lie wholly inside
+
+
 def test_crop_flip_refuses_text():
     ids = tf.data.Dataset.from_tensor_slices((np.zeros((4, 6), np.int32), np.zeros(4))).batch(2)
     with pytest.raises(ValueError, match="text takes --augmentation none"):

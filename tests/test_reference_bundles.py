@@ -139,9 +139,11 @@ def test_mnist_cnn_reproduces_its_card_on_mnist_test():
 
 @NEEDS_DATA
 def test_cifar10_tiny_reproduces_its_card_on_the_held_out_split():
-    from bigmodels import load_dataset
+    from bigmodels.run_folder import load_run_dataset
 
-    dataset = load_dataset(str(SHARED_DATA / "cifar10"), seed=0)
+    # The shipped run's config.json says how its test split was carved (seed, --test-fraction).
+    config = json.loads((ROOT / "saved_models" / "cifar10_tiny" / "run" / "config.json").read_text())
+    dataset = load_run_dataset(config, str(SHARED_DATA / "cifar10"))
     images, labels = dataset.arrays["test"]
     bundle = load_bundle("cifar10_tiny")
     accuracy = _accuracy(bundle, images, labels)
