@@ -59,21 +59,6 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="default 64; 16 for a few hundred photos",
     )
     parser.add_argument(
-        "--test-fraction",
-        dest="test_fraction",
-        type=float,
-        default=None,
-        help="share of the data held out for testing when it has no test split of its own (0.2)",
-    )
-    parser.add_argument(
-        "--validation-fraction",
-        dest="validation_fraction",
-        type=float,
-        default=None,
-        help="share of the training data held out for model selection when it has no validation "
-        "split (10%%; up to 20%% for small data)",
-    )
-    parser.add_argument(
         "--learning-rate",
         dest="learning_rate",
         type=float,
@@ -91,15 +76,6 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         default=None,
         help="none, shift, shift_flip, crop_flip (pad, random crop, flip) or crop_flip_cutout (and a "
         "grey square a quarter of the side) (default: chosen from the data)",
-    )
-    parser.add_argument(
-        "--image-size",
-        dest="image_size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("HEIGHT", "WIDTH"),
-        help="size photos are resized to when loading",
     )
     parser.add_argument(
         "--recipe",
@@ -124,7 +100,36 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         "bfloat16 instructions, slower elsewhere; the saved model is float32) or auto",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_split_flags(parser)
     add_distribution_flags(parser)
+
+
+def add_split_flags(parser) -> None:
+    """How the data is shaped and split where the source does not say."""
+    parser.add_argument(
+        "--image-size",
+        dest="image_size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("HEIGHT", "WIDTH"),
+        help="size photos are resized to when loading",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        dest="test_fraction",
+        type=float,
+        default=None,
+        help="share of the data held out for testing when it has no test split of its own (0.2)",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        dest="validation_fraction",
+        type=float,
+        default=None,
+        help="share of the training data held out for model selection when it has no validation "
+        "split (10%%; up to 20%% for small data)",
+    )
 
 
 def add_distribution_flags(parser) -> None:
