@@ -82,7 +82,7 @@ def train_run(
     Args:
         model_name: a registered model or "auto" (``workflows.auto``); None: cnn_classifier for
             images, auto for text (transformer_classifier with model_args, recipe or strategy).
-        data_options: ``load_dataset``'s text-source options (text_columns, label_column, ...);
+        data_options: ``load_dataset``'s source options (text_columns, label_column, test_fraction, ...);
             tokenizer: ``TokenizerSettings`` (or a dict of them) for text; model_args: the builder's.
         epochs, batch_size, patience, learning_rate: default: the task's for the data's size (30,
             64, 8); the peak learning rate 3e-3 for classifiers, 2e-4 for the DCGAN.
