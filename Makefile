@@ -38,8 +38,10 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 # BIGMODELS_REQUIRE_BROWSER=1: a browser test that lacks node or Chromium fails instead of skipping.
+# Two workers (pytest-xdist): many tests wait on subprocesses, the browser or file I/O, so two
+# processes keep both cores busy; worksteal evens out the long tests.
 test: $(STAMP) web chromium
-	BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=25 tests --nbmake notebooks
+	BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=25 tests --nbmake notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check bigmodels apps tests benchmarks

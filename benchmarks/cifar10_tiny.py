@@ -6,10 +6,10 @@ Usage:
 
 Trains and exports with exactly the commands of saved_models/cifar10_tiny (REFERENCES in
 benchmarks/reference_models.py), timing the training wall clock, unless --from-run reuses an
-exported WORK/cifar10_tiny. Reports validation accuracy (10% of the training data, per epoch),
-accuracy on the held-out test split (20% of the training folder: the real test split is withheld
-from this machine), the int8 file's accuracy, size, 1-thread latency and TensorFlow Lite Micro
-arena, and the multiply-accumulates per image beside ResNet-8's. Writes
+exported WORK/cifar10_tiny. Reports validation accuracy (per epoch), accuracy on the held-out
+test split (the share of the training folder the commands' --test-fraction names: the real
+test split is withheld from this machine), the int8 file's accuracy, size, 1-thread latency and
+TensorFlow Lite Micro arena, and the multiply-accumulates per image beside ResNet-8's. Writes
 benchmarks/results/cifar10_tiny.json.
 """
 

@@ -35,9 +35,11 @@ QUALITY_KEYS = ("accuracy", "classifier_score", "frechet_distance", "code_accura
 REFERENCES = {
     "cifar10_tiny": {
         "title": "CIFAR-10 classifier for microcontrollers (MLPerf Tiny's image-classification bar)",
-        "data": "cifar10 (the 50,000-image training split as JPEG class folders; 20% held out as test)",
+        "data": "cifar10 (the 50,000-image training split as JPEG class folders; 10% held out as test, "
+        "5% of the rest for validation)",
         "commands": [
-            "apps/train.py --recipe cifar10_tiny --data {data}/cifar10 --out {work}/cifar10_tiny",
+            "apps/train.py --recipe cifar10_tiny --data {data}/cifar10 --test-fraction 0.1 "
+            "--validation-fraction 0.05 --out {work}/cifar10_tiny",
             "apps/export.py --run {work}/cifar10_tiny --quantization int8",
         ],
         "try": "python apps/predict.py --bundle saved_models/cifar10_tiny photo.jpg",

@@ -141,7 +141,7 @@ def test_recipe_fills_in_what_the_caller_left_out(tmp_path):
     assert training["epochs"] == 1  # the caller's
     assert (training["optimizer"], training["augmentation"], training["label_smoothing"]) == (
         "sgd",
-        "crop_flip",
+        "crop_flip_cutout",
         0.1,
     )
     assert training["batch_size"] == 256 and training["learning_rate"] == 0.2
