@@ -38,11 +38,17 @@ def parse_args(argv=None):
         help="kernels with fewer weights stay dense, the others make up for them (default: kernels "
         "under 1000 weights are spared when the others can stay under 95%%; 0 prunes all alike)",
     )
-    parser.add_argument(
-        "--no-distill",
+    distillation = parser.add_mutually_exclusive_group()
+    distillation.add_argument(
+        "--distill",
         dest="distill",
-        action="store_false",
-        help="prune a classifier on the labels alone (default: its unpruned run teaches it too)",
+        action="store_true",
+        default=None,
+        help="a classifier is taught by its unpruned run while it is pruned (default: when the run "
+        "overfits its labels, its last training accuracy over 2 points above its best validation)",
+    )
+    distillation.add_argument(
+        "--no-distill", dest="distill", action="store_false", help="prune a classifier on the labels alone"
     )
     parser.add_argument("--out", default=None, help="pruned run folder (default: RUN_<percent>)")
     parser.add_argument("--overwrite", action="store_true")

@@ -171,8 +171,37 @@ def test_a_pruned_classifier_is_taught_by_its_unpruned_source_unless_told_not_to
     assert any(not np.array_equal(a, b) for a, b in zip(weights[True], weights[False], strict=True))
 
 
-@pytest.mark.parametrize("flags, distill", [([], True), (["--no-distill"], False)])
-def test_the_prune_app_distills_unless_told_not_to(monkeypatch, flags, distill):
+@pytest.mark.parametrize(
+    "last_training, validations, taught",
+    [(0.999, (0.70, 0.787, 0.779), True), (0.995, (0.990, 0.993), False)],
+)
+def test_a_source_that_overfits_its_labels_teaches_its_pruned_copy(
+    tmp_path, last_training, validations, taught
+):
+    from bigmodels.workflows.prune import source_overfits
+
+    rows = [f"{index},0.9,0.1,{value},0.2" for index, value in enumerate(validations)]
+    rows[-1] = f"{len(rows) - 1},{last_training},0.1,{validations[-1]},0.2"
+    (tmp_path / "history.csv").write_text(
+        "epoch,accuracy,loss,val_accuracy,val_loss\n" + "\n".join(rows) + "\n"
+    )
+    overfits, reason = source_overfits(tmp_path)
+    assert overfits is taught
+    assert f"{max(validations):.4f}" in reason and f"{last_training:.4f}" in reason
+
+
+def test_a_default_prune_records_why_it_was_or_was_not_taught(digits_run, tmp_path):
+    from bigmodels.workflows.prune import prune_run, source_overfits
+
+    pruned, _ = prune_run(digits_run, tmp_path / "pruned", sparsity=0.5, epochs=1, verbose=0)
+    record = json.loads((pruned / "config.json").read_text())["pruning"]
+    overfits, reason = source_overfits(digits_run)
+    assert record["distilled_from_source"] is overfits
+    assert record["distillation_chosen_by"] == reason
+
+
+@pytest.mark.parametrize("flags, distill", [([], None), (["--distill"], True), (["--no-distill"], False)])
+def test_the_prune_app_distills_when_asked_or_derived(monkeypatch, flags, distill):
     import importlib.util
 
     import bigmodels

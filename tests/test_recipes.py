@@ -95,6 +95,28 @@ def test_cutout_greys_one_square_a_quarter_of_the_side_after_crop_flip():
     assert (changed.sum((1, 2)) == 64).sum() > 4  # most squares lie wholly inside
 
 
+def test_resized_crop_flip_zooms_flips_and_is_seeded():
+    columns = np.linspace(80, 176, 32)  # a left-to-right ramp, clear of 0 and 255 after the jitter
+    images = np.broadcast_to(columns[None, None, :, None], (32, 32, 32, 3)).astype(np.uint8)
+    labels = np.arange(32)
+
+    def run(seed):
+        x, y = next(iter(augment_pipeline(_batches(images, labels, 32), "resized_crop_flip", seed=seed)))
+        return x.numpy(), y.numpy()
+
+    out, out_labels = run(4)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    np.testing.assert_array_equal(out_labels, labels)
+    rows = out[:, 16, :, 0].astype(int)  # one row of each image
+    rising, falling = (np.diff(rows) >= 0).all(1), (np.diff(rows) <= 0).all(1)
+    assert (rising | falling).all()  # a crop of a ramp is a ramp, mirrored or not
+    assert 0 < falling.sum() < 32  # some flipped
+    spans = np.abs(rows[:, -1] - rows[:, 0])
+    assert spans.min() < 0.7 * spans.max()  # crops of different widths
+    np.testing.assert_array_equal(run(4)[0], out)
+    assert not np.array_equal(run(5)[0], out)
+
+
 def test_crop_flip_refuses_text():
     ids = tf.data.Dataset.from_tensor_slices((np.zeros((4, 6), np.int32), np.zeros(4))).batch(2)
     with pytest.raises(ValueError, match="text takes --augmentation none"):

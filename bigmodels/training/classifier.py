@@ -18,7 +18,7 @@ from bigmodels.training.callbacks import (
 )
 from bigmodels.training.precision import SavedAsFloat32, mixed_precision_twin
 
-AUGMENTATIONS = ("none", "shift", "shift_flip", "crop_flip", "crop_flip_cutout")
+AUGMENTATIONS = ("none", "shift", "shift_flip", "crop_flip", "crop_flip_cutout", "resized_crop_flip")
 OPTIMIZERS = ("adam", "sgd")
 # What a run trains with when neither the caller nor a recipe says otherwise.
 OPTIMIZER_DEFAULTS = {
@@ -41,7 +41,9 @@ def augment_pipeline(dataset, augmentation: str, seed: int):
         return dataset
     if dataset.element_spec[0].dtype != tf.uint8:
         raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
-    if augmentation.startswith("crop_flip"):
+    if augmentation == "resized_crop_flip":
+        apply = _resized_crop_flip(keras.random.SeedGenerator(seed))
+    elif augmentation.startswith("crop_flip"):
         apply = _crop_flip(keras.random.SeedGenerator(seed), cutout=augmentation.endswith("cutout"))
     else:
         apply = _translate(augmentation, seed)
@@ -86,6 +88,42 @@ def _crop_flip(generator, cutout: bool = False):
         x = tf.gather(x, cols + tf.range(width)[None], axis=2, batch_dims=1)
         flip = keras.random.uniform((count, 1, 1, 1), seed=generator) < 0.5
         return tf.where(flip, tf.reverse(x, axis=[2]), x), labels
+
+    return apply
+
+
+# Random-resized-crop bounds (Szegedy et al. 2015, as torchvision's RandomResizedCrop), with the
+# smallest crop a quarter of the photo rather than 8%: a small network sees the whole insect.
+CROP_AREA = (0.25, 1.0)
+CROP_ASPECT = (3 / 4, 4 / 3)
+JITTER = 0.2  # brightness shift (a share of the pixel range) and contrast factor spread
+
+
+def _resized_crop_flip(generator):
+    """Photos: a random crop of a quarter to all of the area, aspect 3:4 to 4:3, resized back to
+    the batch's size (one crop_and_resize per batch); half of them flipped (the box's sides
+    swapped); brightness and contrast jittered by up to 20%."""
+
+    def uniform(count, low, high):
+        return keras.random.uniform((count,), low, high, seed=generator)
+
+    def apply(images, labels):
+        count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+        area = uniform(count, *CROP_AREA)
+        aspect = tf.exp(uniform(count, np.log(CROP_ASPECT[0]), np.log(CROP_ASPECT[1])))
+        crop_height = tf.minimum(1.0, tf.sqrt(area / aspect))
+        crop_width = tf.minimum(1.0, tf.sqrt(area * aspect))
+        top = uniform(count, 0.0, 1.0) * (1.0 - crop_height)
+        left = uniform(count, 0.0, 1.0) * (1.0 - crop_width)
+        flip = uniform(count, 0.0, 1.0) < 0.5
+        first, last = tf.where(flip, left + crop_width, left), tf.where(flip, left, left + crop_width)
+        boxes = tf.stack([top, first, top + crop_height, last], axis=1)
+        x = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, tf.range(count), (height, width))
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        contrast = tf.reshape(uniform(count, 1.0 - JITTER, 1.0 + JITTER), (-1, 1, 1, 1))
+        brightness = tf.reshape(uniform(count, -JITTER, JITTER) * 255.0, (-1, 1, 1, 1))
+        x = (x - mean) * contrast + mean + brightness
+        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype), labels
 
     return apply
 

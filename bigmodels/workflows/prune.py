@@ -1,5 +1,6 @@
 """The prune workflow: fine-tune a trained run with magnitude pruning into a new run folder."""
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,12 @@ SCHEDULES = ("polynomial", "constant")
 
 
 RAMP_SHARE = 0.7  # sparsity rises over the first 70% of the steps; the rest fine-tunes at the target
+# A source whose last training accuracy is this far above its best validation accuracy has
+# memorised its labels, and its soft answers teach a pruned copy more than the labels do. Measured
+# at 80%: the SST-2 Transformer (training 99.9%, validation 78.7%) kept 80.4-80.8% taught and
+# 78.1-78.3% on labels; the MNIST CNN (99.5% vs 99.3%) kept 99.31% on labels (3 runs) and 99.19%
+# taught (3 of 4 runs), the distillation's soft targets costing it a tenth of a point.
+DISTILL_ABOVE_GAP = 0.02
 
 
 def make_schedule(name: str, sparsity: float, total_steps: int, frequency: int | None = None):
@@ -54,6 +61,22 @@ def make_pruner(target, sparsity, schedule, steps, kinds, structure, min_weights
     return pruner
 
 
+def source_overfits(run_dir: str | Path) -> tuple[bool, str]:
+    """(whether the run's last training accuracy exceeds its best validation accuracy by more than
+    ``DISTILL_ABOVE_GAP``, the figures as a sentence), from its history.csv."""
+    with open(Path(run_dir) / "history.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("accuracy") and row.get("val_accuracy")]
+    if not rows:
+        return True, "no training and validation accuracy in history.csv: taught by the source"
+    training = float(rows[-1]["accuracy"])
+    validation = max(float(row["val_accuracy"]) for row in rows)
+    overfits = training - validation > DISTILL_ABOVE_GAP
+    return overfits, (
+        f"last training accuracy {training:.4f}, best validation accuracy {validation:.4f}: "
+        + ("taught by the source" if overfits else "pruned on the labels")
+    )
+
+
 def prune_run(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -65,7 +88,7 @@ def prune_run(
     kinds=KINDS,
     structure: str | None = None,
     min_weights: int | None = None,
-    distill: bool = True,
+    distill: bool | None = None,
     overwrite: bool = False,
     verbose: int = 1,
 ) -> tuple[Path, dict]:
@@ -87,9 +110,11 @@ def prune_run(
         min_weights: kernels with fewer weights stay dense (the report shows them at 0); None
             (default) spares kernels under 1,000 weights when the others can make up for them
             (``spared_plan``); 0 prunes every kernel alike.
-        distill: a classifier is taught by its own unpruned source while it is pruned
+        distill: True: a classifier is taught by its own unpruned source while it is pruned
             (``Distiller``'s defaults), so it keeps the source's answers rather than only the
-            labels; a DCGAN's generator is pruned on its own losses.
+            labels; False: labels only; None (default): taught when the source overfits its
+            labels (``source_overfits``: last training accuracy more than 2 points above the
+            best validation accuracy). A DCGAN's generator is pruned on its own losses.
 
     Example:
         pruned_dir, metrics = prune_run("saved_models/mnist", "saved_models/mnist_80", sparsity=0.8)
@@ -97,6 +122,10 @@ def prune_run(
     """
 
     def plan(task, model, steps, config):
+        if not task.can_distill:
+            taught, reason = False, None
+        else:
+            taught, reason = (distill, "asked") if distill is not None else source_overfits(run_dir)
         target = task.pruning_target(model)
         pruner = make_pruner(target, sparsity, schedule, steps, kinds, structure, min_weights)
         record = {
@@ -107,8 +136,10 @@ def prune_run(
             "structure": structure,
             "min_weights": pruner.min_weights,
             "target": "model" if target is model else "generator",
-            "distilled_from_source": distill and task.can_distill,
+            "distilled_from_source": taught,
         }
+        if reason:
+            record["distillation_chosen_by"] = reason
 
         def measure(saved):
             report = sparsity_report(task.pruning_target(saved), kinds)
@@ -116,8 +147,8 @@ def prune_run(
 
         if not record["distilled_from_source"]:
             return FineTune(model, [pruner], record, measure)
-        taught = Distiller(model, load_run_model(run_dir))
-        return FineTune(taught, [pruner], record, measure, saved_model=model)
+        teacher = Distiller(model, load_run_model(run_dir))
+        return FineTune(teacher, [pruner], record, measure, saved_model=model)
 
     return fine_tune_run(
         run_dir, out_dir, key="pruning", from_key="pruned_from", plan=plan, epochs=epochs,
