@@ -15,6 +15,7 @@ from bigmodels.compress.clustering import (
 from bigmodels.compress.pruning import ConstantSparsity, MagnitudePruner
 from bigmodels.compress.quantization import (
     ActivationQuantizer,
+    calibrate_ranges,
     describe_quantization,
     folded_layers,
     quantize_model,
@@ -75,6 +76,26 @@ def test_qat_model_equals_its_int8_file_within_one_step_and_the_scales_are_the_l
     for layer in learned:  # each learned range is some activation tensor's scale in the file
         width = float(layer.range_max.numpy() - layer.range_min.numpy())
         assert any(abs(scale - width / 255) <= 1e-6 * width for scale in scales), layer.name
+
+
+def test_the_calibrated_start_has_the_activation_ranges_ptq_gives_the_float_model():
+    model, images, _ = trained_cnn()
+    qat = quantize_model(model)
+    calibrate_ranges(qat, images[:8])
+    _, tensors = tflite_kernels(convert_tflite(model, "int8", images[:8]))
+    ptq = [float(d["quantization"][0]) for d in tensors.values() if d["dtype"] == np.int8]
+    # Each layer's output range is the one PTQ's calibration of the float model picks (through
+    # int8-rounded kernels they came out 0.2-0.4% off); PTQ folds the rescaling into the first
+    # convolution, so its output has no tensor of its own there.
+    calibrated = [
+        layer for layer in qat.layers
+        if isinstance(layer, ActivationQuantizer) and layer.fixed_range is None
+        and layer.name != "rescale_quant"
+    ]  # fmt: skip
+    assert len(calibrated) == 6
+    for layer in calibrated:
+        scale = float(layer.range_max.numpy() - layer.range_min.numpy()) / 255
+        assert np.isclose(scale, ptq, rtol=1e-6).any(), layer.name
 
 
 def test_clustering_keeps_at_most_k_values_zeros_included_through_qat_and_into_the_int8_file():

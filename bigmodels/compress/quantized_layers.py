@@ -117,6 +117,8 @@ class QuantizedWeight:
         return ops.maximum(ops.reshape(bound, (-1,)), 1e-8)
 
     def quantized_kernel(self, training):
+        if getattr(self, "calibrating", False):  # the converter calibrates PTQ on float weights
+            return self.quantized_weight
         if training:  # TFMOT's LastValueQuantizer: the range of the weight being used
             self.kernel_range.assign(tf.stop_gradient(self.kernel_bound()))
         bound = self.kernel_range
@@ -215,14 +217,19 @@ QUANTIZED = {
 
 def calibrate_ranges(model, inputs, batch_size: int = 64) -> None:
     """Sets every learned activation range to the min and max of what reaches it over ``inputs``,
-    in inference mode with the fake quantization off: the converter's PTQ calibration. QAT then
-    starts where PTQ is, not from the first training batch's ranges."""
+    in inference mode with the fake quantization of activations and weights off: the converter's
+    PTQ calibration, which runs the float model. QAT then starts where PTQ is, not from the first
+    training batch's ranges (calibrated through int8-rounded kernels, the MNIST CNN's ranges came
+    out 0.2-0.4% off PTQ's and its int8 file one test digit worse)."""
     quantizers = [
         layer for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, ActivationQuantizer) and layer.fixed_range is None
     ]  # fmt: skip
+    weighted = quantized_layers(model)
     for quantizer in quantizers:
         quantizer.observed = (0.0, 0.0)  # the range always holds zero, as the converter's does
+    for layer in weighted:
+        layer.calibrating = True
     try:
         for start in range(0, len(inputs), batch_size):
             model(inputs[start : start + batch_size], training=False)
@@ -233,6 +240,8 @@ def calibrate_ranges(model, inputs, batch_size: int = 64) -> None:
     finally:
         for quantizer in quantizers:
             quantizer.observed = None
+        for layer in weighted:
+            layer.calibrating = False
 
 
 def quantized_layers(model) -> list:
