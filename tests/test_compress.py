@@ -190,6 +190,17 @@ def test_a_source_that_overfits_its_labels_teaches_its_pruned_copy(
     assert f"{max(validations):.4f}" in reason and f"{last_training:.4f}" in reason
 
 
+def test_a_source_without_its_history_is_taught_as_before(tmp_path):
+    from bigmodels.workflows.prune import source_overfits
+
+    assert source_overfits(tmp_path) == (
+        True,
+        "no training and validation accuracy in history.csv: taught by the source",
+    )
+    (tmp_path / "history.csv").write_text("epoch,accuracy,val_accuracy\n0,0.9,NA\n")
+    assert source_overfits(tmp_path)[0] is True
+
+
 def test_a_default_prune_records_why_it_was_or_was_not_taught(digits_run, tmp_path):
     from bigmodels.workflows.prune import prune_run, source_overfits
 

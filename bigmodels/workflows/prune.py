@@ -63,9 +63,18 @@ def make_pruner(target, sparsity, schedule, steps, kinds, structure, min_weights
 
 def source_overfits(run_dir: str | Path) -> tuple[bool, str]:
     """(whether the run's last training accuracy exceeds its best validation accuracy by more than
-    ``DISTILL_ABOVE_GAP``, the figures as a sentence), from its history.csv."""
-    with open(Path(run_dir) / "history.csv", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("accuracy") and row.get("val_accuracy")]
+    ``DISTILL_ABOVE_GAP``, the figures as a sentence), from its history.csv. A run without one (a
+    shipped reference run keeps only its model, config and metrics) is taught, as before the rule."""
+    history = Path(run_dir) / "history.csv"
+    rows = []
+    if history.is_file():
+        with open(history, newline="") as handle:
+            logged = ("accuracy", "val_accuracy")
+            rows = [
+                row
+                for row in csv.DictReader(handle)
+                if all(row.get(k) not in (None, "", "NA") for k in logged)
+            ]
     if not rows:
         return True, "no training and validation accuracy in history.csv: taught by the source"
     training = float(rows[-1]["accuracy"])
@@ -147,8 +156,8 @@ def prune_run(
 
         if not record["distilled_from_source"]:
             return FineTune(model, [pruner], record, measure)
-        teacher = Distiller(model, load_run_model(run_dir))
-        return FineTune(teacher, [pruner], record, measure, saved_model=model)
+        distiller = Distiller(model, load_run_model(run_dir))
+        return FineTune(distiller, [pruner], record, measure, saved_model=model)
 
     return fine_tune_run(
         run_dir, out_dir, key="pruning", from_key="pruned_from", plan=plan, epochs=epochs,
