@@ -51,6 +51,9 @@ def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> 
     return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
 
 
+SOURCE_VALIDATION_SPLIT = "the source's own validation split"  # a user's file, not carved here
+
+
 def _carve_splits(
     loaded: LoadedSource, source: str, *, validation_fraction: float | None, test_fraction: float, seed: int
 ) -> tuple[dict, str | None, str]:
@@ -72,7 +75,7 @@ def _carve_splits(
         splits["train"], splits["test"] = split_off(features, labels, test_fraction, seed)
         test_split = _describe_fraction(test_fraction, seed, len(splits["test"][1]), "the data")
     if "validation" in splits:
-        validation_split = "the source's own validation split"
+        validation_split = SOURCE_VALIDATION_SPLIT
     else:
         features, labels = splits["train"]
         validation_fraction = validation_fraction_for(len(labels), validation_fraction)

@@ -18,7 +18,9 @@ from bigmodels.tasks.base import (
     Task,
     data_fields,
 )
+from bigmodels.training.callbacks import save_atomically
 from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, fit_classifier
+from bigmodels.training.linear import deep_and_wide, fit_linear_classifier, linear_bag, refit_wide_head
 from bigmodels.training.transfer import fit_in_phases
 
 INTENDED_USE = (
@@ -43,18 +45,36 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
     # Runs made before these settings existed trained with Adam, no decay and no smoothing.
     settings.update({key: training.get(key, value) for key, value in OPTIMIZER_DEFAULTS.items()})
     options = {"verbose": verbose, "callbacks": callbacks, "keep_best": keep_best, "saved_model": saved_model}
-    if backbone and backbone.get("phases"):
+    # From scratch: not a derived run (pruned, QAT, distilled), not a backbone's phases.
+    from_scratch = keep_best and saved_model is None and not start_is_candidate and not backbone
+    bag = linear_bag(model) if from_scratch else None
+    if bag is not None:  # a linear model has an exact optimum: no epochs needed
+        summary = fit_linear_classifier(model, bag, dataset, staging)
+    elif backbone and backbone.get("phases"):
         phases = {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")}
         summary = fit_in_phases(model, dataset, staging, **settings, **options, **phases)
     else:
         summary = fit_classifier(
             model, dataset, staging, **settings, **options, start_is_candidate=start_is_candidate
         )
+        if from_scratch and deep_and_wide(model) is not None:
+            summary["wide_head_refit"] = refit = _refit_wide_head(staging, dataset)
+            if refit["kept"]:
+                summary["validation_accuracy"] = refit["val_accuracy"]
     metrics = evaluate_into(staging, dataset, load_run_model(staging))
     metrics.update(summary, num_parameters=int((saved_model or model).count_params()))
     write_json(staging / "metrics.json", metrics)
     plot_history(staging / "history.csv", staging / "training_curves.png")
     return metrics
+
+
+def _refit_wide_head(staging: Path, dataset) -> dict:
+    """``refit_wide_head`` on the kept epoch's model, saved back in its place."""
+    trained = load_run_model(staging)
+    record = refit_wide_head(trained, dataset)
+    if record["kept"]:
+        save_atomically(trained.save, staging / "model.keras")
+    return record
 
 
 def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") -> dict:

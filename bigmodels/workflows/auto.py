@@ -110,12 +110,20 @@ def _trained(train_one, model_name: str, run_dir: Path) -> dict:
     metrics = _read_json(run_dir / "metrics.json")
     return {
         "model": model_name,
-        "val_accuracy": round(float(best_logged(run_dir / "history.csv", "val_accuracy")), 6),
+        "val_accuracy": round(float(_validation_accuracy(run_dir, metrics)), 6),
         "validation_examples": int(metrics.get("counts", {}).get("validation", 0)),
         "test_accuracy": metrics.get("test_accuracy"),
         "epochs_trained": metrics.get("epochs_trained"),
         "training_seconds": metrics.get("training_seconds"),
     }
+
+
+def _validation_accuracy(run_dir: Path, metrics: dict) -> float:
+    """The kept model's validation accuracy: its best epoch's, or what a fit after the epochs
+    (a linear model's, a refitted n-gram head's) recorded in metrics.json."""
+    if "validation_accuracy" in metrics:
+        return metrics["validation_accuracy"]
+    return best_logged(run_dir / "history.csv", "val_accuracy")
 
 
 def _promote(run_dir: Path, staging: Path) -> dict:
