@@ -79,12 +79,8 @@ def test_a_killed_auto_run_does_not_train_its_finished_candidates_again(tmp_path
     assert training.trained == ["b"] and metrics["model"] == "a"
 
 
-def test_text_candidates_are_the_three_text_models_and_images_have_one():
-    assert auto_candidates("text") == (
-        "embedding_bag_classifier",
-        "ngram_classifier",
-        "transformer_classifier",
-    )
+def test_text_candidates_are_the_ngram_model_and_the_transformer_and_images_have_one():
+    assert auto_candidates("text") == ("ngram_classifier", "transformer_classifier")
     assert auto_candidates("image") == ("cnn_classifier",)
 
 

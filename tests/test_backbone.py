@@ -284,3 +284,36 @@ def test_resolution_runs_a_run_backbone_at_another_size(source_run):
     assert model.get_layer("backbone").input.shape[1:3] == (24, 24)
     pixels = np.random.default_rng(3).integers(0, 256, (2, *PHOTO_SIZE, 3)).astype(np.uint8)
     assert model.predict(pixels, verbose=0).shape == (2, 2)
+
+
+STANDARD = {"epochs": 10, "patience": 5, "fine_tune": 10, "resolution": None}
+
+
+@pytest.mark.parametrize(
+    "kind, data, train_examples, given, expected",
+    [
+        # A few hundred photos on one of our runs: the longer schedule at 1.5x the run's side.
+        ("run", "image", 196, {}, {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48}),
+        # What the caller gives stays theirs.
+        ("run", "image", 196, {"epochs": 5, "resolution": 32}, {"epochs": 5, "patience": 15, "fine_tune": 40,
+                                                                "resolution": 32}),
+        ("run", "image", 5000, {}, STANDARD),
+        ("keras_hub_preset", "image", 196, {}, STANDARD),
+    ],
+)  # fmt: skip
+def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
+    kind, data, train_examples, given, expected
+):
+    from types import SimpleNamespace
+
+    from bigmodels.workflows.train import _backbone_schedule
+
+    settings = {"epochs": given.get("epochs"), "patience": None, "learning_rate": None}
+    model_args = {"backbone": "x", "resolution": given.get("resolution")}
+    transfer = {"record": {"kind": kind, "image_size": [32, 32]}, "fine_tune_epochs": None}
+    info = SimpleNamespace(kind=data, counts={"train": train_examples})
+    settings, model_args, transfer = _backbone_schedule(settings, model_args, transfer, info)
+    assert (settings["epochs"], settings["patience"]) == (expected["epochs"], expected["patience"])
+    assert transfer["fine_tune_epochs"] == expected["fine_tune"] and settings["learning_rate"] is None
+    assert model_args["resolution"] == expected["resolution"]
+    assert transfer["schedule"] == ("small set" if expected["patience"] == 15 else "standard")

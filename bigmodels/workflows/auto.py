@@ -1,11 +1,11 @@
 """``--model auto``: every candidate model for the data's kind trained on the same split, and the
 smallest whose validation accuracy is within one standard error of the best kept as the run.
 
-No text model wins everywhere (measured, benchmarks/results/text_*.json): on SST-2 the embedding
-bag beat the Transformer, on small topic sets the n-gram bag or the Transformer won. Which one a
-user's data favours is found the way a person would find it, on the validation split; the test
-split is never looked at to choose. A validation split is small (SST-2's 872 sentences: one
-standard error is 1.4 points; five seeds of one model spread over 3 points of test accuracy),
+No text model wins everywhere (measured, benchmarks/results/text_*.json), and the smaller one is
+often within noise of the larger. Which one a user's data favours is found the way a person
+would find it, on the validation split; the test split is never looked at to choose. A
+validation split is small (SST-2's 872 sentences: one standard error is 1.4 points; five seeds
+of one model spread over 3 points of test accuracy),
 so a larger model is kept only when it beats the smallest one within reach by more than one
 standard error (the "one-standard-error rule"): on a phone, a file three times smaller and
 thirty times faster is worth more than a difference validation cannot tell from noise.
@@ -24,9 +24,13 @@ from bigmodels.training.callbacks import (
 )
 
 AUTO = "auto"
-# Smallest first: on a tie the smaller, faster model is kept.
+# Smallest first: on a tie the smaller, faster model is kept. The embedding bag is no candidate:
+# since the n-gram model is fitted exactly (training.linear) it beat the bag on test on all four
+# sets measured (by 0.4-2.5 points), while the bag's validation accuracy, the best of 30 noisy
+# epochs, read high: on the Russian fortunes it was kept at 54.5% on test beside the n-gram
+# model's 56.4% and the Transformer's 58.4%.
 CANDIDATES = {
-    "text": ("embedding_bag_classifier", "ngram_classifier", "transformer_classifier"),
+    "text": ("ngram_classifier", "transformer_classifier"),
     "image": ("cnn_classifier",),
 }
 CANDIDATES_FOLDER = "candidates"
