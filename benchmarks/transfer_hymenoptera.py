@@ -6,7 +6,8 @@ Usage:
 Three runs on the ants/bees folder (train/ as given, val/ as the test split), each through
 train_run with the app's defaults and export_run to int8:
   - from scratch (no --backbone);
-  - --backbone cifar10_tiny: the shipped CIFAR-10 reference run's features (32x32 pixels);
+  - --backbone cifar10_tiny: the shipped CIFAR-10 reference run's features (32x32 pixels), one
+    run per --seeds (the app's small-set schedule: 30 + 40 epochs at 48 pixels);
   - --backbone a keras-hub MobileNetBackbone with random weights, saved with save_to_preset
     (a control: pretraining, not the architecture, should make the difference).
 Reports the int8 file's test accuracy, size and 1-thread latency, the phases and the wall time.
@@ -64,10 +65,12 @@ def random_mobilenet_preset(folder: Path) -> Path:
     return folder
 
 
-def one_run(name: str, data: str, work: Path, backbone) -> dict:
+def one_run(name: str, data: str, work: Path, backbone, seed: int = 0) -> dict:
     started = time.perf_counter()
     try:
-        run_dir, metrics = bigmodels.train_run(None, data, work / name, backbone=backbone, verbose=2)
+        run_dir, metrics = bigmodels.train_run(
+            None, data, work / name, backbone=backbone, seed=seed, verbose=2
+        )
     except ValueError as refusal:  # e.g. validation never above chance: the run is refused
         return {"name": name, "backbone": str(backbone), "refused": str(refusal)}
     wall = round(time.perf_counter() - started, 1)
@@ -76,6 +79,7 @@ def one_run(name: str, data: str, work: Path, backbone) -> dict:
     result = {
         "name": name,
         "backbone": str(backbone) if backbone else None,
+        "seed": seed,
         "keras_test_accuracy": metrics["test_accuracy"],
         "int8_test_accuracy": int8["accuracy"],
         "int8_bytes": int8["size_bytes"],
@@ -83,6 +87,7 @@ def one_run(name: str, data: str, work: Path, backbone) -> dict:
         "parameters": metrics["num_parameters"],
         "epochs_trained": metrics["epochs_trained"],
         "phases": metrics.get("phases"),
+        "resolution": json.loads((run_dir / "config.json").read_text())["model_args"].get("resolution"),
         "train_wall_seconds": wall,
     }
     print(json.dumps(result), flush=True)
@@ -96,16 +101,25 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "transfer_hymenoptera.json"
     )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2],
+        help="seeds of the cifar10_tiny runs: 49 validation photos pick the epoch, so one run is noisy",
+    )  # fmt: skip
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     control = random_mobilenet_preset(args.work / "random_mobilenet_preset")
+    ours = [
+        one_run(f"backbone_cifar10_tiny_seed{seed}", args.data, args.work, "cifar10_tiny", seed)
+        for seed in args.seeds
+    ]
     runs = [
         one_run("from_scratch", args.data, args.work, None),
-        one_run("backbone_cifar10_tiny", args.data, args.work, "cifar10_tiny"),
+        *ours,
         one_run("backbone_random_keras_hub", args.data, args.work, str(control)),
     ]
-    target = {"accuracy_from_our_backbone": 0.75}
-    target["met"] = runs[1].get("int8_test_accuracy", 0) >= target["accuracy_from_our_backbone"]
+    mean = sum(run.get("int8_test_accuracy", 0) for run in ours) / len(ours)
+    target = {"accuracy_from_our_backbone": 0.75, "mean_over_seeds": round(mean, 4)}
+    target["met"] = mean >= target["accuracy_from_our_backbone"]
     result = {
         "benchmark": "ants/bees (train/ 245 photos; val/ 153 photos as the test split): scratch vs backbones",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
