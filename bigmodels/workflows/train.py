@@ -105,7 +105,6 @@ def train_run(
 
     Example:
         run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
-        train_run(None, "reviews.csv", "runs/rv", data_options={"text_columns": [1], "label_column": 0})
         train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
         train_run("auto", "news.tsv", "runs/news")  # n-gram model and Transformer: the smaller if as good
     """
@@ -122,8 +121,7 @@ def train_run(
     )
     if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
         return _train_auto({**request, "model_name": AUTO}, kind="text")  # no model named: try them all
-    if tune is not None:
-        settings, model_args, tune = _backbone_schedule(settings, model_args, tune, dataset.info)
+    settings, model_args, tune = _backbone_schedule(settings, model_args, tune, dataset.info)
     model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
     task = task_of(model_name)
     training = _fill_training_defaults(settings, task, dataset.info)
@@ -253,7 +251,10 @@ def _backbone_schedule(settings: dict, model_args: dict, transfer: dict, info):
     """The phases' epochs and patience (and, for a small image set on one of our runs, the
     resolution) the caller left out, now that the data's size is known: ``SMALL_SET_TRANSFER``
     for at most ``SMALL_SET_EXAMPLES`` training images on a run's features, else
-    ``BACKBONE_TRAINING``. Returns (settings, model arguments, transfer) filled in."""
+    ``BACKBONE_TRAINING``. Returns (settings, model arguments, transfer) filled in (as given
+    without a backbone, ``transfer`` None)."""
+    if transfer is None:
+        return settings, model_args, transfer
     record = transfer["record"]
     small = record["kind"] == RUN_KIND and info.kind == "image" and info.counts["train"] <= SMALL_SET_EXAMPLES
     schedule = SMALL_SET_TRANSFER if small else BACKBONE_TRAINING
