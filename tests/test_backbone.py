@@ -306,13 +306,13 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
 ):
     from types import SimpleNamespace
 
-    from bigmodels.workflows.train import _backbone_schedule
+    from bigmodels.workflows.backbone_settings import backbone_schedule
 
     settings = {"epochs": given.get("epochs"), "patience": None, "learning_rate": None}
     model_args = {"backbone": "x", "resolution": given.get("resolution")}
     transfer = {"record": {"kind": kind, "image_size": [32, 32]}, "fine_tune_epochs": None}
     info = SimpleNamespace(kind=data, counts={"train": train_examples})
-    settings, model_args, transfer = _backbone_schedule(settings, model_args, transfer, info)
+    settings, model_args, transfer = backbone_schedule(settings, model_args, transfer, info)
     assert (settings["epochs"], settings["patience"]) == (expected["epochs"], expected["patience"])
     assert transfer["fine_tune_epochs"] == expected["fine_tune"] and settings["learning_rate"] is None
     assert model_args["resolution"] == expected["resolution"]

@@ -240,26 +240,26 @@ def test_a_presets_accent_stripping_and_case_are_carried(reviews, tmp_path):
     """A cased preset that strips accents: its settings, not the learned tokenizer's defaults."""
     from bigmodels.data.vocabulary import TokenizerSettings, save_tokenizer
     from bigmodels.lite import WordPieceTokenizer
-    from bigmodels.workflows.train import _apply_backbone, _preset_vocabulary
+    from bigmodels.workflows.backbone_settings import apply_backbone, preset_vocabulary
 
     texts = [row[1] for row in review_rows(40)] + EXTRA_TEXTS
     vocabulary = learned_bert_vocabulary(texts) + ["Cafe", "MOVIE", "creme"]
     preset = save_tiny_bert_preset(tmp_path / "cased", vocabulary, lowercase=False, strip_accents=True)
     settings = {"epochs": None, "patience": None}
-    transfer = _apply_backbone(None, None, settings, backbone=str(preset), fine_tune_epochs=None,
+    transfer = apply_backbone(None, None, settings, backbone=str(preset), fine_tune_epochs=None,
                                fine_tune_from=None, recipe=None)[3]  # fmt: skip
-    fixed = _preset_vocabulary(transfer, {"sequence_length": 40})
+    fixed = preset_vocabulary(transfer, {"sequence_length": 40})
     assert (fixed.settings.lowercase, fixed.settings.strip_accents) == (False, True)
     with pytest.raises(ValueError, match="--lowercase: a text --backbone brings its own"):
-        _preset_vocabulary(transfer, {"sequence_length": 40, "lowercase": True})
+        preset_vocabulary(transfer, {"sequence_length": 40, "lowercase": True})
     with pytest.raises(ValueError, match="--min-frequency: a text --backbone brings its own"):
-        _preset_vocabulary(transfer, TokenizerSettings(sequence_length=40, min_frequency=1))  # from Python
-    assert _preset_vocabulary(transfer, TokenizerSettings(sequence_length=30)).settings.sequence_length == 30
+        preset_vocabulary(transfer, TokenizerSettings(sequence_length=40, min_frequency=1))  # from Python
+    assert preset_vocabulary(transfer, TokenizerSettings(sequence_length=30)).settings.sequence_length == 30
     save_tokenizer(tmp_path, fixed.vocabulary, fixed.settings)
     ours = WordPieceTokenizer.from_files(tmp_path / "vocabulary.txt", tmp_path / "tokenizer.json")
     assert [ours.tokenize(text) for text in PARITY_TEXTS] == preset_ids(preset, PARITY_TEXTS)
     with pytest.raises(ValueError, match="--sequence-length must be between 1 and 62"):
-        _preset_vocabulary(transfer, {"sequence_length": 63})
+        preset_vocabulary(transfer, {"sequence_length": 63})
 
 
 def test_a_text_handle_offline_is_one_line_and_writes_nothing(reviews, tmp_path):

@@ -13,10 +13,7 @@ import keras
 
 from bigmodels import __version__
 from bigmodels.data import load_dataset
-from bigmodels.data.vocabulary import FixedVocabulary, TokenizerSettings
 from bigmodels.models.arguments import resolve_model_args
-from bigmodels.models.backbone_types import RUN_KIND
-from bigmodels.models.backbones import check_fine_tune_from, load_backbone
 from bigmodels.models.registry import get_builder
 from bigmodels.run_folder import (
     SPLIT_OPTIONS,
@@ -31,7 +28,6 @@ from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_se
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.precision import check_precision, resolve_precision
 from bigmodels.training.recipes import get_recipe
-from bigmodels.training.transfer import training_phases
 from bigmodels.workflows.auto import (
     AUTO,
     auto_candidates,
@@ -39,18 +35,14 @@ from bigmodels.workflows.auto import (
     check_auto_request,
     train_candidates,
 )
-
-BACKBONE_MODEL = "backbone_classifier"
-TEXT_BACKBONE_MODEL = "text_backbone_classifier"  # --backbone with a keras-hub text preset
-# Per phase: a pretrained backbone needs far fewer epochs than training from scratch.
-BACKBONE_TRAINING = {"epochs": 10, "patience": 5}
-# A few hundred photos on one of our own runs (ants/bees, 196 training photos, on cifar10_tiny's
-# 32-pixel features): both phases still improve after 10 epochs, and the features, learned on
-# small objects, do better on photos shown at 1.5x their side. Test accuracy: 59.5% and 62.7%
-# with BACKBONE_TRAINING at 32 pixels; 73.2-75.2% (3 seeds) with this schedule at 48 pixels
-# (73.9% and 75.2% at 56). Keras-hub presets keep BACKBONE_TRAINING: nothing measured says otherwise.
-SMALL_SET_TRANSFER = {"epochs": 30, "patience": 15, "fine_tune_epochs": 40, "resolution_factor": 1.5}
-SMALL_SET_EXAMPLES = 1000  # training examples, after the validation split is carved
+from bigmodels.workflows.backbone_settings import (
+    BACKBONE_MODEL,
+    TEXT_BACKBONE_MODEL,
+    apply_backbone,
+    backbone_record,
+    backbone_schedule,
+    preset_vocabulary,
+)
 
 
 def train_run(
@@ -113,7 +105,7 @@ def train_run(
         return _train_auto(request)
     distribution = make_strategy(strategy, logical_cpus=logical_cpus)  # before any TensorFlow op
     model_name, model_args, settings, tune = _requested(request)
-    tokenizer = _preset_vocabulary(tune, tokenizer)  # a text backbone's replaces a learned one
+    tokenizer = preset_vocabulary(tune, tokenizer)  # a text backbone's replaces a learned one
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
     dataset = load_dataset(
@@ -121,7 +113,7 @@ def train_run(
     )
     if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
         return _train_auto({**request, "model_name": AUTO}, kind="text")  # no model named: try them all
-    settings, model_args, tune = _backbone_schedule(settings, model_args, tune, dataset.info)
+    settings, model_args, tune = backbone_schedule(settings, model_args, tune, dataset.info)
     model_name, chosen_by = _choose_model(model_name, dataset.info.kind)
     task = task_of(model_name)
     training = _fill_training_defaults(settings, task, dataset.info)
@@ -165,7 +157,7 @@ def _run_config(model_name: str, data: dict, training: dict, *, chosen_by, recip
         "bigmodels_version": __version__,
         **({"model_chosen_by": chosen_by} if chosen_by else {}),
         **({"recipe": recipe} if recipe else {}),
-        **({"backbone": _backbone_record(transfer, training)} if transfer else {}),
+        **({"backbone": backbone_record(transfer, training)} if transfer else {}),
     }
 
 
@@ -201,7 +193,7 @@ SETTINGS = ("epochs", "learning_rate", "seed", "patience", "augmentation", "batc
 def _requested(request: dict):
     """A recipe's or a backbone's model, arguments and settings under what the caller gave
     (``request``: train_run's arguments); the backbone is loaded now, so that a bad one fails
-    before the data loads. The last of the four comes back as what ``_backbone_record`` needs,
+    before the data loads. The last of the four comes back as what ``backbone_record`` needs,
     or None without a backbone."""
     model_name, model_args, recipe = request["model_name"], request["model_args"], request["recipe"]
     settings = {name: request[name] for name in SETTINGS}
@@ -213,102 +205,7 @@ def _requested(request: dict):
     if settings["precision"] == "bfloat16":  # its phases freeze and thaw the backbone's own layers
         raise ValueError("--precision bfloat16 trains from scratch; leave it out with --backbone")
     settings["precision"] = None  # "auto" (a recipe's) is float32 here
-    return _apply_backbone(model_name, model_args, settings, recipe=recipe, **transfer)
-
-
-def _apply_backbone(
-    model_name, model_args, settings: dict, *, backbone: str, fine_tune_epochs, fine_tune_from, recipe
-):
-    """Transfer learning: ``backbone_classifier`` on ``backbone`` (an image run folder,
-    ``saved_models/<name>``, or a keras-hub image preset folder or name), with its training
-    defaults under what the caller gave: phase 1 trains a new head on the frozen backbone for
-    ``epochs`` (default 10, patience 5); phase 2 fine-tunes at a tenth of the learning rate for
-    ``fine_tune_epochs`` (default: ``epochs``; 0 skips it) from the backbone's layer
-    ``fine_tune_from`` on (default: all of it), BatchNorm in inference mode.
-
-    Returns:
-        (model name, model arguments, settings, what ``_backbone_record`` needs).
-    """
-    if recipe is not None:
-        raise ValueError(f"--recipe {recipe} trains its own model from scratch; leave it out with --backbone")
-    if fine_tune_epochs is not None and fine_tune_epochs < 0:
-        raise ValueError(f"--fine-tune-epochs must be 0 (no fine-tuning) or more, got {fine_tune_epochs}")
-    loaded = load_backbone(backbone)
-    chosen = TEXT_BACKBONE_MODEL if loaded.data_kind == "text" else BACKBONE_MODEL
-    if model_name not in (None, chosen):
-        raise ValueError(f"--backbone trains {chosen}, not {model_name}; leave --model out")
-    check_fine_tune_from(loaded.features, fine_tune_from)
-    transfer = {
-        "record": loaded.record,
-        "fine_tune_epochs": fine_tune_epochs,
-        "fine_tune_from": fine_tune_from,
-        "tokenizer": loaded.tokenizer,
-    }
-    return chosen, {**(model_args or {}), "backbone": backbone}, settings, transfer
-
-
-def _backbone_schedule(settings: dict, model_args: dict, transfer: dict, info):
-    """The phases' epochs and patience (and, for a small image set on one of our runs, the
-    resolution) the caller left out, now that the data's size is known: ``SMALL_SET_TRANSFER``
-    for at most ``SMALL_SET_EXAMPLES`` training images on a run's features, else
-    ``BACKBONE_TRAINING``. Returns (settings, model arguments, transfer) filled in (as given
-    without a backbone, ``transfer`` None)."""
-    if transfer is None:
-        return settings, model_args, transfer
-    record = transfer["record"]
-    small = record["kind"] == RUN_KIND and info.kind == "image" and info.counts["train"] <= SMALL_SET_EXAMPLES
-    schedule = SMALL_SET_TRANSFER if small else BACKBONE_TRAINING
-    settings = {key: schedule.get(key) if value is None else value for key, value in settings.items()}
-    fine_tune = transfer["fine_tune_epochs"]
-    fine_tune = schedule.get("fine_tune_epochs", settings["epochs"]) if fine_tune is None else fine_tune
-    transfer = {**transfer, "fine_tune_epochs": fine_tune, "schedule": "small set" if small else "standard"}
-    if small and model_args.get("resolution") is None:
-        side = round(max(record["image_size"]) * SMALL_SET_TRANSFER["resolution_factor"])
-        model_args = {**model_args, "resolution": side}
-    return settings, model_args, transfer
-
-
-def _preset_vocabulary(transfer: dict | None, tokenizer):
-    """A text preset's vocabulary and settings in place of a learned tokenizer's; of the caller's
-    settings (a dict of the apps' flags given, or ``TokenizerSettings`` whose fields that differ
-    from the defaults count as given) only the sequence length is kept, and any other is refused.
-    Anything else (no backbone, an image one) leaves ``tokenizer`` as given."""
-    preset = (transfer or {}).get("tokenizer")
-    if preset is None:
-        return tokenizer
-    if isinstance(tokenizer, TokenizerSettings):  # from Python: what differs from the defaults was given
-        defaults = TokenizerSettings()
-        tokenizer = {k: v for k, v in vars(tokenizer).items() if v != getattr(defaults, k)}
-    replaced = sorted(set(tokenizer or {}) - {"sequence_length"})
-    if replaced:
-        flags = ", ".join("--" + name.replace("_", "-") for name in replaced)
-        raise ValueError(f"{flags}: a text --backbone brings its own vocabulary and settings; leave them out")
-    length = (tokenizer or {}).get("sequence_length")
-    longest = preset["max_sequence_length"] - 2  # the start and end tokens take two places
-    if length is not None and not 1 <= length <= longest:
-        raise ValueError(f"--sequence-length must be between 1 and {longest} for this preset, got {length}")
-    settings = TokenizerSettings(
-        vocabulary_size=len(preset["vocabulary"]),
-        sequence_length=length,
-        **{key: preset[key] for key in ("lowercase", "strip_accents", "split_on_cjk")},
-    )
-    return FixedVocabulary(preset["vocabulary"], settings, longest)
-
-
-def _backbone_record(transfer: dict, training: dict) -> dict:  # the vocabulary goes to vocabulary.txt
-    """config.json's "backbone": where the features come from, and the two training phases."""
-    phases = training_phases(
-        training["epochs"],
-        transfer["fine_tune_epochs"],
-        training["learning_rate"],
-        transfer["fine_tune_from"],
-    )
-    return {
-        **transfer["record"],
-        "fine_tune_from": transfer["fine_tune_from"],
-        "schedule": transfer["schedule"],
-        "phases": phases,
-    }
+    return apply_backbone(model_name, model_args, settings, recipe=recipe, **transfer)
 
 
 def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwrite: bool) -> Path:
