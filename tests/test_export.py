@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from bigmodels.convert.artifacts import choose_artifact
 from bigmodels.convert.tflite import parse_quantization
 from bigmodels.lite import TFLiteModel
 from bigmodels.workflows.export import export_run
@@ -113,3 +114,24 @@ def test_tensor_names_are_shortened_in_place_and_nothing_else_changes(digits_run
 
     assert buffer_offsets(short) == buffer_offsets(long)
     np.testing.assert_array_equal(TFLiteModel(short).predict(images), TFLiteModel(long).predict(images))
+
+
+def test_chosen_file_is_the_smallest_unless_one_barely_bigger_is_much_faster():
+    def file(name, kb, ms):
+        return {"file": name, "size_bytes": kb * 1024, "latency_ms": ms}
+
+    int8, dynamic, float16 = file("int8", 462, 0.21), file("dynamic", 470, 0.13), file("float16", 900, 0.05)
+    chosen = choose_artifact([int8, dynamic, float16], "within the gate")
+    assert chosen["file"] == "dynamic"  # 2% bigger, 1.6x faster; float16 is twice the size
+    assert chosen["reason"].startswith(
+        "1.6x faster than the smallest of the 3 TFLite file(s) within the gate"
+    )
+    slower = file("dynamic", 470, 0.15)  # 1.4x faster only: not worth it
+    assert choose_artifact([int8, slower, float16], "within the gate")["file"] == "int8"
+    bigger = file("dynamic", 520, 0.05)  # 13% bigger
+    chosen = choose_artifact([int8, bigger], "within the gate")
+    assert chosen == {
+        "file": "int8",
+        "reason": "smallest of the 2 TFLite file(s) within the gate: 462.0 KB, 0.210 ms per example",
+    }
+    assert choose_artifact([], "within the gate")["file"] is None

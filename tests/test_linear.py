@@ -40,8 +40,8 @@ def _labelled(count: int, seed: int, classes: int = 3) -> tuple[np.ndarray, np.n
     return ids, labels
 
 
-def _bag(use_bias: bool = True, units: int = 3) -> HashedNgramBag:
-    bag = HashedNgramBag(VOCABULARY, 200, 2, units, use_bias=use_bias)
+def _bag(use_bias: bool = True, units: int = 3, reference_class: bool = False) -> HashedNgramBag:
+    bag = HashedNgramBag(VOCABULARY, 200, 2, units, use_bias=use_bias, reference_class=reference_class)
     bag.build((None, LENGTH))
     return bag
 
@@ -82,6 +82,27 @@ def test_the_fit_is_scikit_learns_logistic_regression_on_the_tf_idf_features():
     test = _ids(30, seed=6)
     expected = reference.predict_proba(bag_features(bag, test) @ scipy.sparse.diags(idf))
     np.testing.assert_allclose(keras.ops.softmax(bag(test)).numpy(), expected, atol=2e-3)
+
+
+def test_a_two_class_bag_with_a_reference_class_is_scikit_learns_binary_logistic_regression():
+    """One stored column, the first class's logit fixed at 0: scikit-learn's binary model, with
+    the same C (its penalty is on the one weight vector too)."""
+    import scipy.sparse
+    from sklearn.linear_model import LogisticRegression
+
+    (ids, labels), (val_ids, val_labels) = _labelled(150, seed=4), _labelled(40, seed=5)
+    train, validation = (ids, labels % 2), (val_ids, val_labels % 2)
+    bag = _bag(units=2, reference_class=True)
+    assert bag.table.shape[1] == 1 and bag.bias.shape == (1,)
+    fit_bag(bag, train, validation, strengths=(0.5,), refit=False)
+    features = bag_features(bag, train[0])
+    idf = scipy.sparse.diags(inverse_document_frequency(features))
+    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(features @ idf, train[1])
+    test = _ids(30, seed=6)
+    logits = bag(test).numpy()
+    np.testing.assert_array_equal(logits[:, 0], 0.0)
+    expected = reference.predict_proba(bag_features(bag, test) @ idf)
+    np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), expected, atol=2e-3)
 
 
 def test_the_strength_is_chosen_by_validation_log_loss_and_refit_uses_the_validation_split():

@@ -73,6 +73,39 @@ def test_transformer_attention_and_pooling_ignore_padding():
     np.testing.assert_allclose(model.predict(ids, verbose=0), expected, atol=1e-5)
 
 
+def test_transformer_encoder_reads_the_first_attention_length_ids_and_the_ngram_head_all(tmp_path):
+    from bigmodels.convert.tflite import convert_tflite
+    from bigmodels.lite import TFLiteModel
+
+    model = get_model(
+        "transformer_classifier", vocabulary_size=60, sequence_length=20, num_classes=3, attention_length=8
+    )
+    assert model.get_layer("position_embedding").get_weights()[0].shape[0] == 8
+    wide = model.get_layer("ngram_head")
+    wide.table.assign(np.random.default_rng(0).normal(size=wide.table.shape).astype("float32"))
+    ids = np.random.default_rng(1).integers(1, 60, (64, 20)).astype(np.int32)
+    later = ids.copy()
+    later[:, 15] = (later[:, 15] % 59) + 1  # a token past the encoder's 8
+    deep = keras_submodel(model, "classifier")
+    np.testing.assert_allclose(deep(later), deep(ids), atol=1e-6)
+    assert np.abs(model.predict(later, verbose=0) - model.predict(ids, verbose=0)).max() > 1e-3
+    for mode in ("dynamic", "int8"):
+        path = tmp_path / f"{mode}.tflite"
+        path.write_bytes(convert_tflite(model, mode, ids))
+        agreement = np.mean(
+            TFLiteModel(path).predict(ids).argmax(1) == model.predict(ids, verbose=0).argmax(1)
+        )
+        assert agreement >= 0.9, (mode, agreement)
+    with pytest.raises(ValueError, match="attention_length must be at least 1"):
+        get_model("transformer_classifier", vocabulary_size=60, sequence_length=20, attention_length=0)
+
+
+def keras_submodel(model, layer_name: str):
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer(layer_name).output)
+
+
 def _offsets(bag):
     """The bag's hash table T, from its three stored bytes per token."""
     digits = bag.offset_bytes.numpy().astype(np.int64) + 128
@@ -111,8 +144,33 @@ def test_ngram_bag_ignores_padding_and_counts_bigrams():
     features = _reference_features(short, _offsets(bag), 40, bag.buckets)[0]
     real = features[features > 0]
     expected = bag.table.numpy()[real].sum(axis=0) / np.sqrt(len(real)) * bag.gain
-    np.testing.assert_allclose(bag(short).numpy()[0], expected, rtol=1e-5)
+    assert bag.table.shape[1] == 2  # the first class is the reference: its logit is 0, not stored
+    np.testing.assert_allclose(bag(short).numpy()[0], [0.0, *expected], rtol=1e-5)
     assert len(real) == 5  # three tokens and two bigrams
+
+
+def test_a_two_class_bag_stores_one_column_and_gets_twice_the_buckets():
+    model = get_model("ngram_classifier", vocabulary_size=1000, sequence_length=10, num_classes=2)
+    bag = model.get_layer("ngram_bag")
+    assert bag.table.shape == (1000 + bag.buckets, 1) and bag.buckets == 400_000 - 1000
+    four = get_model("ngram_classifier", vocabulary_size=1000, sequence_length=10, num_classes=4)
+    assert four.get_layer("ngram_bag").table.shape[1] == 3
+
+
+def test_the_transformers_head_keeps_to_its_budget_with_tokens_only_when_bigrams_do_not_fit():
+    def head(classes):
+        model = get_model(
+            "transformer_classifier", vocabulary_size=7725, sequence_length=16, num_classes=classes
+        )
+        return model.get_layer("ngram_head")
+
+    binary, topics = head(2), head(14)
+    assert (binary.order, binary.buckets) == (2, 120_000 - 7725)
+    assert (topics.order, topics.buckets) == (1, 0) and topics.table.shape == (7725, 13)
+    given = get_model(
+        "transformer_classifier", vocabulary_size=7725, sequence_length=16, num_classes=14, ngram_buckets=9000
+    ).get_layer("ngram_head")
+    assert (given.order, given.buckets) == (2, 9000)  # a given size is kept
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from bigmodels.convert.artifacts import (
-    choose_smallest,
+    choose_artifact,
     directory_size,
     gzip_size,
     saved_model_outputs,
@@ -101,7 +101,7 @@ def export_run(
             **subject.header,
             "latency_threads": 1,
             "artifacts": artifacts,
-            "chosen": choose_smallest(shippable, subject.criterion),
+            "chosen": choose_artifact(shippable, subject.criterion),
             "parity_gate": {**subject.gate, "passed": not failures, "failures": failures},
             "micro": export_micro(staging, artifacts, subject.examples),
         }
