@@ -193,6 +193,15 @@ def ngram_layout(budget: int, vocabulary_size: int, units: int, order: int, buck
     return (2, int(free)) if free >= vocabulary_size else (1, 0)
 
 
+def budgeted_bag(budget: int, vocabulary_size: int, num_classes: int, order: int, buckets, name: str):
+    """A ``HashedNgramBag`` of class logits (intercept, first class the reference) whose table
+    keeps near ``budget`` weights (``ngram_layout``)."""
+    order, buckets = ngram_layout(budget, vocabulary_size, num_classes - 1, order, buckets)
+    return HashedNgramBag(
+        vocabulary_size, buckets, order, num_classes, use_bias=True, reference_class=True, name=name
+    )
+
+
 def _check_text_arguments(vocabulary_size: int, sequence_length: int, num_classes: int, dropout: float):
     if vocabulary_size < 2:
         raise ValueError(f"vocabulary_size must be at least 2 (padding and one token), got {vocabulary_size}")
@@ -202,6 +211,15 @@ def _check_text_arguments(vocabulary_size: int, sequence_length: int, num_classe
         raise ValueError(f"a classifier needs at least 2 classes, got num_classes={num_classes}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+
+def _check_encoder_arguments(width: int, num_heads: int, depth: int, embedding_size: int, attention_length):
+    if width % num_heads:
+        raise ValueError(f"num_heads ({num_heads}) must divide width ({width})")
+    if depth < 1 or embedding_size < 1:
+        raise ValueError(f"depth and embedding_size must be at least 1, got {depth} and {embedding_size}")
+    if attention_length is not None and attention_length < 1:
+        raise ValueError(f"attention_length must be at least 1 (or None for all ids), got {attention_length}")
 
 
 # Layer names of transformer_classifier's two parts and their sum (bigmodels.training.linear
@@ -265,12 +283,7 @@ def transformer_classifier(
     import keras_hub
 
     _check_text_arguments(vocabulary_size, sequence_length, num_classes, dropout)
-    if width % num_heads:
-        raise ValueError(f"num_heads ({num_heads}) must divide width ({width})")
-    if depth < 1 or embedding_size < 1:
-        raise ValueError(f"depth and embedding_size must be at least 1, got {depth} and {embedding_size}")
-    if attention_length is not None and attention_length < 1:
-        raise ValueError(f"attention_length must be at least 1 (or None for all ids), got {attention_length}")
+    _check_encoder_arguments(width, num_heads, depth, embedding_size, attention_length)
     ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     read = min(sequence_length, attention_length or sequence_length)
     head = ids if read == sequence_length else ids[:, :read]
@@ -290,19 +303,10 @@ def transformer_classifier(
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(num_classes, name=DEEP_LOGITS)(x)
     if ngram_order > 0:
-        order, buckets = ngram_layout(
-            WIDE_HEAD_BUDGET, vocabulary_size, num_classes - 1, ngram_order, ngram_buckets
+        wide = budgeted_bag(
+            WIDE_HEAD_BUDGET, vocabulary_size, num_classes, ngram_order, ngram_buckets, WIDE_LOGITS
         )
-        wide = HashedNgramBag(
-            vocabulary_size,
-            buckets,
-            order,
-            num_classes,
-            use_bias=True,
-            reference_class=True,
-            name=WIDE_LOGITS,
-        )(ids)
-        logits = keras.layers.Add(name=DEEP_AND_WIDE)([logits, wide])
+        logits = keras.layers.Add(name=DEEP_AND_WIDE)([logits, wide(ids)])
     outputs = keras.layers.Activation("softmax", name="probabilities")(logits)
     return keras.Model(ids, outputs, name="transformer_classifier")
 
@@ -332,20 +336,10 @@ def ngram_classifier(
         model = get_model("ngram_classifier", vocabulary_size=5000, num_classes=4)
     """
     _check_text_arguments(vocabulary_size, sequence_length, num_classes, 0.0)
-    order, buckets = ngram_layout(
-        NGRAM_BAG_BUDGET, vocabulary_size, num_classes - 1, ngram_order, ngram_buckets
-    )
     ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    bag = HashedNgramBag(
-        vocabulary_size,
-        buckets,
-        order,
-        num_classes,
-        use_bias=True,
-        reference_class=True,
-        name="ngram_bag",
-    )
-    logits = bag(ids)
+    logits = budgeted_bag(
+        NGRAM_BAG_BUDGET, vocabulary_size, num_classes, ngram_order, ngram_buckets, "ngram_bag"
+    )(ids)
     outputs = keras.layers.Activation("softmax", name="probabilities")(logits)
     return keras.Model(ids, outputs, name="ngram_classifier")
 
