@@ -135,6 +135,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         ("no_usable_row", "no usable row"),
         ("columns_not_given", "--text-column"),
         ("augmentation_on_text", "text takes --augmentation none"),
+        ("attention_length_zero", "attention_length must be at least 1"),
     ],
 )
 def test_text_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case, expected):
@@ -148,6 +149,7 @@ def test_text_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case, ex
         "no_usable_row": columns,
         "columns_not_given": [],
         "augmentation_on_text": [*columns, "--augmentation", "shift"],
+        "attention_length_zero": ["--model", "transformer_classifier", *columns, "--attention-length", "0"],
     }[case]
     result = run_app("train", "--data", data, *arguments, "--out", tmp_path / "run", "--epochs", "1")
     assert_one_line_error(result, expected)

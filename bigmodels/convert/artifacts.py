@@ -63,7 +63,8 @@ def choose_artifact(candidates: list[dict], criterion: str) -> dict:
     if faster:
         gain = smallest["latency_ms"] / max(fastest["latency_ms"], 1e-9)
         reason = (
-            f"{gain:.1f}x faster than the smallest of the {files} ({smallest['file']}), at most 10% bigger"
+            f"{gain:.1f}x faster than the smallest of the {files} ({smallest['file']}), "
+            f"at most {SIZE_SLACK - 1:.0%} bigger"
         )
     else:
         reason = f"smallest of the {files}"

@@ -222,7 +222,10 @@ def _check_encoder_arguments(width: int, num_heads: int, depth: int, embedding_s
     if depth < 1 or embedding_size < 1:
         raise ValueError(f"depth and embedding_size must be at least 1, got {depth} and {embedding_size}")
     if attention_length is not None and attention_length < 1:
-        raise ValueError(f"attention_length must be at least 1 (or None for all ids), got {attention_length}")
+        raise ValueError(
+            f"attention_length must be at least 1 (the sequence length or more: all ids), "
+            f"got {attention_length}"
+        )
 
 
 # Layer names of transformer_classifier's two parts and their sum (bigmodels.training.linear
