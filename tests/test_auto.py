@@ -12,13 +12,13 @@ from bigmodels.workflows.auto import CANDIDATES_FOLDER, auto_candidates, train_c
 
 
 def fake_run(
-    run_dir: Path, model_name: str, val_accuracies: list[float], validation_examples=100_000
+    run_dir: Path, model_name: str, val_accuracies: list[float], validation_examples=100_000, weights=1000
 ) -> None:
     """What train_run leaves behind, enough for the choice: a marked folder, metrics, history."""
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"model": model_name}))
     counts = {"train": 10 * validation_examples, "validation": validation_examples, "test": 1000}
-    metrics = {"model": model_name, "test_accuracy": 0.5, "counts": counts}
+    metrics = {"model": model_name, "test_accuracy": 0.5, "counts": counts, "num_parameters": weights}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     rows = "".join(f"{epoch},{value}\n" for epoch, value in enumerate(val_accuracies))
     (run_dir / "history.csv").write_text("epoch,val_accuracy\n" + rows)
@@ -29,13 +29,14 @@ def fake_run(
 class FakeTraining:
     """train_one for train_candidates: records the calls, writes a fake run per candidate."""
 
-    def __init__(self, val_accuracies: dict[str, list[float]], validation_examples: int = 100_000):
+    def __init__(self, val_accuracies: dict[str, list[float]], validation_examples=100_000, weights=None):
         self.val_accuracies, self.trained = val_accuracies, []
-        self.validation_examples = validation_examples
+        self.validation_examples, self.weights = validation_examples, weights or {}
 
     def __call__(self, model_name, run_dir):
         self.trained.append(model_name)
-        fake_run(run_dir, model_name, self.val_accuracies[model_name], self.validation_examples)
+        accuracies, weights = self.val_accuracies[model_name], self.weights.get(model_name, 1000)
+        fake_run(run_dir, model_name, accuracies, self.validation_examples, weights)
 
 
 def test_the_best_validation_accuracy_is_kept_and_every_candidate_recorded(tmp_path):
@@ -47,8 +48,8 @@ def test_the_best_validation_accuracy_is_kept_and_every_candidate_recorded(tmp_p
     assert [c["model"] for c in config["model_candidates"]] == ["a", "b", "c"]
     assert [c["val_accuracy"] for c in config["model_candidates"]] == [0.7, 0.8, 0.79]
     assert config["model_chosen_by"] == (
-        "auto: the smallest candidate within one standard error (0.0013, 100000 validation examples) "
-        "of the best validation accuracy (a 0.7000, b 0.8000, c 0.7900)"
+        "auto: the best validation accuracy (a 0.7000, b 0.8000, c 0.7900); none within one standard "
+        "error (0.0013, 100000 validation examples) is half its size"
     )
     assert not (run / CANDIDATES_FOLDER).exists() and read_marker(run)["kind"] == "run"
     assert not run.with_name("run.partial").exists()
@@ -61,13 +62,23 @@ def test_a_tie_keeps_the_smaller_model_listed_first(tmp_path):
     )
 
 
-@pytest.mark.parametrize("validation_examples, kept", [(872, "small"), (100_000, "large")])
-def test_a_larger_model_is_kept_only_when_it_wins_by_more_than_one_standard_error(
-    tmp_path, validation_examples, kept
+@pytest.mark.parametrize(
+    "validation_examples, small_weights, kept",
+    [(872, 500, "small"), (872, 501, "large"), (100_000, 500, "large")],
+)
+def test_a_smaller_model_within_one_standard_error_is_kept_only_at_half_the_size_or_less(
+    tmp_path, validation_examples, small_weights, kept
 ):
-    """0.80 against 0.79: within one standard error of 872 examples (0.0135), not of 100,000 (0.0013)."""
-    training = FakeTraining({"small": [0.79], "large": [0.80]}, validation_examples)
-    assert train_candidates(training, ("small", "large"), tmp_path / "run", overwrite=False)["model"] == kept
+    """0.79 against 0.80: within one standard error of 872 examples (0.0135), not of 100,000
+    (0.0013); the large model has 1,000 weights."""
+    training = FakeTraining(
+        {"small": [0.79], "large": [0.80]}, validation_examples, {"small": small_weights, "large": 1000}
+    )
+    metrics = train_candidates(training, ("small", "large"), tmp_path / "run", overwrite=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert metrics["model"] == kept
+    assert config["model_chosen_by"].startswith("auto: within" if kept == "small" else "auto: the best")
+    assert [c["num_parameters"] for c in config["model_candidates"]] == [small_weights, 1000]
 
 
 def test_a_killed_auto_run_does_not_train_its_finished_candidates_again(tmp_path):
@@ -97,10 +108,13 @@ def test_auto_on_a_text_file_trains_each_candidate_and_keeps_a_loadable_run(tmp_
     assert [c["model"] for c in candidates] == list(auto_candidates("text"))
     kept = next(c for c in candidates if c["model"] == config["model"])
     assert config["model"] == metrics["model"] and metrics["test_accuracy"] == kept["test_accuracy"]
-    best = max(c["val_accuracy"] for c in candidates)
-    error = (best * (1 - best) / kept["validation_examples"]) ** 0.5
-    assert kept["val_accuracy"] >= best - error - 1e-9 and kept["validation_examples"] > 10
-    assert all(c["val_accuracy"] < best - error for c in candidates[: candidates.index(kept)])
+    best = max(candidates, key=lambda c: c["val_accuracy"])
+    error = (best["val_accuracy"] * (1 - best["val_accuracy"]) / kept["validation_examples"]) ** 0.5
+    assert kept["validation_examples"] > 10 and all(c["num_parameters"] > 0 for c in candidates)
+    assert kept is best or (
+        kept["val_accuracy"] >= best["val_accuracy"] - error - 1e-9
+        and kept["num_parameters"] <= best["num_parameters"] / 2
+    )
     assert all(c["epochs_trained"] >= 1 and 0 <= c["val_accuracy"] <= 1 for c in candidates)
     assert (run_dir / "vocabulary.txt").is_file() and not (run_dir / CANDIDATES_FOLDER).exists()
 
@@ -156,7 +170,7 @@ def test_text_without_a_model_is_auto_unless_a_model_flag_names_the_transformer(
     options = {"text_columns": ["title", "body"], "label_column": "sentiment"}
     run_dir, _ = train_run(None, str(data), tmp_path / "auto", epochs=1, data_options=options, verbose=0)
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["model_chosen_by"].startswith("auto: the smallest candidate")
+    assert config["model_chosen_by"].startswith("auto: ")
     assert [c["model"] for c in config["model_candidates"]] == list(auto_candidates("text"))
     run_dir, _ = train_run(
         None,
