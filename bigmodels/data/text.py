@@ -2,8 +2,8 @@
 
 Bad rows (empty text, missing label) are skipped and reported, not fatal; rows whose undecodable
 bytes were replaced by U+FFFD are kept and reported as repaired; a source with no usable row is an
-error. CSV/TSV is parsed strictly: a quote that is never closed (which would merge every later row
-into one field) is an error naming the line where it opens.
+error. CSV is parsed strictly: a quote that is never closed (which would merge every later row
+into one field) is an error naming the line where it opens; in a TSV file such quotes are text.
 """
 
 import csv
@@ -62,8 +62,22 @@ def _parse_error(path: Path, start: int, end: int, error: csv.Error) -> ValueErr
 
 def _parse_rows(text: str, path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
     """(line where the record starts, cells) for every record, strictly: a quoted field must
-    end with a quote followed by a delimiter or a line end, never run to the end of the file."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    end with a quote followed by a delimiter or a line end, never run to the end of the file.
+
+    A tab-separated file whose quotes do not parse as quoted fields is read again with quotes
+    as plain characters, a line a record: TSV has no quoting (GLUE's files, most corpora), and
+    a review that starts with a quote ('"Great" book') is text, not an error. A CSV file needs
+    its quotes (a comma in a text), so there the strict parse's error stands."""
+    try:
+        return _read_records(text, path, delimiter, csv.QUOTE_MINIMAL)
+    except ValueError:
+        if delimiter != "\t":
+            raise
+        return _read_records(text, path, delimiter, csv.QUOTE_NONE)
+
+
+def _read_records(text: str, path: Path, delimiter: str, quoting: int) -> list[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, quoting=quoting)
     records = []
     with _field_size_limit(len(text) + 1):
         while True:
