@@ -1,7 +1,6 @@
 """What the text benchmarks share: the TF-IDF + logistic-regression peer, and one model trained
 through the train app's path (``train_run`` with the app's defaults) and exported."""
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -13,18 +12,14 @@ TARGET_LATENCY_MS = 0.2
 C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
 
 
-def read_columns(path: Path, text_columns, label_column, header: bool, delimiter: str):
-    """(texts, labels) of a CSV/TSV file; several text columns are joined with a space."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter=delimiter))
-    names = rows[0] if header else []
-    rows = rows[1:] if header else rows
+def read_columns(path: Path, text_columns, label_column, header: bool):
+    """(texts, labels) of a CSV/TSV file as the train app reads it (bigmodels.data.text.read_table:
+    the same rows, quotes and skipped lines), so the peer learns from the same examples;
+    several text columns are joined with a space."""
+    from bigmodels.data.text import read_table
 
-    def index(column):
-        return names.index(column) if isinstance(column, str) else column
-
-    texts = [" ".join(row[index(c)] for c in text_columns) for row in rows]
-    return texts, [row[index(label_column)] for row in rows]
+    texts, labels, _ = read_table(path, text_columns=text_columns, label_column=label_column, header=header)
+    return texts, labels
 
 
 def tfidf_peer(train, test, *, analyzer: str = "word", validation=None) -> dict:

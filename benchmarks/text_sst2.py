@@ -28,7 +28,7 @@ TRAIN_FILES = {"phrases": "phrases_train.tsv", "sentences": "train.tsv"}
 
 def run_setting(setting: str, folder: Path, models: list, work: Path) -> dict:
     def split(name):
-        return read_columns(folder / name, ["sentence"], "label", True, "\t")
+        return read_columns(folder / name, ["sentence"], "label", True)
 
     train_file = folder / TRAIN_FILES[setting]
     peer = tfidf_peer(split(TRAIN_FILES[setting]), split("test.tsv"), validation=split("dev.tsv"))

@@ -36,13 +36,12 @@ def run_set(spec, models, work: Path) -> dict:
     name, train, test, text_columns, label_column = spec
     name, _, analyzer = name.partition(":")
     train, test = Path(train), Path(test)
-    delimiter = "\t" if train.suffix == ".tsv" else ","
     text_columns = [_column(c) for c in text_columns.split(",")]
     label_column = _column(label_column)
     header = isinstance(label_column, str)
     peer = tfidf_peer(
-        read_columns(train, text_columns, label_column, header, delimiter),
-        read_columns(test, text_columns, label_column, header, delimiter),
+        read_columns(train, text_columns, label_column, header),
+        read_columns(test, text_columns, label_column, header),
         analyzer=analyzer or "word",
     )
     options = {
