@@ -151,6 +151,13 @@ SMALL_MODEL_CONFIGS = {
     "ngram_classifier": [
         {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 3, "ngram_buckets": 1000},
         {"vocabulary_size": 300, "sequence_length": 16, "num_classes": 2, "ngram_order": 1},
+        {
+            "vocabulary_size": 300,
+            "sequence_length": 16,
+            "num_classes": 2,
+            "ngram_order": 3,
+            "ngram_buckets": 700,
+        },
     ],
     # Grayscale data on a colour backbone of another size: widened and resized inside the model.
     "backbone_classifier": [

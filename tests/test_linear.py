@@ -215,3 +215,34 @@ def test_the_train_app_fits_the_ngram_classifier_exactly_and_refits_on_a_carved_
     assert "refitted" not in kept_apart["fitted_by"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model_args"]["ngram_order"] == 2
+
+
+def test_text_mostly_in_cjk_ideographs_gets_character_trigrams(tmp_path):
+    """A token per ideograph: trigrams of characters stand in for words (+1 point on Chinese
+    reviews), while word text keeps bigrams (the test above: word trigrams cost 1.5-2 points)."""
+    from bigmodels.data.vocabulary import ideograph_share
+    from bigmodels.workflows.train import train_run
+
+    vocabulary = ["[PAD]", "[UNK]", "好", "书", "good", "##s"]
+    assert ideograph_share(np.array([[2, 3, 4, 0], [2, 3, 3, 0]]), vocabulary) == round(5 / 6, 4)
+    generator = np.random.default_rng(0)
+    liked, disliked, filler = ("很好看", "喜欢"), ("不好看", "失望"), "这本书的内容和故事我们昨天都读了"
+    rows = []
+    for index in range(120):
+        words = liked if index % 2 else disliked
+        middle = "".join(generator.choice(list(filler), 6))
+        rows.append(f"{middle}{words[index % 4 // 2]}{middle[::-1]}\t{'好评' if index % 2 else '差评'}\n")
+    data = tmp_path / "评论.tsv"
+    data.write_text("".join(rows), encoding="utf-8")
+    options = {"text_columns": [0], "label_column": 1, "header": False}
+    run_dir, metrics = train_run(
+        "ngram_classifier", str(data), tmp_path / "run", data_options=options, verbose=0
+    )
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    assert config["model_args"]["ngram_order"] == 3 and metrics["test_accuracy"] >= 0.8, metrics
+    assert metrics["preprocessing"]["ideograph_share"] > 0.9
+    _, given = train_run(
+        "ngram_classifier", str(data), tmp_path / "bigrams", data_options=options, verbose=0,
+        model_args={"ngram_order": 2},
+    )  # fmt: skip
+    assert json.loads((tmp_path / "bigrams" / "config.json").read_text())["model_args"]["ngram_order"] == 2

@@ -106,32 +106,38 @@ def keras_submodel(model, layer_name: str):
     return keras.Model(model.inputs, model.get_layer(layer_name).output)
 
 
-def _offsets(bag):
-    """The bag's hash table T, from its three stored bytes per token."""
-    digits = bag.offset_bytes.numpy().astype(np.int64) + 128
+def _offsets(bag, table="offset_bytes"):
+    """One of the bag's hash tables, from its three stored bytes per token."""
+    digits = getattr(bag, table).numpy().astype(np.int64) + 128
     return digits[:, 0] + digits[:, 1] * 256 + digits[:, 2] * 65536
 
 
-def _reference_features(ids, offsets, vocabulary_size, buckets):
-    """The n-gram bag's features in plain numpy: tokens, then (offsets[a] + b) mod buckets."""
-    pairs = (offsets[ids[:, :-1]] + ids[:, 1:]) % buckets + vocabulary_size
+def _reference_features(ids, offsets, vocabulary_size, buckets, second_offsets=None):
+    """The n-gram bag's features in plain numpy: tokens, then (offsets[a] + b) mod buckets, then
+    (with ``second_offsets``) ((offsets[a] + b) mod buckets + second_offsets[b] + c) mod buckets."""
+    pair_codes = (offsets[ids[:, :-1]] + ids[:, 1:]) % buckets
     real_pairs = (ids[:, :-1] > 0) & (ids[:, 1:] > 0)
-    return np.concatenate([ids, np.where(real_pairs, pairs, 0)], axis=1)
+    parts = [ids, np.where(real_pairs, pair_codes + vocabulary_size, 0)]
+    if second_offsets is not None:
+        codes = (pair_codes[:, :-1] + second_offsets[ids[:, 1:-1]] + ids[:, 2:]) % buckets
+        parts.append(np.where(real_pairs[:, :-1] & (ids[:, 2:] > 0), codes + vocabulary_size, 0))
+    return np.concatenate(parts, axis=1)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
     ids=arrays(np.int32, st.tuples(st.integers(1, 4), st.integers(2, 20)), elements=st.integers(0, 96)),
     buckets=st.integers(97, 5000),
+    order=st.sampled_from([2, 3]),
 )
-def test_ngram_features_are_the_hashed_bigrams_of_real_tokens(ids, buckets):
+def test_ngram_features_are_the_hashed_ngrams_of_real_tokens(ids, buckets, order):
     from bigmodels.models.text import HashedNgramBag
 
-    bag = HashedNgramBag(97, buckets, 2, 3)
+    bag = HashedNgramBag(97, buckets, order, 3)
     bag.build(ids.shape)
     features, valid = (t.numpy() for t in bag.feature_ids(ids))
-    offsets = _offsets(bag)
-    np.testing.assert_array_equal(features, _reference_features(ids, offsets, 97, buckets))
+    second = _offsets(bag, "second_offset_bytes") if order == 3 else None
+    np.testing.assert_array_equal(features, _reference_features(ids, _offsets(bag), 97, buckets, second))
     assert features.min() >= 0 and features.max() < 97 + buckets
     np.testing.assert_array_equal(valid, (features > 0).astype(np.int32))
 
@@ -177,7 +183,7 @@ def test_the_transformers_head_keeps_to_its_budget_with_tokens_only_when_bigrams
 
 @pytest.mark.parametrize(
     "arguments, message",
-    [({"ngram_order": 3}, "ngram_order must be 1"), ({"ngram_buckets": 10}, "at least as many hash buckets")],
+    [({"ngram_order": 4}, "ngram_order must be 1"), ({"ngram_buckets": 10}, "at least as many hash buckets")],
 )
 def test_ngram_arguments_are_checked(arguments, message):
     with pytest.raises(ValueError, match=message):

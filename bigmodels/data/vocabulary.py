@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from bigmodels.data.dataset import Dataset
+from bigmodels.lite.tokenizer import is_cjk
 
 VOCABULARY_FILE = "vocabulary.txt"
 TOKENIZER_FILE = "tokenizer.json"
@@ -185,11 +186,20 @@ def tokenize_dataset(dataset, vocabulary: list[str], settings: TokenizerSettings
         preprocessing={
             **dataset.info.preprocessing,
             "tokenizer": {**asdict(settings), "vocabulary_length": len(vocabulary)},
+            "ideograph_share": ideograph_share(arrays["train"][0], vocabulary),
             "vocabulary_file": VOCABULARY_FILE,
             "input": "int32 WordPiece ids, 0 = padding",
         },
     )
     return Dataset(arrays=arrays, info=info, batch_size=dataset.batch_size, seed=dataset.seed, texts=texts)
+
+
+def ideograph_share(ids: np.ndarray, vocabulary: list[str]) -> float:
+    """The share of the (non-padding) ``ids`` that are one CJK ideograph each: how much of the
+    text is written without spaces, where n-grams of characters stand in for words."""
+    ideographs = np.array([len(token) == 1 and is_cjk(token) for token in vocabulary] or [False])
+    real = ids[ids > 0]
+    return round(float(ideographs[real].mean()), 4) if real.size else 0.0
 
 
 def prepare_text(dataset, staging: Path, settings):

@@ -51,7 +51,8 @@ class MaskedMeanPooling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="bigmodels")
 class HashedNgramBag(keras.layers.Layer):
-    """A linear bag of the tokens and their hashed bigrams: TF-IDF features' idea in the graph.
+    """A linear bag of the tokens and their hashed bigrams (``order`` 3: and trigrams, hashed
+    into the same buckets): TF-IDF features' idea in the graph.
 
     Each token id, and each pair of consecutive ids hashed into ``buckets`` rows, looks up a
     learned vector; a text's vectors are summed and divided by the square root of their count
@@ -105,16 +106,30 @@ class HashedNgramBag(keras.layers.Layer):
         if self.use_bias:
             self.bias = self.add_weight(shape=(self.stored_units,), initializer="zeros", name="bias")
         if self.order > 1:
-            offsets = np.random.default_rng(HASH_SEED).integers(0, self.buckets, self.vocabulary_size)
-            # Stored as three bytes each (int8, less 128): TFLite Micro gathers int8 but not int32.
-            digits = np.stack([(offsets >> shift) & 255 for shift in (0, 8, 16)], axis=1) - 128
-            self.offset_bytes = self.add_weight(
-                shape=(self.vocabulary_size, 3),
-                dtype="int8",
-                initializer=keras.initializers.Constant(digits.astype(np.int8)),
-                trainable=False,
-                name="hash_offsets",
-            )
+            self.offset_bytes = self._hash_table(HASH_SEED, "hash_offsets")
+        if self.order > 2:
+            self.second_offset_bytes = self._hash_table(HASH_SEED + 1, "hash_offsets_2")
+
+    def _hash_table(self, seed: int, name: str):
+        """A fixed random offset in [0, buckets) per token, stored as three bytes each (int8,
+        less 128): TFLite Micro gathers int8 but not int32."""
+        offsets = np.random.default_rng(seed).integers(0, self.buckets, self.vocabulary_size)
+        digits = np.stack([(offsets >> shift) & 255 for shift in (0, 8, 16)], axis=1) - 128
+        return self.add_weight(
+            shape=(self.vocabulary_size, 3),
+            dtype="int8",
+            initializer=keras.initializers.Constant(digits.astype(np.int8)),
+            trainable=False,
+            name=name,
+        )
+
+    def _offsets(self, table, ids):
+        digits = tf.cast(tf.gather(table, ids, axis=0), "int32") + 128
+        return digits[..., 0] + digits[..., 1] * 256 + digits[..., 2] * 65536
+
+    def _bucket(self, code):
+        """``code`` mod buckets for 0 <= code < 2 * buckets: one subtraction."""
+        return code - self.buckets * tf.cast(code >= self.buckets, "int32")
 
     def feature_ids(self, ids):
         """(batch, length) token ids -> (rows of the features, 1 where a feature is real)."""
@@ -125,12 +140,18 @@ class HashedNgramBag(keras.layers.Layer):
         first, second = ids[:, :-1], ids[:, 1:]
         pair_real = real[:, :-1] * real[:, 1:]
         # offsets < buckets and ids < vocabulary_size <= buckets: one subtraction is the mod.
-        digits = tf.cast(tf.gather(self.offset_bytes, first, axis=0), "int32") + 128
-        offsets = digits[..., 0] + digits[..., 1] * 256 + digits[..., 2] * 65536
-        code = offsets + second
-        code = code - self.buckets * tf.cast(code >= self.buckets, "int32")
-        pairs = (code + self.vocabulary_size) * pair_real
-        return tf.concat([ids, pairs], axis=1), tf.concat([real, pair_real], axis=1)
+        pair_code = self._bucket(self._offsets(self.offset_bytes, first) + second)
+        features = [ids, (pair_code + self.vocabulary_size) * pair_real]
+        flags = [real, pair_real]
+        if self.order > 2:
+            # (a, b, c) -> ((T[a] + b) mod buckets + U[b] + c) mod buckets: the pair's bucket
+            # moved by a second table U, so "a b" and "a b c" land apart.
+            triple_real = pair_real[:, :-1] * real[:, 2:]
+            code = self._bucket(pair_code[:, :-1] + self._offsets(self.second_offset_bytes, ids[:, 1:-1]))
+            code = self._bucket(code + ids[:, 2:])
+            features.append((code + self.vocabulary_size) * triple_real)
+            flags.append(triple_real)
+        return tf.concat(features, axis=1), tf.concat(flags, axis=1)
 
     def call(self, ids):
         return self.bag(ids, self.table)
@@ -173,9 +194,11 @@ HASH_SEED = 20150  # fixed: the offsets are part of the model (saved with it), n
 
 
 def _check_ngram_arguments(vocabulary_size: int, buckets: int, order: int) -> None:
-    if order not in (1, 2):
-        raise ValueError(f"ngram_order must be 1 (tokens) or 2 (tokens and bigrams), got {order}")
-    if order == 2 and buckets < vocabulary_size:
+    if order not in (1, 2, 3):
+        raise ValueError(
+            f"ngram_order must be 1 (tokens), 2 (tokens and bigrams) or 3 (and trigrams), got {order}"
+        )
+    if order >= 2 and buckets < vocabulary_size:
         raise ValueError(
             f"bigrams need at least as many hash buckets as tokens ({vocabulary_size}), got {buckets}"
         )
@@ -186,10 +209,10 @@ def ngram_layout(budget: int, vocabulary_size: int, units: int, order: int, buck
     ``buckets`` when given; else the bigram buckets the budget leaves after the tokens, or
     tokens only when that is fewer buckets than tokens (14 topics on a 7.7k vocabulary would
     put the Transformer's head at 200k weights, its file at 576 KB)."""
-    if buckets or order != 2:
+    if buckets or order < 2:
         return order, buckets or 0
     free = budget // max(units, 1) - vocabulary_size
-    return (2, int(free)) if free >= vocabulary_size else (1, 0)
+    return (order, int(free)) if free >= vocabulary_size else (1, 0)
 
 
 def budgeted_bag(budget: int, vocabulary_size: int, num_classes: int, order: int, buckets, name: str):
@@ -275,7 +298,8 @@ def transformer_classifier(
         depth: number of encoder blocks.
         dropout: dropout rate in the blocks and before the head.
         embedding_size: size of the token table's vectors (``width`` for no factorisation).
-        ngram_order: 2 for a wide head of tokens and bigrams, 1 for tokens only, 0 for none.
+        ngram_order: 2 for a wide head of tokens and bigrams, 3 with trigrams too (the train
+            app's choice for text mostly in CJK ideographs), 1 for tokens only, 0 for none.
         ngram_buckets: hash buckets of the wide head's bigrams (None: from a budget of
             120,000 weights; tokens only when it affords fewer buckets than tokens).
         attention_length: the encoder reads the first this many ids (None: all of them), the
@@ -334,8 +358,9 @@ def ngram_classifier(
         vocabulary_size: number of WordPiece tokens.
         sequence_length: ids per example.
         num_classes: number of labels.
-        ngram_order: 2 for tokens and bigrams, 1 for tokens only.
-        ngram_buckets: hash buckets for the bigrams (None: from a budget of 400,000 weights;
+        ngram_order: 2 for tokens and bigrams, 3 with trigrams too (the train app's choice
+            for text mostly in CJK ideographs, where a token is a character), 1 for tokens only.
+        ngram_buckets: hash buckets for the bigrams (and trigrams) (None: from a budget of 400,000 weights;
             tokens only when it affords fewer buckets than tokens).
 
     Example:
