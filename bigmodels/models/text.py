@@ -61,9 +61,8 @@ class HashedNgramBag(keras.layers.Layer):
     (T[a] + b) mod ``buckets``, T a fixed random table (tabulation hashing) stored as three
     int8 bytes per token: an int8 GATHER, CAST, integer ADD/MUL, a compare and a subtraction, all
     TFLite and TFLite Micro builtins (TFLite Micro has no int32 FLOOR_MOD nor int32 GATHER), so
-    the tokenizer and its ids stay those of every other text model. On
-    SST-2, 20k buckets lost 2 points to collisions against 200k; the builders size
-    ``buckets`` from a weight budget.
+    the tokenizer and its ids stay those of every other text model. On SST-2, 20k buckets lost
+    2 points to collisions against 200k; the builders size ``buckets`` from a weight budget.
 
     ``use_bias`` adds a learned logit per unit after the sum (logistic regression's intercept:
     +0.3 to +1.8 points on the Russian fortunes set, whose classes differ in size).
@@ -127,8 +126,7 @@ class HashedNgramBag(keras.layers.Layer):
         digits = tf.cast(tf.gather(table, ids, axis=0), "int32") + 128
         return digits[..., 0] + digits[..., 1] * 256 + digits[..., 2] * 65536
 
-    def _bucket(self, code):
-        """``code`` mod buckets for 0 <= code < 2 * buckets: one subtraction."""
+    def _bucket(self, code):  # code mod buckets for 0 <= code < 2 * buckets
         return code - self.buckets * tf.cast(code >= self.buckets, "int32")
 
     def feature_ids(self, ids):
@@ -144,8 +142,7 @@ class HashedNgramBag(keras.layers.Layer):
         features = [ids, (pair_code + self.vocabulary_size) * pair_real]
         flags = [real, pair_real]
         if self.order > 2:
-            # (a, b, c) -> ((T[a] + b) mod buckets + U[b] + c) mod buckets: the pair's bucket
-            # moved by a second table U, so "a b" and "a b c" land apart.
+            # (a, b, c) -> ((T[a] + b) mod buckets + U[b] + c) mod buckets, U a second table.
             triple_real = pair_real[:, :-1] * real[:, 2:]
             code = self._bucket(pair_code[:, :-1] + self._offsets(self.second_offset_bytes, ids[:, 1:-1]))
             code = self._bucket(code + ids[:, 2:])
@@ -195,9 +192,7 @@ HASH_SEED = 20150  # fixed: the offsets are part of the model (saved with it), n
 
 def _check_ngram_arguments(vocabulary_size: int, buckets: int, order: int) -> None:
     if order not in (1, 2, 3):
-        raise ValueError(
-            f"ngram_order must be 1 (tokens), 2 (tokens and bigrams) or 3 (and trigrams), got {order}"
-        )
+        raise ValueError(f"ngram_order must be 1 (tokens), 2 (and bigrams) or 3 (and trigrams), got {order}")
     if order >= 2 and buckets < vocabulary_size:
         raise ValueError(
             f"bigrams need at least as many hash buckets as tokens ({vocabulary_size}), got {buckets}"
@@ -206,9 +201,8 @@ def _check_ngram_arguments(vocabulary_size: int, buckets: int, order: int) -> No
 
 def ngram_layout(budget: int, vocabulary_size: int, units: int, order: int, buckets: int | None):
     """(order, buckets) of a bag of ``units`` columns whose table stays near ``budget`` weights:
-    ``buckets`` when given; else the bigram buckets the budget leaves after the tokens, or
-    tokens only when that is fewer buckets than tokens (14 topics on a 7.7k vocabulary would
-    put the Transformer's head at 200k weights, its file at 576 KB)."""
+    ``buckets`` when given; else the buckets the budget leaves after the tokens, or tokens only
+    when that is fewer buckets than tokens (14 topics on a 7.7k vocabulary: a 576 KB file)."""
     if buckets or order < 2:
         return order, buckets or 0
     free = budget // max(units, 1) - vocabulary_size
