@@ -13,10 +13,10 @@ C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
 
 
 def read_columns(path: Path, text_columns, label_column, header: bool):
-    """(texts, labels) of a CSV/TSV file as the train app reads it (bigmodels.data.read_table: the
+    """(texts, labels) of a CSV/TSV file as the train app reads it (bigmodels.read_table: the
     same rows, quotes and skipped lines), so the peer learns from the same examples; several
     text columns are joined with a space."""
-    from bigmodels.data import read_table
+    from bigmodels import read_table
 
     texts, labels, _ = read_table(path, text_columns=text_columns, label_column=label_column, header=header)
     return texts, labels

@@ -32,6 +32,7 @@ _PUBLIC = {
     "multiply_accumulates": "bigmodels.models.cost",
     # data
     "load_dataset": "bigmodels.data",
+    "read_table": "bigmodels.data",
     "TokenizerSettings": "bigmodels.data.vocabulary",
     "learn_vocabulary": "bigmodels.data.vocabulary",
     # workflows, one per verb
