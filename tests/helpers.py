@@ -264,6 +264,20 @@ def write_reviews_csv(path: Path, count: int = 120, *, seed: int = 0, header: bo
     return path
 
 
+def write_chinese_reviews_tsv(path: Path, count: int = 120) -> Path:
+    """A headerless TSV (text, label) of Chinese reviews: no spaces, a token per character; the
+    label follows the phrase (很好看/喜欢 or 不好看/失望) inside varied filler."""
+    generator = np.random.default_rng(0)
+    liked, disliked, filler = ("很好看", "喜欢"), ("不好看", "失望"), "这本书的内容和故事我们昨天都读了"
+    rows = []
+    for index in range(count):
+        words = liked if index % 2 else disliked
+        middle = "".join(generator.choice(list(filler), 6))
+        rows.append(f"{middle}{words[index % 4 // 2]}{middle[::-1]}\t{'好评' if index % 2 else '差评'}\n")
+    path.write_text("".join(rows), encoding="utf-8")
+    return path
+
+
 PREDICT_WITHOUT_TENSORFLOW = """
 import json, sys
 for name in ("tensorflow", "keras", "keras_hub", "tensorflow_text", "tensorflow_datasets"):

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-from helpers import write_reviews_csv
+from helpers import write_chinese_reviews_tsv, write_reviews_csv
 
 from bigmodels import get_model
 from bigmodels.data.splits import SOURCE_VALIDATION_SPLIT
@@ -225,15 +225,7 @@ def test_text_mostly_in_cjk_ideographs_gets_character_trigrams(tmp_path):
 
     vocabulary = ["[PAD]", "[UNK]", "好", "书", "good", "##s"]
     assert ideograph_share(np.array([[2, 3, 4, 0], [2, 3, 3, 0]]), vocabulary) == round(5 / 6, 4)
-    generator = np.random.default_rng(0)
-    liked, disliked, filler = ("很好看", "喜欢"), ("不好看", "失望"), "这本书的内容和故事我们昨天都读了"
-    rows = []
-    for index in range(120):
-        words = liked if index % 2 else disliked
-        middle = "".join(generator.choice(list(filler), 6))
-        rows.append(f"{middle}{words[index % 4 // 2]}{middle[::-1]}\t{'好评' if index % 2 else '差评'}\n")
-    data = tmp_path / "评论.tsv"
-    data.write_text("".join(rows), encoding="utf-8")
+    data = write_chinese_reviews_tsv(tmp_path / "评论.tsv")
     options = {"text_columns": [0], "label_column": 1, "header": False}
     run_dir, metrics = train_run(
         "ngram_classifier", str(data), tmp_path / "run", data_options=options, verbose=0

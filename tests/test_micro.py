@@ -246,24 +246,24 @@ def test_tflm_failures_become_one_sentence_naming_the_op():
     assert refused.ops == ["CAST"] and "UINT8" in str(refused) and "\n" not in str(refused)
 
 
-def test_the_ngram_text_model_runs_on_tflm_from_a_bundle(tmp_path):
+@pytest.mark.parametrize("script", ["latin", "chinese"])
+def test_the_ngram_text_model_runs_on_tflm_from_a_bundle(tmp_path, script):
     """ngram_classifier uses only ops TFLite Micro has (int8 GATHERs of its hash bytes and table,
-    integer ADD/SUB/compare, FULLY_CONNECTED sums), so a text bundle runs on a microcontroller."""
-    from helpers import write_reviews_csv
+    integer ADD/SUB/compare, FULLY_CONNECTED sums), so a text bundle runs on a microcontroller:
+    with bigrams, and with the trigrams Chinese text gets (a second hash table)."""
+    from helpers import write_chinese_reviews_tsv, write_reviews_csv
 
     from bigmodels.workflows.train import train_run
 
-    data = write_reviews_csv(tmp_path / "reviews.csv", 120)
-    run_dir, _ = train_run(
-        "ngram_classifier",
-        str(data),
-        tmp_path / "run",
-        epochs=15,
-        learning_rate=0.03,
-        batch_size=16,
-        verbose=0,
-        data_options={"text_columns": ["title", "body"], "label_column": "sentiment"},
-    )
+    if script == "latin":
+        data = write_reviews_csv(tmp_path / "reviews.csv", 120)
+        options = {"text_columns": ["title", "body"], "label_column": "sentiment"}
+    else:
+        data = write_chinese_reviews_tsv(tmp_path / "reviews.tsv", 120)
+        options = {"text_columns": [0], "label_column": 1, "header": False}
+    run_dir, _ = train_run("ngram_classifier", str(data), tmp_path / "run", verbose=0, data_options=options)
+    order = json.loads((run_dir / "config.json").read_text())["model_args"]["ngram_order"]
+    assert order == (2 if script == "latin" else 3)
     copy, report = exported_copy(run_dir, tmp_path / "copy")
     micro = report["micro"]
     assert micro["folder"] == "micro" and micro["arena_bytes"] > 0 and micro["compared"] > 0
@@ -272,6 +272,7 @@ def test_the_ngram_text_model_runs_on_tflm_from_a_bundle(tmp_path):
     # step apart on rare inputs), on every test example.
     assert micro["equal_to_litert"] or micro["litert_difference"]["max_steps"] <= 1
     bundle_zip = copy / "export" / "bundle.zip"
-    result = run_predict("--bundle", bundle_zip, "--runtime", "tflm", "a lovely film, wonderful")
+    text = "a lovely film, wonderful" if script == "latin" else "故事很好看"
+    result = run_predict("--bundle", bundle_zip, "--runtime", "tflm", text)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[0])["label"] in ("negative", "positive")
+    assert json.loads(result.stdout.splitlines()[0])["label"] in ("negative", "positive", "好评", "差评")
