@@ -294,7 +294,7 @@ def transformer_classifier(
         embedding_size: size of the token table's vectors (``width`` for no factorisation).
         ngram_order: 2 for a wide head of tokens and bigrams, 3 with trigrams too (the train
             app's choice for text mostly in CJK ideographs), 1 for tokens only, 0 for none.
-        ngram_buckets: hash buckets of the wide head's bigrams (None: from a budget of
+        ngram_buckets: hash buckets of the wide head's n-grams (None: from a budget of
             120,000 weights; tokens only when it affords fewer buckets than tokens).
         attention_length: the encoder reads the first this many ids (None: all of them), the
             n-gram head all of them: it bounds the latency of long texts.
@@ -354,8 +354,8 @@ def ngram_classifier(
         num_classes: number of labels.
         ngram_order: 2 for tokens and bigrams, 3 with trigrams too (the train app's choice
             for text mostly in CJK ideographs, where a token is a character), 1 for tokens only.
-        ngram_buckets: hash buckets for the bigrams (and trigrams) (None: from a budget of 400,000 weights;
-            tokens only when it affords fewer buckets than tokens).
+        ngram_buckets: hash buckets shared by the bigrams and trigrams (None: from a budget of
+            400,000 weights; tokens only when it affords fewer buckets than tokens).
 
     Example:
         model = get_model("ngram_classifier", vocabulary_size=5000, num_classes=4)

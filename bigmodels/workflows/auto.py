@@ -8,7 +8,7 @@ never looked at to choose. A validation split is small (SST-2's 872 sentences: o
 error is 1.4 points), so a smaller candidate within one standard error of the best is kept
 instead when smallness buys something: at most half the best's weights (the "one-standard-error
 rule", applied only where there is a size to save). The text candidates are the same size (each
-about 420k weights, files of 430-460 KB), and on all four text sets measured the rule that kept
+about 420k weights, files of 430-495 KB), and on all four text sets measured the rule that kept
 the n-gram model whenever the Transformer's lead was within one standard error cost test
 accuracy: SST-2 phrases 82.9% kept against the Transformer's 84.1%, English fortunes 58.7%
 against 61.3% (benchmarks/results/text_sst2_auto.json, text_topics_auto.json).
@@ -38,8 +38,8 @@ CANDIDATES = {
 }
 CANDIDATES_FOLDER = "candidates"
 # A candidate within one standard error of the best is kept instead of it only with at most
-# this fraction of its weights: a quarter of the file is worth a difference validation cannot
-# tell from noise; a few percent is not.
+# this fraction of its weights: half the file is worth a difference validation cannot tell
+# from noise; a few percent is not.
 PARSIMONY_RATIO = 0.5
 
 
@@ -75,7 +75,7 @@ def _what_auto_cannot_apply(request: dict) -> str | None:
 
 
 def train_candidates(train_one, candidates, out_dir: Path, *, overwrite: bool) -> dict:
-    """Trains each of ``candidates`` (smallest first) with ``train_one(model_name, run_dir)``
+    """Trains each of ``candidates`` (fastest first) with ``train_one(model_name, run_dir)``
     (train_run with the caller's settings), keeps the one ``_choose`` picks as the run
     ``out_dir`` and records them all in its config.json
     ("model_candidates"). A killed run resumes: candidates already finished are not trained
