@@ -6,7 +6,8 @@ Usage (as root, or install the packages yourself):
 
 en_fortunes: 14 English topic files (people, computers, politics, ...), headerless CSV with the
 label index first; ru_fortunes: 8 Russian topic files, TSV with a header (category, text).
-Each entry becomes one row (whitespace collapsed, ANSI colours removed); 80/20 seeded split.
+Each entry becomes one row (whitespace collapsed, ANSI colours removed); 80/20 seeded split;
+en_fortunes_800.csv and ru_fortunes_600.tsv are seeded samples of the training splits.
 Nothing is committed: the packages are the source. (fortunes-zh's files split trivially by
 source, so they make no Chinese check: TF-IDF reaches 100%.)
 """
@@ -43,10 +44,18 @@ def entries(path: Path) -> list[str]:
     return [entry for entry in (" ".join(e.split()) for e in text.split("\n%\n")) if len(entry) > 10]
 
 
+# Training sets of a few hundred rows (a seeded sample of the training split; 57 and 75 texts a
+# class): the size many users have (benchmarks/results/text_small_sets.json).
+SMALL = {"en_fortunes": 800, "ru_fortunes": 600}
+
+
 def write(out: Path, name: str, suffix: str, rows: list, header) -> None:
     random.Random(0).shuffle(rows)
     cut = len(rows) // 5
-    for part, part_rows in (("train", rows[cut:]), ("test", rows[:cut])):
+    small = list(rows[cut:])
+    random.Random(0).shuffle(small)
+    parts = (("train", rows[cut:]), ("test", rows[:cut]), (str(SMALL[name]), small[: SMALL[name]]))
+    for part, part_rows in parts:
         with open(out / f"{name}_{part}.{suffix}", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, delimiter="," if suffix == "csv" else "\t")
             writer.writerows(([header] if header else []) + part_rows)

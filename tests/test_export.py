@@ -8,6 +8,7 @@ import pytest
 from bigmodels.convert.artifacts import choose_artifact
 from bigmodels.convert.tflite import parse_quantization
 from bigmodels.lite import TFLiteModel
+from bigmodels.tasks import task_of
 from bigmodels.workflows.export import export_run
 
 ARTIFACT_KEYS = (
@@ -135,3 +136,26 @@ def test_chosen_file_is_the_smallest_unless_one_barely_bigger_is_much_faster():
         "reason": "smallest of the 2 TFLite file(s) within the gate: 462.0 KB, 0.210 ms per example",
     }
     assert choose_artifact([], "within the gate")["file"] is None
+
+
+def test_a_latency_budget_prefers_a_barely_bigger_file_that_keeps_to_it():
+    def file(name, kb, ms):
+        return {"file": name, "size_bytes": kb * 1024, "latency_ms": ms}
+
+    int8, dynamic, float16 = file("int8", 302, 0.26), file("dynamic", 317, 0.19), file("float16", 542, 0.16)
+    assert choose_artifact([int8, dynamic, float16], "within the gate")["file"] == "int8"  # 1.4x only
+    chosen = choose_artifact([int8, dynamic, float16], "within the gate", latency_budget_ms=0.2)
+    assert chosen == {
+        "file": "dynamic",
+        "reason": "smallest within 0.2 ms per example of the 3 TFLite file(s) within the gate, at most "
+        "10% bigger than the smallest (int8): 317.0 KB, 0.190 ms per example",
+    }
+    # Only a file far bigger keeps to it: the size wins; a choice within the budget stays.
+    assert choose_artifact([int8, float16], "within the gate", latency_budget_ms=0.2)["file"] == "int8"
+    quick = file("int8", 302, 0.1)
+    assert choose_artifact([quick, dynamic], "within the gate", latency_budget_ms=0.2)["file"] == "int8"
+
+
+def test_text_exports_keep_to_the_text_latency_budget():
+    assert task_of("transformer_classifier").latency_budget_ms == 0.2
+    assert task_of("cnn_classifier").latency_budget_ms is None  # images: no budget named

@@ -47,10 +47,12 @@ def saved_model_outputs(directory: Path, inputs: np.ndarray, *, batch: int = 256
 SIZE_SLACK, SPEED_GAIN = 1.10, 1.5
 
 
-def choose_artifact(candidates: list[dict], criterion: str) -> dict:
+def choose_artifact(candidates: list[dict], criterion: str, latency_budget_ms: float | None = None) -> dict:
     """The file to ship of the TFLite files that passed the gate (``criterion`` says which): the
     smallest, unless one at most ``SIZE_SLACK`` times its size is ``SPEED_GAIN`` times faster
-    (then the fastest of those); with the reason."""
+    (then the fastest of those); with the reason. With ``latency_budget_ms``, a choice over the
+    budget gives way to the smallest of those at most ``SIZE_SLACK`` times the smallest's size
+    that keep to it, when one does."""
     if not candidates:
         return {"file": None, "reason": f"no TFLite file is {criterion}"}
     smallest = min(candidates, key=lambda a: (a["size_bytes"], a["latency_ms"]))
@@ -58,9 +60,15 @@ def choose_artifact(candidates: list[dict], criterion: str) -> dict:
     fastest = min(near, key=lambda a: (a["latency_ms"], a["size_bytes"]))
     faster = fastest["latency_ms"] * SPEED_GAIN <= smallest["latency_ms"]
     chosen = fastest if faster else smallest
-    figures = f"{chosen['size_bytes'] / 1024:.1f} KB, {chosen['latency_ms']:.3f} ms per example"
     files = f"{len(candidates)} TFLite file(s) {criterion}"
-    if faster:
+    in_budget = [a for a in near if latency_budget_ms and a["latency_ms"] <= latency_budget_ms]
+    if latency_budget_ms and chosen["latency_ms"] > latency_budget_ms and in_budget:
+        chosen = min(in_budget, key=lambda a: (a["size_bytes"], a["latency_ms"]))
+        reason = (
+            f"smallest within {latency_budget_ms} ms per example of the {files}, at most "
+            f"{SIZE_SLACK - 1:.0%} bigger than the smallest ({smallest['file']})"
+        )
+    elif faster:
         gain = smallest["latency_ms"] / max(fastest["latency_ms"], 1e-9)
         reason = (
             f"{gain:.1f}x faster than the smallest of the {files} ({smallest['file']}), "
@@ -68,6 +76,7 @@ def choose_artifact(candidates: list[dict], criterion: str) -> dict:
         )
     else:
         reason = f"smallest of the {files}"
+    figures = f"{chosen['size_bytes'] / 1024:.1f} KB, {chosen['latency_ms']:.3f} ms per example"
     return {"file": chosen["file"], "reason": f"{reason}: {figures}"}
 
 

@@ -104,6 +104,8 @@ class Task:
         quantization_modes: the TFLite modes it can export; default_modes: those exported by default.
         can_distill: whether apps/distill.py applies.
         keeps_best_epoch: whether training keeps its best validation epoch (a GAN keeps its last).
+        latency_budget_ms: 1-thread milliseconds per example the export's chosen file keeps to
+            when a file at most 10% bigger than the smallest does (None: no budget).
     """
 
     name = ""
@@ -114,6 +116,7 @@ class Task:
     default_modes: tuple[str, ...] = ()
     can_distill = False
     keeps_best_epoch = True
+    latency_budget_ms: float | None = None
     optimizer_settings = True  # trains with --optimizer, --weight-decay and label smoothing
     carried_files: tuple[str, ...] = ()  # run files a pruned or distilled run copies from its source
 

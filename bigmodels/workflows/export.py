@@ -101,7 +101,7 @@ def export_run(
             **subject.header,
             "latency_threads": 1,
             "artifacts": artifacts,
-            "chosen": choose_artifact(shippable, subject.criterion),
+            "chosen": choose_artifact(shippable, subject.criterion, task.latency_budget_ms),
             "parity_gate": {**subject.gate, "passed": not failures, "failures": failures},
             "micro": export_micro(staging, artifacts, subject.examples),
         }
