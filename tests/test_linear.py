@@ -14,7 +14,9 @@ from bigmodels.data.splits import SOURCE_VALIDATION_SPLIT
 from bigmodels.models.text import HashedNgramBag
 from bigmodels.training.linear import (
     DEEP_SCALES,
+    _log_loss,
     bag_features,
+    best_deep_scale,
     fit_bag,
     inverse_document_frequency,
     refit_wide_head,
@@ -168,6 +170,16 @@ def test_the_wide_head_refit_scales_the_deep_logits_and_reports_its_validation_a
     )
     accuracy = np.mean(model.predict(val_ids, verbose=0).argmax(axis=1) == val_labels)
     assert accuracy == pytest.approx(record["val_accuracy"], abs=1e-6)
+
+
+def test_the_deep_scale_is_the_one_of_best_accuracy_not_least_log_loss():
+    labels = np.array([1, 1, 0])
+    wide = np.array([[0.1, 0.0]] * 3)  # class 0 for all
+    # One confident mistake from 1/16 on; the two right answers need 1/8 or more.
+    deep = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 40.0]])
+    losses = [_log_loss(scale * deep + wide, labels) for scale in DEEP_SCALES]
+    assert DEEP_SCALES[int(np.argmin(losses))] == 0.0625  # log loss: the confident mistake's least
+    assert best_deep_scale(deep, wide, labels) == 0.125  # 2 of 3 right, the least loss of those
 
 
 def test_a_refit_that_validates_worse_than_the_joint_model_is_undone(monkeypatch):

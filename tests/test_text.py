@@ -18,6 +18,7 @@ from bigmodels.data.vocabulary import (
     tokenize,
 )
 from bigmodels.lite.tokenizer import WordPieceTokenizer
+from bigmodels.models.text import TRANSFORMER_BUDGET, WIDE_HEAD_BUDGET
 
 CORPUS = [f"{title} {body}" for title, body, _ in review_rows(300)]
 
@@ -165,19 +166,22 @@ def test_a_two_class_bag_stores_one_column_and_gets_twice_the_buckets():
     assert four.get_layer("ngram_bag").table.shape[1] == 4  # more classes keep a column each
 
 
-def test_the_transformers_head_keeps_to_its_budget_with_tokens_only_when_bigrams_do_not_fit():
-    def head(classes):
-        model = get_model(
-            "transformer_classifier", vocabulary_size=7725, sequence_length=16, num_classes=classes
-        )
-        return model.get_layer("ngram_head")
+def test_the_transformers_head_takes_the_weights_the_deep_part_leaves():
+    def model(vocabulary, classes, **arguments):
+        return get_model(
+            "transformer_classifier", vocabulary_size=vocabulary, sequence_length=16, num_classes=classes,
+            **arguments,
+        )  # fmt: skip
 
-    binary, topics = head(2), head(14)
-    assert (binary.order, binary.buckets) == (2, 120_000 - 7725)
+    characters, trigrams = model(2650, 2), model(2650, 2, ngram_order=3)
+    for whole in (characters, trigrams):  # the budget holds the int8 hash tables too
+        assert TRANSFORMER_BUDGET <= whole.count_params() <= TRANSFORMER_BUDGET + 1
+    words = model(7725, 2).get_layer("ngram_head")  # the rest leaves less than the floor: the floor
+    assert (words.order, words.buckets) == (2, WIDE_HEAD_BUDGET - 7725)
+    assert characters.get_layer("ngram_head").buckets > 2 * words.buckets
+    topics = model(7725, 14).get_layer("ngram_head")  # 14 columns: bigrams do not fit, tokens only
     assert (topics.order, topics.buckets) == (1, 0) and topics.table.shape == (7725, 14)
-    given = get_model(
-        "transformer_classifier", vocabulary_size=7725, sequence_length=16, num_classes=14, ngram_buckets=9000
-    ).get_layer("ngram_head")
+    given = model(7725, 14, ngram_buckets=9000).get_layer("ngram_head")
     assert (given.order, given.buckets) == (2, 9000)  # a given size is kept
 
 

@@ -239,20 +239,19 @@ def _check_encoder_arguments(width: int, num_heads: int, depth: int, embedding_s
     if depth < 1 or embedding_size < 1:
         raise ValueError(f"depth and embedding_size must be at least 1, got {depth} and {embedding_size}")
     if attention_length is not None and attention_length < 1:
-        raise ValueError(
-            f"attention_length must be at least 1 (the sequence length or more: all ids), "
-            f"got {attention_length}"
-        )
+        message = "attention_length must be at least 1 (the sequence length or more: all ids)"
+        raise ValueError(f"{message}, got {attention_length}")
 
 
-# Layer names of transformer_classifier's two parts and their sum (bigmodels.training.linear
-# refits the wide part after training).
+# Layer names of transformer_classifier's parts and their sum (training.linear refits the wide).
 DEEP_LOGITS, WIDE_LOGITS, DEEP_AND_WIDE = "classifier", "ngram_head", "deep_and_wide"
-WIDE_HEAD_BUDGET = 120_000  # weights of the Transformer's n-gram head (int8: ~120 KB)
+# transformer_classifier's weights with its int8 hash tables (dynamic-range file: 1.13-1.16 bytes
+# a weight, under 500,000 bytes). Its n-gram head gets what the rest leaves, at least
+# WIDE_HEAD_BUDGET: 112k buckets beside 8,000 tokens, 290k beside 2,650 (Chinese characters).
+TRANSFORMER_BUDGET, WIDE_HEAD_BUDGET = 425_000, 120_000
 NGRAM_BAG_BUDGET = 400_000  # weights of ngram_classifier's table (int8: ~400 KB)
 # The encoder's cost grows with the ids it reads (attention with their square): 184 ids (en
-# fortunes) took 0.55 ms at 1 thread, the first 64 about a quarter of that. Past them the
-# n-gram head still reads every id.
+# fortunes) took 0.55 ms at 1 thread, the first 64 a quarter of that; the n-gram head reads all.
 ATTENTION_LENGTH = 64
 
 
@@ -278,9 +277,8 @@ def transformer_classifier(
     ALBERT does: the table is most of the file) + keras-hub ``PositionEmbedding`` (padding id 0
     masked) -> ``depth`` x keras-hub ``TransformerEncoder`` -> mean over real tokens -> dropout
     -> class logits. Wide part (``ngram_order`` > 0): a ``HashedNgramBag`` of the tokens and
-    their n-grams giving class logits directly, a linear model like TF-IDF + logistic
-    regression, which is what wins on small topic sets; the two logits are added before the
-    softmax, and both train together.
+    their n-grams giving class logits directly (TF-IDF + logistic regression's model, what wins
+    on small topic sets) from the weights the deep part leaves; the logits are added.
 
     Args:
         vocabulary_size: number of WordPiece tokens (the run's vocabulary file length).
@@ -294,14 +292,13 @@ def transformer_classifier(
         embedding_size: size of the token table's vectors (``width`` for no factorisation).
         ngram_order: 2 for a wide head of tokens and bigrams, 3 with trigrams too (the train
             app's choice for text mostly in CJK ideographs), 1 for tokens only, 0 for none.
-        ngram_buckets: hash buckets of the wide head's n-grams (None: from a budget of
-            120,000 weights; tokens only when it affords fewer buckets than tokens).
+        ngram_buckets: hash buckets of the wide head's n-grams (None: what the rest leaves of
+            425,000 weights, at least 120,000; tokens only if fewer buckets than tokens).
         attention_length: the encoder reads the first this many ids (None: all of them), the
             n-gram head all of them: it bounds the latency of long texts.
 
     Example:
-        model = get_model("transformer_classifier", vocabulary_size=5000, sequence_length=48,
-                          num_classes=2)
+        model = get_model("transformer_classifier", vocabulary_size=5000, sequence_length=48)
         probabilities = model.predict(ids)  # ids: int32 (N, 48)
     """
     import keras_hub
@@ -327,8 +324,11 @@ def transformer_classifier(
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(num_classes, name=DEEP_LOGITS)(x)
     if ngram_order > 0:
+        hash_bytes = 3 * vocabulary_size * (ngram_order - 1)  # int8 tables of offsets
+        left = TRANSFORMER_BUDGET - keras.Model(ids, logits).count_params() - hash_bytes
+        wide_budget = max(WIDE_HEAD_BUDGET, left)
         wide = budgeted_bag(
-            WIDE_HEAD_BUDGET, vocabulary_size, num_classes, ngram_order, ngram_buckets, WIDE_LOGITS
+            wide_budget, vocabulary_size, num_classes, ngram_order, ngram_buckets, WIDE_LOGITS
         )
         logits = keras.layers.Add(name=DEEP_AND_WIDE)([logits, wide(ids)])
     outputs = keras.layers.Activation("softmax", name="probabilities")(logits)
