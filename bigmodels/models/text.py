@@ -113,9 +113,9 @@ class HashedNgramBag(keras.layers.Layer):
         """A fixed random offset in [0, buckets) per token, stored as three bytes each (int8,
         less 128): TFLite Micro gathers int8 but not int32."""
         offsets = np.random.default_rng(seed).integers(0, self.buckets, self.vocabulary_size)
-        digits = np.stack([(offsets >> shift) & 255 for shift in (0, 8, 16)], axis=1) - 128
+        digits = np.stack([(offsets >> shift) & 255 for shift in OFFSET_SHIFTS], axis=1) - 128
         return self.add_weight(
-            shape=(self.vocabulary_size, 3),
+            shape=(self.vocabulary_size, len(OFFSET_SHIFTS)),
             dtype="int8",
             initializer=keras.initializers.Constant(digits.astype(np.int8)),
             trainable=False,
@@ -187,7 +187,8 @@ class HashedNgramBag(keras.layers.Layer):
         return {**super().get_config(), **{name: getattr(self, name) for name in names}}
 
 
-HASH_SEED = 20150  # fixed: the offsets are part of the model (saved with it), never redrawn
+# Fixed: the offsets are part of the model (saved with it), never redrawn; three int8 bytes each.
+HASH_SEED, OFFSET_SHIFTS = 20150, (0, 8, 16)
 
 
 def _check_ngram_arguments(vocabulary_size: int, buckets: int, order: int) -> None:
@@ -243,8 +244,7 @@ def _check_encoder_arguments(width: int, num_heads: int, depth: int, embedding_s
         raise ValueError(f"{message}, got {attention_length}")
 
 
-# Layer names of transformer_classifier's parts and their sum (training.linear refits the wide).
-DEEP_LOGITS, WIDE_LOGITS, DEEP_AND_WIDE = "classifier", "ngram_head", "deep_and_wide"
+DEEP_LOGITS, WIDE_LOGITS, DEEP_AND_WIDE = "classifier", "ngram_head", "deep_and_wide"  # training.linear
 # transformer_classifier's weights with its int8 hash tables (dynamic-range file: 1.13-1.16 bytes
 # a weight, under 500,000 bytes). Its n-gram head gets what the rest leaves, at least
 # WIDE_HEAD_BUDGET: 112k buckets beside 8,000 tokens, 290k beside 2,650 (Chinese characters).
@@ -324,7 +324,7 @@ def transformer_classifier(
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = keras.layers.Dense(num_classes, name=DEEP_LOGITS)(x)
     if ngram_order > 0:
-        hash_bytes = 3 * vocabulary_size * (ngram_order - 1)  # int8 tables of offsets
+        hash_bytes = len(OFFSET_SHIFTS) * vocabulary_size * (ngram_order - 1)  # int8 offset tables
         left = TRANSFORMER_BUDGET - keras.Model(ids, logits).count_params() - hash_bytes
         wide_budget = max(WIDE_HEAD_BUDGET, left)
         wide = budgeted_bag(
