@@ -38,7 +38,7 @@ SETTINGS = {
 }
 
 
-def test_accuracy(run_dir: Path, data: str) -> dict:
+def accuracy_on_test(run_dir: Path, data: str) -> dict:
     """The Keras model's accuracy on the test split, plain and averaged with flipped photos."""
     model = bigmodels.load_model(run_dir)
     images, labels = bigmodels.load_dataset(data, image_size=model.input_shape[1:3]).arrays["test"]
@@ -58,13 +58,25 @@ def one_setting(name: str, options: dict, data: str, work: Path, seeds: list[int
             None, data, work / name / f"seed{seed}", backbone="cifar10_tiny", seed=seed,
             overwrite=True, verbose=0, **options,
         )  # fmt: skip
-        run = {"seed": seed, **test_accuracy(run_dir, data), "epochs_trained": metrics["epochs_trained"],
+        run = {"seed": seed, **accuracy_on_test(run_dir, data), "epochs_trained": metrics["epochs_trained"],
                "train_wall_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         print(json.dumps({"setting": name, **run}), flush=True)
         runs.append(run)
     mean = {key: round(float(np.mean([run[key] for run in runs])), 4)
             for key in ("test_accuracy", "flip_averaged_test_accuracy")}  # fmt: skip
     return {"name": name, "options": options, "mean": mean, "runs": runs}
+
+
+def _options(parser, name: str, text: str) -> dict:
+    """One --setting's JSON object of train_run keyword arguments, or one line and exit 2."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        parser.error(f"--setting {name}: {text!r} is not JSON ({error}); give an object such as "
+                     '\'{"label_smoothing": 0.1}\'')  # fmt: skip
+    if not isinstance(options, dict):
+        parser.error(f"--setting {name}: give a JSON object of train_run keyword arguments, not {text!r}")
+    return options
 
 
 def main() -> None:
@@ -76,7 +88,7 @@ def main() -> None:
                         help="train_run keyword arguments as JSON (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "transfer_levers.json")
     args = parser.parse_args()
-    chosen = {name: json.loads(options) for name, options in args.setting} if args.setting else SETTINGS
+    chosen = {name: _options(parser, name, options) for name, options in args.setting or []} or SETTINGS
     results = [
         one_setting(name, options, args.data, args.work, args.seeds) for name, options in chosen.items()
     ]
