@@ -14,7 +14,9 @@ from bigmodels.data.splits import SOURCE_VALIDATION_SPLIT
 from bigmodels.models.text import HashedNgramBag
 from bigmodels.training.linear import (
     DEEP_SCALES,
+    NB_FLOOR,
     _log_loss,
+    _log_softmax,
     bag_features,
     best_deep_scale,
     fit_bag,
@@ -74,7 +76,7 @@ def test_the_fit_is_scikit_learns_logistic_regression_on_the_tf_idf_features():
 
     train, validation = _labelled(150, seed=4), _labelled(40, seed=5)
     bag = _bag()
-    rows, chosen = fit_bag(bag, train, validation, strengths=(0.5,), refit=False)
+    rows, chosen = fit_bag(bag, train, validation, strengths=(0.5,), refit=False, nb_power=0)
     assert chosen == 0 and rows[0]["C"] == 0.5
     features = bag_features(bag, train[0])
     idf = inverse_document_frequency(features)
@@ -96,7 +98,7 @@ def test_a_two_class_bag_with_a_reference_class_is_scikit_learns_binary_logistic
     train, validation = (ids, labels % 2), (val_ids, val_labels % 2)
     bag = _bag(units=2, reference_class=True)
     assert bag.table.shape[1] == 1 and bag.bias.shape == (1,)
-    fit_bag(bag, train, validation, strengths=(0.5,), refit=False)
+    fit_bag(bag, train, validation, strengths=(0.5,), refit=False, nb_power=0)
     features = bag_features(bag, train[0])
     idf = scipy.sparse.diags(inverse_document_frequency(features))
     reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(features @ idf, train[1])
@@ -105,6 +107,67 @@ def test_a_two_class_bag_with_a_reference_class_is_scikit_learns_binary_logistic
     np.testing.assert_array_equal(logits[:, 0], 0.0)
     expected = reference.predict_proba(bag_features(bag, test) @ idf)
     np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), expected, atol=2e-3)
+
+
+def _tf_idf(bag, ids: np.ndarray):
+    import scipy.sparse
+
+    features = bag_features(bag, ids)
+    return features, scipy.sparse.diags(inverse_document_frequency(features))
+
+
+def test_a_two_class_bag_is_nbsvms_logistic_regression_on_naive_bayes_scaled_features():
+    """Wang & Manning's log-count ratio r from the TF-IDF features summed per class (+1 each),
+    the features times |r|^0.5: scikit-learn's binary model on them, folded into the table."""
+    import scipy.sparse
+    from sklearn.linear_model import LogisticRegression
+
+    (ids, labels), (val_ids, val_labels) = _labelled(150, seed=4), _labelled(40, seed=5)
+    bag = _bag(units=2, reference_class=True)
+    fit_bag(bag, (ids, labels % 2), (val_ids, val_labels % 2), strengths=(0.5,), refit=False, nb_power=0.5)
+    features, idf = _tf_idf(bag, ids)
+    tf_idf = features @ idf
+    positive = np.asarray(tf_idf[labels % 2 == 1].sum(axis=0)).ravel() + 1
+    negative = np.asarray(tf_idf[labels % 2 == 0].sum(axis=0)).ravel() + 1
+    ratio = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
+    scaled = scipy.sparse.diags(np.abs(ratio) ** 0.5 + NB_FLOOR)
+    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(tf_idf @ scaled, labels % 2)
+    test = _ids(30, seed=6)
+    expected = reference.predict_proba(bag_features(bag, test) @ idf @ scaled)
+    np.testing.assert_allclose(keras.ops.softmax(bag(test)).numpy(), expected, atol=2e-3)
+
+
+def test_each_class_column_is_scaled_by_its_one_vs_rest_ratio():
+    """Three classes: the optimum is the softmax regression whose weight w_fc is penalised by
+    w_fc^2 / s_fc^2, s_fc = |r_fc|^0.5 + floor with r_fc class c's ratio against the others,
+    here minimised directly (dense, by scipy) rather than through the scaled features."""
+    import scipy.optimize
+
+    train, validation = _labelled(120, seed=13), _labelled(30, seed=14)
+    bag = _bag()
+    fit_bag(bag, train, validation, strengths=(0.5,), refit=False, nb_power=0.5)
+    features, idf = _tf_idf(bag, train[0])
+    tf_idf = (features @ idf).toarray()
+    scale = np.empty((tf_idf.shape[1], 3))
+    for label in range(3):
+        inside = tf_idf[train[1] == label].sum(axis=0) + 1
+        outside = tf_idf[train[1] != label].sum(axis=0) + 1
+        ratio = np.log(inside / inside.sum()) - np.log(outside / outside.sum())
+        scale[:, label] = np.abs(ratio) ** 0.5 + NB_FLOOR
+    used = tf_idf.any(axis=0)  # unseen features keep weight 0 either way
+    x, s, onehot = tf_idf[:, used], scale[used], np.eye(3)[train[1]]
+
+    def objective(flat):
+        weights, bias = flat[:-3].reshape(s.shape), flat[-3:]
+        log_probabilities = _log_softmax(x @ weights + bias)
+        return -(onehot * log_probabilities).sum() + 0.5 * (weights**2 / s**2).sum() / 0.5
+
+    solution = scipy.optimize.minimize(objective, np.zeros(s.size + 3), method="L-BFGS-B",
+                                       options={"maxiter": 20000, "maxfun": 10**6}).x  # fmt: skip
+    test_features = (bag_features(bag, _ids(30, seed=6)) @ idf).toarray()[:, used]
+    expected = _log_softmax(test_features @ solution[:-3].reshape(s.shape) + solution[-3:])
+    fitted = keras.ops.log_softmax(bag(_ids(30, seed=6))).numpy()
+    np.testing.assert_allclose(np.exp(fitted), np.exp(expected), atol=5e-3)
 
 
 def test_the_strength_is_chosen_by_validation_log_loss_and_refit_uses_the_validation_split():
