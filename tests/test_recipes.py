@@ -11,11 +11,12 @@ from helpers import write_image_folder
 from test_apps import assert_one_line_error, run_app
 
 from bigmodels import train_run
+from bigmodels.data.dataset import Dataset, DatasetInfo
 from bigmodels.models.cnn import cnn_classifier
 from bigmodels.models.cost import multiply_accumulates
 from bigmodels.models.losses import SmoothedSparseCrossentropy
 from bigmodels.run_folder import load_run_model
-from bigmodels.training.classifier import augment_pipeline, make_optimizer
+from bigmodels.training.classifier import augment_pipeline, fit_classifier, make_optimizer
 
 RESNET8_MACS = 12_500_000  # MLPerf Tiny's reference model for CIFAR-10
 INT8_BUDGET_WEIGHTS = 98_500  # an int8 file holds about one byte per weight
@@ -177,6 +178,7 @@ def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):
         0.0,
         0.0,
     )
+    assert training["weight_averaging"] == 0.0  # images train on their last weights
 
 
 @pytest.mark.parametrize(
@@ -184,6 +186,7 @@ def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):
     [
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--weight-decay", "-1"], "--weight-decay"),
+        (["--weight-averaging", "-1"], "--weight-averaging must be 0 (off) or a positive number"),
     ],
 )
 def test_bad_optimizer_flags_are_one_line_errors_before_anything_is_written(tmp_path, flags, fragment):
@@ -198,3 +201,39 @@ def test_recipe_of_another_model_and_unknown_recipe_are_refused(tmp_path):
     result = run_app("train", "--recipe", "imagenet_huge", "--out", tmp_path / "b")
     assert_one_line_error(result, "unknown recipe 'imagenet_huge'", "cifar10_tiny")
     assert not (tmp_path / "b").exists()
+
+
+class _RawWeights(keras.callbacks.Callback):
+    """The trained (not averaged) weights after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([np.array(w) for w in self.model.trainable_weights])
+
+
+def test_weight_averaging_validates_and_saves_the_moving_average_of_the_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(96, 4)).astype("float32")
+    labels = (features[:, 0] > 0).astype("int64")
+    counts = {"train": 64, "validation": 16, "test": 16}
+    info = DatasetInfo("made by the test", "table", ["a", "b"], (4,), counts, "", "")
+    arrays = {"train": (features[:64], labels[:64]), "validation": (features[64:80], labels[64:80]),
+              "test": (features[80:], labels[80:])}  # fmt: skip
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    raw = _RawWeights()
+    fit_classifier(model, Dataset(arrays=arrays, info=info, batch_size=16), tmp_path, epochs=2,
+                   learning_rate=0.1, seed=0, patience=2, augmentation="none", verbose=0, keep_best=False,
+                   weight_averaging=1.0, callbacks=[raw])  # fmt: skip
+    momentum = 1 - 1 / 4  # one epoch of 4 steps
+    expected = raw.steps[0]
+    for step in raw.steps[1:]:
+        pairs = zip(expected, step, strict=True)
+        expected = [momentum * average + (1 - momentum) * weights for average, weights in pairs]
+    saved = keras.models.load_model(tmp_path / "model.keras").trainable_weights
+    assert len(raw.steps) == 8
+    for average, last, kept in zip(expected, raw.steps[-1], saved, strict=True):
+        np.testing.assert_allclose(np.array(kept), average, atol=1e-6)
+        assert np.abs(average - last).max() > 1e-3  # the average is not the last step's weights

@@ -207,6 +207,7 @@ def test_text_run_folder(text_run):
     # reach 0.84 (0.9+ with 144).
     assert metrics["test_accuracy"] >= 0.8, metrics
     assert metrics["class_names"] == ["negative", "positive"]
+    assert config["training"]["weight_averaging"] == 1.0  # the text task's default
 
 
 def test_text_export_has_every_mode_and_a_raw_string_saved_model(text_run, text_export):

@@ -95,6 +95,15 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="classifiers: decoupled weight decay (default 0; BatchNorm and biases are exempt)",
     )
     parser.add_argument(
+        "--weight-averaging",
+        dest="weight_averaging",
+        type=float,
+        default=None,
+        metavar="EPOCHS",
+        help="classifiers: validate and save a moving average of the weights over about EPOCHS epochs "
+        "(Polyak averaging; default 1 for text, 0 (off) for images)",
+    )
+    parser.add_argument(
         "--precision",
         default=None,
         help="classifiers: float32 (default), bfloat16 (mixed precision: about 2x faster on CPUs with "
@@ -295,6 +304,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         precision=args.precision,
+        weight_averaging=args.weight_averaging,
         recipe=args.recipe,
         backbone=args.backbone,
         fine_tune_epochs=args.fine_tune_epochs,

@@ -26,6 +26,7 @@ OPTIMIZER_DEFAULTS = {
     "weight_decay": 0.0,
     "label_smoothing": 0.0,
     "precision": "float32",
+    "weight_averaging": 0.0,
 }
 # Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
 # initial values at the first validations; they are recomputed before each one instead.
@@ -152,15 +153,32 @@ def check_optimizer_settings(name: str | None, weight_decay: float | None, label
         raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
 
 
-def make_optimizer(name: str, schedule, weight_decay: float = 0.0):
+def check_weight_averaging(epochs: float | None) -> None:
+    if epochs is not None and not (np.isfinite(epochs) and epochs >= 0):
+        raise ValueError(f"--weight-averaging must be 0 (off) or a positive number of epochs, got {epochs}")
+
+
+def averaging_momentum(epochs: float, steps_per_epoch: int) -> float | None:
+    """The exponential moving average's momentum that averages the weights over about ``epochs``
+    epochs (1 - 1 / steps), whatever the data's size; None: no averaging."""
+    if not epochs:
+        return None
+    return 1.0 - 1.0 / max(2.0, epochs * steps_per_epoch)
+
+
+def make_optimizer(name: str, schedule, weight_decay: float = 0.0, ema_momentum: float | None = None):
     """Adam, or SGD with Nesterov momentum 0.9; ``weight_decay`` is decoupled (AdamW-style:
-    weights shrink by learning rate x decay each step), never applied to BatchNorm or biases."""
+    weights shrink by learning rate x decay each step), never applied to BatchNorm or biases.
+    ``ema_momentum``: the optimizer also keeps an exponential moving average of the weights
+    (Polyak averaging), which ``fit_classifier`` validates and saves."""
     check_optimizer_settings(name, weight_decay, None)
-    decay = {"weight_decay": weight_decay} if weight_decay else {}
+    options = {"weight_decay": weight_decay} if weight_decay else {}
+    if ema_momentum is not None:
+        options.update(use_ema=True, ema_momentum=ema_momentum)
     if name == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **decay)
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **options)
     else:
-        optimizer = keras.optimizers.Adam(schedule, **decay)
+        optimizer = keras.optimizers.Adam(schedule, **options)
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
@@ -174,9 +192,10 @@ def compile_classifier(
     label_smoothing: float = 0.0,
     optimizer: str = "adam",
     weight_decay: float = 0.0,
+    ema_momentum: float | None = None,
 ):
     """A short linear warm-up and cosine decay of ``optimizer``'s learning rate, sparse
-    cross-entropy (label-smoothed when asked), accuracy."""
+    cross-entropy (label-smoothed when asked), accuracy; ``ema_momentum``: ``make_optimizer``'s."""
     warmup = max(1, total_steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
@@ -187,7 +206,9 @@ def compile_classifier(
         else keras.losses.SparseCategoricalCrossentropy()
     )
     model.compile(
-        optimizer=make_optimizer(optimizer, schedule, weight_decay), loss=loss, metrics=["accuracy"]
+        optimizer=make_optimizer(optimizer, schedule, weight_decay, ema_momentum),
+        loss=loss,
+        metrics=["accuracy"],
     )
     return model
 
@@ -249,6 +270,7 @@ def fit_classifier(
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
     precision: str = "float32",
+    weight_averaging: float = 0.0,
     initial_epoch: int = 0,
     phase: int | None = None,
     start_is_candidate: bool = False,
@@ -260,6 +282,9 @@ def fit_classifier(
     a killed run resume; deleted at the end). ``callbacks`` are added to the standard ones.
     ``optimizer``, ``weight_decay`` and ``label_smoothing`` are ``compile_classifier``'s;
     ``precision="bfloat16"`` trains a mixed-precision twin and saves float32 (``training.precision``).
+    ``weight_averaging``: epochs over which an exponential moving average of the weights is kept
+    (0: none); validation, early stopping and model.keras then see the averaged weights, and
+    training goes on from the raw ones.
     ``keep_best=False`` keeps the last epoch (pruning: it has the final sparsity). ``saved_model``
     is what model.keras holds when it is not ``model`` (distillation saves the student). A later
     phase (``training.transfer``) numbers its epochs on from ``initial_epoch`` and appends to
@@ -283,6 +308,7 @@ def fit_classifier(
         label_smoothing=label_smoothing,
         optimizer=optimizer,
         weight_decay=weight_decay,
+        ema_momentum=averaging_momentum(weight_averaging, steps_per_epoch),
     )
     train = augment_pipeline(dataset.train, augmentation, seed)
     guard = DivergenceGuard()
@@ -292,6 +318,9 @@ def fit_classifier(
         saver.save_start(start, dataset.info.counts["validation"])
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
+        # After the backup (it keeps the raw weights a resumed run goes on from), before the
+        # saver and early stopping (they keep the averaged ones).
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_averaging else []),
         *_precise_batch_norm(dataset, steps_per_epoch),
         saver,
         _early_stopping(patience if keep_best else epochs, keep_best),

@@ -89,6 +89,9 @@ def fine_tune_run(
     )
     if "precision" in training:  # fine-tuning wraps or rebuilds the model: float32 (training.precision)
         training["precision"] = "float32"
+    # Masks, clusters and ranges are kept by callbacks on the trained weights; an average of them
+    # would blur what the callbacks keep.
+    training["weight_averaging"] = 0.0
     derived = {
         **task.derived_config(config, run_dir),
         "training": training,

@@ -67,6 +67,7 @@ def distill_run(
     )
     if "precision" in training:  # the distiller trains in float32 (training.precision)
         training["precision"] = "float32"
+    training["weight_averaging"] = 0.0  # distillation as measured (benchmarks/compression.py)
     student_config = {**config, "model_args": model_args, "training": training}
     comparison = {"teacher": _size_and_accuracy(teacher_dir, teacher, name=str(teacher_dir))}
 

@@ -24,7 +24,7 @@ from bigmodels.run_folder import (
 )
 from bigmodels.run_records import RunMetrics
 from bigmodels.tasks import default_model_for, task_of
-from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_settings
+from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_settings, check_weight_averaging
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.precision import check_precision, resolve_precision
 from bigmodels.training.recipes import get_recipe
@@ -70,6 +70,7 @@ def train_run(
     weight_decay: float | None = None,
     label_smoothing: float | None = None,
     precision: str | None = None,
+    weight_averaging: float | None = None,
     recipe: str | None = None,
     backbone: str | None = None,
     fine_tune_epochs: int | None = None,
@@ -90,6 +91,8 @@ def train_run(
         strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus`` splits
             the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
         optimizer, weight_decay, label_smoothing, precision: adam/sgd, decay, smoothing, float32/bfloat16.
+        weight_averaging: epochs of the weights' moving average that is validated and saved (0:
+            off; the text task's default is 1).
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
         backbone: pretrained features (a run, saved_models/<name>, a keras-hub image or text preset)
             under a new head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
@@ -187,7 +190,7 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
 
 
 SETTINGS = ("epochs", "learning_rate", "seed", "patience", "augmentation", "batch_size", "optimizer",
-            "weight_decay", "label_smoothing", "precision")  # fmt: skip
+            "weight_decay", "label_smoothing", "precision", "weight_averaging")  # fmt: skip
 
 
 def _requested(request: dict):
@@ -223,6 +226,7 @@ def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwr
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     check_optimizer_settings(settings["optimizer"], settings["weight_decay"], settings["label_smoothing"])
     check_precision(settings["precision"])
+    check_weight_averaging(settings["weight_averaging"])
     check_output_folder(out_dir, "run", overwrite=overwrite)
     return out_dir
 
@@ -234,10 +238,10 @@ def _data_record(batch_size: int, seed: int, image_size) -> dict:
 def _fill_training_defaults(training: dict, task, info) -> dict:
     """The task's settings for this data (size, kind) where the caller left them out."""
     defaults = {
+        **OPTIMIZER_DEFAULTS,  # under the task's own (text averages its weights)
         **task.default_training(info),
         "learning_rate": task.default_learning_rate,
         "augmentation": task.default_augmentation(info),
-        **OPTIMIZER_DEFAULTS,
     }
     if not task.optimizer_settings:  # not recorded where they do not apply
         training = {key: value for key, value in training.items() if key not in OPTIMIZER_DEFAULTS}
