@@ -84,6 +84,14 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="named recipe whose model and settings fill in the flags not given: "
         "cifar10_tiny (32x32 colour images, MLPerf Tiny's CIFAR-10 bar), mnist_cnn (28x28 digits)",
     )
+    add_optimizer_flags(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_split_flags(parser)
+    add_distribution_flags(parser)
+
+
+def add_optimizer_flags(parser) -> None:
+    """How a classifier's weights are updated, averaged and computed."""
     parser.add_argument(
         "--optimizer", default=None, help="classifiers: adam (default) or sgd (Nesterov momentum 0.9)"
     )
@@ -109,9 +117,6 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="classifiers: float32 (default), bfloat16 (mixed precision: about 2x faster on CPUs with "
         "bfloat16 instructions, slower elsewhere; the saved model is float32) or auto",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    add_split_flags(parser)
-    add_distribution_flags(parser)
 
 
 def add_split_flags(parser) -> None:

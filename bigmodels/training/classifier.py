@@ -220,6 +220,13 @@ def _precise_batch_norm(dataset, steps_per_epoch: int) -> list:
     return [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
 
 
+def _averaged_weights(weight_averaging: float) -> list:
+    """The moving average swapped in for validation and for the callbacks after it (the saver,
+    early stopping), and out for training; after the backup, which keeps the raw weights a
+    resumed run goes on from."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_averaging else []
+
+
 def _early_stopping(patience: int, restore_best: bool):
     return keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=restore_best
@@ -301,15 +308,10 @@ def fit_classifier(
         start_fresh(run_dir)
     model, saved_model = _in_precision(precision, model, saved_model or model, phase)
     steps_per_epoch = int(np.ceil(dataset.info.counts["train"] / dataset.batch_size))
-    compile_classifier(
-        model,
-        learning_rate=learning_rate,
-        total_steps=(epochs - initial_epoch) * steps_per_epoch,
-        label_smoothing=label_smoothing,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        ema_momentum=averaging_momentum(weight_averaging, steps_per_epoch),
-    )
+    total_steps = (epochs - initial_epoch) * steps_per_epoch
+    compile_classifier(model, learning_rate=learning_rate, optimizer=optimizer, weight_decay=weight_decay,
+                       label_smoothing=label_smoothing, total_steps=total_steps,
+                       ema_momentum=averaging_momentum(weight_averaging, steps_per_epoch))  # fmt: skip
     train = augment_pipeline(dataset.train, augmentation, seed)
     guard = DivergenceGuard()
     saver = SaveOnImprovement(saved_model, run_dir / "model.keras", keep_best=keep_best)
@@ -318,9 +320,7 @@ def fit_classifier(
         saver.save_start(start, dataset.info.counts["validation"])
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
-        # After the backup (it keeps the raw weights a resumed run goes on from), before the
-        # saver and early stopping (they keep the averaged ones).
-        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_averaging else []),
+        *_averaged_weights(weight_averaging),
         *_precise_batch_norm(dataset, steps_per_epoch),
         saver,
         _early_stopping(patience if keep_best else epochs, keep_best),

@@ -85,17 +85,14 @@ def train_run(
             images, auto for text (transformer_classifier with model_args, recipe or strategy).
         data_options: ``load_dataset``'s source options (text_columns, label_column, test_fraction, ...);
             tokenizer: ``TokenizerSettings`` (or a dict of them) for text; model_args: the builder's.
-        epochs, batch_size, patience, learning_rate: default: the task's for the data's size (30,
-            64, 8); the peak learning rate 3e-3 for classifiers, 2e-4 for the DCGAN.
+        epochs, batch_size, patience, learning_rate: the task's for the data (30, 64, 8, 3e-3; GAN 2e-4).
         score_classifier: the DCGAN's scoring classifier run (default: one trained into the run).
-        strategy: "default", "mirrored" (every GPU, or every logical CPU; ``logical_cpus`` splits
-            the CPU first) or "multi_worker" (TF_CONFIG's machines; the chief writes).
-        optimizer, weight_decay, label_smoothing, precision: adam/sgd, decay, smoothing, float32/bfloat16.
-        weight_averaging: epochs of the weights' moving average that is validated and saved (0:
-            off; the text task's default is 1).
+        strategy: "default", "mirrored" (every GPU or ``logical_cpus``) or "multi_worker" (TF_CONFIG's).
+        optimizer, weight_decay, label_smoothing, precision, weight_averaging: adam/sgd, decay,
+            smoothing, float32/bfloat16, epochs of the weights' moving average (text's default 1).
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
-        backbone: pretrained features (a run, saved_models/<name>, a keras-hub image or text preset)
-            under a new head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
+        backbone: pretrained features (a run, saved_models/<name>, a keras-hub preset) under a new
+            head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
         before_training: (task, built model) -> None before training; a ValueError ends the run unwritten.
 
     Example:
