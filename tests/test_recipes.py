@@ -237,3 +237,24 @@ def test_weight_averaging_validates_and_saves_the_moving_average_of_the_weights(
     for average, last, kept in zip(expected, raw.steps[-1], saved, strict=True):
         np.testing.assert_allclose(np.array(kept), average, atol=1e-6)
         assert np.abs(average - last).max() > 1e-3  # the average is not the last step's weights
+
+
+def test_averaged_weights_are_validated_with_batch_norm_statistics_of_their_own(tmp_path):
+    """The optimizer averages trainable weights only: BatchNorm's moving statistics are recomputed
+    for the averaged weights (over the first 16 training batches in order), even with epochs long
+    enough that they are not recomputed otherwise."""
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(240, 4)).astype("float32")
+    labels = (features[:, 0] + features[:, 1] > 0).astype("int64")
+    counts = {"train": 200, "validation": 20, "test": 20}
+    info = DatasetInfo("made by the test", "table", ["a", "b"], (4,), counts, "", "")
+    arrays = {"train": (features[:200], labels[:200]), "validation": (features[200:220], labels[200:220]),
+              "test": (features[220:], labels[220:])}  # fmt: skip
+    layers = [keras.layers.Dense(3, name="features"), keras.layers.BatchNormalization(name="bn")]
+    model = keras.Sequential([keras.Input((4,)), *layers, keras.layers.Dense(2, activation="softmax")])
+    fit_classifier(model, Dataset(arrays=arrays, info=info, batch_size=4), tmp_path, epochs=2,
+                   learning_rate=0.05, seed=0, patience=2, augmentation="none", verbose=0, keep_best=False,
+                   weight_averaging=1.0)  # fmt: skip  # 50 steps an epoch
+    saved = keras.models.load_model(tmp_path / "model.keras")
+    dense = saved.get_layer("features")(features[:64])  # the first 16 batches of 4
+    np.testing.assert_allclose(np.array(saved.get_layer("bn").moving_mean), np.mean(dense, axis=0), atol=1e-5)

@@ -213,9 +213,11 @@ def compile_classifier(
     return model
 
 
-def _precise_batch_norm(dataset, steps_per_epoch: int) -> list:
-    """PreciseBatchNorm when epochs are too short for BatchNorm's moving statistics to settle."""
-    if steps_per_epoch >= PRECISE_BATCH_NORM_STEPS:
+def _precise_batch_norm(dataset, steps_per_epoch: int, averaged: bool) -> list:
+    """PreciseBatchNorm when epochs are too short for BatchNorm's moving statistics to settle, or
+    when the weights validated are an average: the optimizer averages trainable weights only, so
+    the statistics the raw weights gathered are recomputed for the averaged ones."""
+    if steps_per_epoch >= PRECISE_BATCH_NORM_STEPS and not averaged:
         return []
     return [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
 
@@ -223,7 +225,8 @@ def _precise_batch_norm(dataset, steps_per_epoch: int) -> list:
 def _averaged_weights(weight_averaging: float) -> list:
     """The moving average swapped in for validation and for the callbacks after it (the saver,
     early stopping), and out for training; after the backup, which keeps the raw weights a
-    resumed run goes on from."""
+    resumed run goes on from. A run stopped early ends with Keras writing the raw weights back;
+    early stopping's restore of its best (averaged) epoch is what the model is left with."""
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_averaging else []
 
 
@@ -321,7 +324,7 @@ def fit_classifier(
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
         *_averaged_weights(weight_averaging),
-        *_precise_batch_norm(dataset, steps_per_epoch),
+        *_precise_batch_norm(dataset, steps_per_epoch, averaged=bool(weight_averaging)),
         saver,
         _early_stopping(patience if keep_best else epochs, keep_best),
         *(callbacks or []),
