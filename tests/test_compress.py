@@ -264,6 +264,8 @@ def test_distill_run_compares_teacher_student_alone_and_distilled(text_run, tmp_
         student_dir / "vocabulary.txt"
     ).is_file()
     assert comparison["distilled_student"]["test_accuracy"] >= 0.7  # chance is 0.5
+    training = json.loads((student_dir / "config.json").read_text())["training"]
+    assert training["weight_averaging"] == 0.0 and training["epochs"] == 8  # the teacher averaged
     with pytest.raises(ValueError, match="no argument"):
         distill_run(text_run, tmp_path / "bad", student_args={"wdth": 8})
 

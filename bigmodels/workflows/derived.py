@@ -53,6 +53,17 @@ def copy_carried_files(task, source_dir: Path, staging: Path) -> None:
         shutil.copy2(source_dir / name, staging / name)
 
 
+def derived_training(source: dict, *, epochs: int, learning_rate: float) -> dict:
+    """A derived run's training settings (fine-tuning, distillation): the source run's, with its
+    own epochs and learning rate, in float32 (the run wraps or rebuilds the model:
+    ``training.precision``) and without weight averaging (masks, clusters and ranges are kept by
+    callbacks on the trained weights, which an average would blur; distillation as measured)."""
+    training = {**source, "epochs": epochs, "learning_rate": learning_rate, "weight_averaging": 0.0}
+    if "precision" in training:
+        training["precision"] = "float32"
+    return training
+
+
 def fine_tune_run(
     run_dir,
     out_dir,
@@ -83,15 +94,10 @@ def fine_tune_run(
     dataset = task.load_data(run_dir, config)
     steps = epochs * math.ceil(dataset.info.counts["train"] / dataset.batch_size)
     tune = plan(task, load_run_model(run_dir), steps, config)
-    training = dict(config["training"])
-    training.update(
-        epochs=epochs, learning_rate=learning_rate or training["learning_rate"] * learning_rate_share
+    source = config["training"]
+    training = derived_training(
+        source, epochs=epochs, learning_rate=learning_rate or source["learning_rate"] * learning_rate_share
     )
-    if "precision" in training:  # fine-tuning wraps or rebuilds the model: float32 (training.precision)
-        training["precision"] = "float32"
-    # Masks, clusters and ranges are kept by callbacks on the trained weights; an average of them
-    # would blur what the callbacks keep.
-    training["weight_averaging"] = 0.0
     derived = {
         **task.derived_config(config, run_dir),
         "training": training,

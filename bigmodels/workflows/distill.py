@@ -17,7 +17,7 @@ from bigmodels.run_folder import (
 )
 from bigmodels.tasks import task_of
 from bigmodels.tasks.classification import fit_classifier_into
-from bigmodels.workflows.derived import copy_carried_files
+from bigmodels.workflows.derived import copy_carried_files, derived_training
 
 
 def read_metrics(run_dir: Path) -> dict:
@@ -61,13 +61,10 @@ def distill_run(
         k: v for k, v in {**config["model_args"], **student_args}.items() if k != "variant_chosen_by"
     }
     builder = get_builder(config["model"])
-    training = dict(config["training"])
-    training.update(
-        epochs=epochs or training["epochs"], learning_rate=learning_rate or training["learning_rate"]
+    source = config["training"]
+    training = derived_training(
+        source, epochs=epochs or source["epochs"], learning_rate=learning_rate or source["learning_rate"]
     )
-    if "precision" in training:  # the distiller trains in float32 (training.precision)
-        training["precision"] = "float32"
-    training["weight_averaging"] = 0.0  # distillation as measured (benchmarks/compression.py)
     student_config = {**config, "model_args": model_args, "training": training}
     comparison = {"teacher": _size_and_accuracy(teacher_dir, teacher, name=str(teacher_dir))}
 
