@@ -274,6 +274,50 @@ def test_a_run_backbone_takes_other_sized_grayscale_images_through_layers_inside
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL arriving after an epoch is logged and backed up."""
+
+
+class KillAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Killed
+
+
+@pytest.mark.parametrize("killed_after", [1, 4])  # epochs 0-2 are phase 1, 3-5 phase 2
+def test_a_run_killed_in_either_phase_resumes_with_each_epoch_numbered_once(
+    source_run, photos, tmp_path, killed_after
+):
+    from bigmodels import get_model, load_dataset
+    from bigmodels.training.transfer import fit_in_phases, training_phases
+
+    dataset = load_dataset(str(photos), batch_size=8)
+    settings = {
+        "phases": training_phases(3, 3, 1e-3, None),
+        "seed": 0,
+        "patience": 10,
+        "augmentation": "none",
+    }
+
+    def fit(callbacks):
+        model = get_model("backbone_classifier", backbone=str(source_run), input_shape=(*PHOTO_SIZE, 3))
+        return fit_in_phases(model, dataset, tmp_path, callbacks=callbacks, verbose=0, **settings)
+
+    with pytest.raises(Killed):
+        fit([KillAfterEpoch(killed_after)])
+    summary = fit([])
+    with open(tmp_path / "history.csv", newline="") as handle:
+        logged = [(int(row["epoch"]), int(float(row["phase"]))) for row in csv.DictReader(handle)]
+    assert logged == [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2), (5, 2)]
+    assert summary["epochs_trained"] == 6
+    assert [phase["epochs_trained"] for phase in summary["phases"]] == [3, 3]
+    assert 1 <= summary["phases"][0]["best_epoch"] <= 3 < summary["phases"][1]["best_epoch"] <= 6
+
+
 def test_resolution_runs_a_run_backbone_at_another_size(source_run):
     from bigmodels.models import backbone_classifier
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bigmodels.training.callbacks import raise_if_at_chance
+from bigmodels.training.callbacks import backup_folder, raise_if_at_chance
 from bigmodels.training.classifier import fit_classifier
 
 FINE_TUNE_LEARNING_RATE_FACTOR = 0.1
@@ -86,6 +86,30 @@ def best_logged_epoch(history_csv: Path) -> int:
     return int(rows[best]["epoch"]) + 1
 
 
+def _epochs_logged(history_csv: Path, up_to_phase: int | None = None) -> int:
+    """Epochs run so far (by the phases up to ``up_to_phase``), by history.csv's epoch numbers:
+    an epoch logged twice, by a run killed between the log and the backup, counts once."""
+    rows = _logged_epochs(history_csv) if history_csv.is_file() else []
+    if up_to_phase is not None:
+        rows = [row for row in rows if int(float(row["phase"])) <= up_to_phase]
+    return max((int(row["epoch"]) + 1 for row in rows), default=0)
+
+
+def _phase_to_resume(run_dir: Path, phases: list[dict]) -> int:
+    """The index of the phase a killed run resumes in: the last one whose backup exists (the
+    phases before it finished, and their backups are gone), else 0."""
+    started = [index for index, phase in enumerate(phases) if backup_folder(run_dir, phase["phase"]).is_dir()]
+    return max(started, default=0)
+
+
+def _phase_summary(history_csv: Path, phase: dict, *, training_seconds: float) -> dict:
+    """A phase's epochs and best (1-based) epoch, from history.csv."""
+    rows = [row for row in _logged_epochs(history_csv) if int(float(row["phase"])) == phase["phase"]]
+    best = int(np.argmax([float(row["val_accuracy"]) for row in rows]))
+    return {"phase": phase["phase"], "name": phase["name"], "epochs_trained": len(rows),
+            "best_epoch": int(rows[best]["epoch"]) + 1, "training_seconds": training_seconds}  # fmt: skip
+
+
 def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tune_from=None, **settings):
     """Runs ``fit_classifier`` once per phase on ``model`` (a classifier with a nested backbone).
 
@@ -102,8 +126,14 @@ def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tun
         fit_classifier's summary over both phases, with "phases": each phase's own summary.
     """
     backbone = find_backbone(model)
+    history_csv = Path(run_dir) / "history.csv"
+    resumed_at = _phase_to_resume(run_dir, phases)
     done, summaries = 0, []
-    for phase in phases:
+    for index, phase in enumerate(phases):
+        if index < resumed_at:  # finished before the run was killed: its epochs are logged
+            summaries.append(_phase_summary(history_csv, phase, training_seconds=0.0))
+            done = _epochs_logged(history_csv, up_to_phase=phase["phase"])
+            continue
         set_phase_trainable(backbone, phase["phase"], fine_tune_from)
         # A resumed phase 1 leaves its restored epoch on the model, and fit() would start phase 2
         # from there instead of from ``initial_epoch``.
@@ -117,14 +147,15 @@ def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tun
             phase=phase["phase"],
             judge_at_chance=False,
         )
-        summaries.append({"phase": phase["phase"], "name": phase["name"], **summary})
-        done += summary["epochs_trained"]
+        # From history.csv, not the summary: a resumed phase counts only the epochs it ran itself.
+        summaries.append(_phase_summary(history_csv, phase, training_seconds=summary["training_seconds"]))
+        done = _epochs_logged(history_csv)
     if settings.get("keep_best", True):
-        val_accuracy = [float(row["val_accuracy"]) for row in _logged_epochs(Path(run_dir) / "history.csv")]
+        val_accuracy = [float(row["val_accuracy"]) for row in _logged_epochs(history_csv)]
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], settings["patience"])
     return {
         "epochs_trained": done,
-        "best_epoch": best_logged_epoch(Path(run_dir) / "history.csv"),
+        "best_epoch": best_logged_epoch(history_csv),
         "training_seconds": round(sum(summary["training_seconds"] for summary in summaries), 2),
         "phases": summaries,
     }
