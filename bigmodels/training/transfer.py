@@ -79,7 +79,11 @@ def _logged_epochs(history_csv: Path) -> list[dict]:
 
 def best_logged_epoch(history_csv: Path) -> int:
     """The 1-based epoch of the best validation accuracy in history.csv (0 when none)."""
-    rows = _logged_epochs(history_csv)
+    return _best_epoch(_logged_epochs(history_csv))
+
+
+def _best_epoch(rows: list[dict]) -> int:
+    """The 1-based epoch of the best validation accuracy among history.csv ``rows`` (0: none)."""
     if not rows:
         return 0
     best = int(np.argmax([float(row["val_accuracy"]) for row in rows]))
@@ -105,9 +109,8 @@ def _phase_to_resume(run_dir: Path, phases: list[dict]) -> int:
 def _phase_summary(history_csv: Path, phase: dict, *, training_seconds: float) -> dict:
     """A phase's epochs and best (1-based) epoch, from history.csv."""
     rows = [row for row in _logged_epochs(history_csv) if int(float(row["phase"])) == phase["phase"]]
-    best = int(np.argmax([float(row["val_accuracy"]) for row in rows]))
     return {"phase": phase["phase"], "name": phase["name"], "epochs_trained": len(rows),
-            "best_epoch": int(rows[best]["epoch"]) + 1, "training_seconds": training_seconds}  # fmt: skip
+            "best_epoch": _best_epoch(rows), "training_seconds": training_seconds}  # fmt: skip
 
 
 def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tune_from=None, **settings):
