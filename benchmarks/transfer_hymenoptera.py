@@ -3,9 +3,10 @@
 Usage:
     python benchmarks/transfer_hymenoptera.py [--data ../shared/data/hymenoptera] [--work /tmp/bm-transfer]
 
-Three runs on the ants/bees folder (train/ as given, val/ as the test split), each through
-train_run with the app's defaults and export_run to int8:
-  - from scratch (no --backbone);
+Three kinds of run on the ants/bees folder (train/ as given, val/ as the test split), each
+through train_run with the app's defaults (which, for a few hundred photos, retrain on train +
+validation once validated: --retrain-on-all) and export_run to int8:
+  - from scratch (no --backbone), one run per --seeds;
   - --backbone cifar10_tiny: the shipped CIFAR-10 reference run's features (32x32 pixels), one
     run per --seeds (the app's small-set schedule: 30 + 40 epochs at 48 pixels);
   - --backbone a keras-hub MobileNetBackbone with random weights, saved with save_to_preset
@@ -87,11 +88,17 @@ def one_run(name: str, data: str, work: Path, backbone, seed: int = 0) -> dict:
         "parameters": metrics["num_parameters"],
         "epochs_trained": metrics["epochs_trained"],
         "phases": metrics.get("phases"),
+        "retrained_on_all": metrics.get("retrained_on_all"),
         "resolution": json.loads((run_dir / "config.json").read_text())["model_args"].get("resolution"),
         "train_wall_seconds": wall,
     }
     print(json.dumps(result), flush=True)
     return result
+
+
+def _mean_int8(runs: list[dict]) -> float:
+    """The int8 files' mean test accuracy (a refused run counts as 0)."""
+    return round(sum(run.get("int8_test_accuracy", 0) for run in runs) / len(runs), 4)
 
 
 def main() -> None:
@@ -103,7 +110,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2],
-        help="seeds of the cifar10_tiny runs: 49 validation photos pick the epoch, so one run is noisy",
+        help="seeds of the from-scratch and cifar10_tiny runs: one run moves by points with the seed",
     )  # fmt: skip
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -112,14 +119,16 @@ def main() -> None:
         one_run(f"backbone_cifar10_tiny_seed{seed}", args.data, args.work, "cifar10_tiny", seed)
         for seed in args.seeds
     ]
-    runs = [
-        one_run("from_scratch", args.data, args.work, None),
-        *ours,
-        one_run("backbone_random_keras_hub", args.data, args.work, str(control)),
-    ]
-    mean = sum(run.get("int8_test_accuracy", 0) for run in ours) / len(ours)
-    target = {"accuracy_from_our_backbone": 0.75, "mean_over_seeds": round(mean, 4)}
-    target["met"] = mean >= target["accuracy_from_our_backbone"]
+    scratch = [one_run(f"from_scratch_seed{seed}", args.data, args.work, None, seed) for seed in args.seeds]
+    runs = [*scratch, *ours, one_run("backbone_random_keras_hub", args.data, args.work, str(control))]
+    target = {
+        "accuracy_from_our_backbone": 0.75,  # issue 19
+        "mean_over_seeds": _mean_int8(ours),
+        "accuracy_from_scratch": 0.80,  # issue 18, part 4
+        "from_scratch_mean_over_seeds": _mean_int8(scratch),
+    }
+    target["met"] = target["mean_over_seeds"] >= target["accuracy_from_our_backbone"]
+    target["from_scratch_met"] = target["from_scratch_mean_over_seeds"] >= target["accuracy_from_scratch"]
     result = {
         "benchmark": "ants/bees (train/ 245 photos; val/ 153 photos as the test split): scratch vs backbones",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},

@@ -89,6 +89,7 @@ def test_export_gate_failure_exits_non_zero_and_names_the_artifact(digits_run):
         "zero_gan_width",
         "code_not_the_classes",
         "gan_optimizer",
+        "gan_retrain",
         "test_fraction",
     ],
 )
@@ -108,6 +109,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "zero_gan_width": ["--model", "dcgan", "--discriminator-filters", "0"],
         "code_not_the_classes": ["--model", "dcgan", "--code-from-labels", "--code-classes", "3"],
         "gan_optimizer": ["--model", "dcgan", "--optimizer", "sgd", "--weight-decay", "0.01"],
+        "gan_retrain": ["--model", "dcgan", "--retrain-on-all"],
         "test_fraction": ["--test-fraction", "1.5"],
     }[case]
     out = tmp_path / "run"
@@ -121,6 +123,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "zero_gan_width": "discriminator_filters must be a positive number",
         "code_not_the_classes": "--code-classes equal to the data's 10 classes",
         "gan_optimizer": "--optimizer, --weight-decay: dcgan trains both networks with Adam",
+        "gan_retrain": "--retrain-on-all: dcgan keeps its last epoch and has no validation split",
         "test_fraction": "--test-fraction must be a share between 0 and 1",
     }[case]
     assert_one_line_error(result, expected)

@@ -118,9 +118,23 @@ def test_backbone_from_our_run_copies_its_features_fine_tunes_from_a_layer_and_e
     )
     assert history_phases(run_dir) == [1, 2]
     assert [phase["phase"] for phase in metrics["phases"]] == [1, 2]
+    # A few photos on our own run: once validated, both phases run again on train + validation.
+    assert config["training"]["retrain_on_all"] is True
+    counts = metrics["counts"]
+    assert metrics["retrained_on_all"]["train_examples"] == counts["train"] + counts["validation"]
+    assert (
+        history_phases(run_dir / "retrain") == [1, 2] and not (run_dir / "retrain" / "model.keras").exists()
+    )
 
     source = layer_weights(keras.models.load_model(source_run / "model.keras"))
-    after_frozen, after_fine_tuning = phase_end.snapshots
+    after_frozen, after_fine_tuning, retrained_frozen, retrained = phase_end.snapshots
+    for name, weights in retrained_frozen.items():  # the retrain starts again from the source's weights
+        for ours, theirs in zip(weights, source[name], strict=True):
+            np.testing.assert_array_equal(ours, theirs, err_msg=name)
+    final = layer_weights(load_model(run_dir).get_layer("backbone"))
+    for name, weights in retrained.items():  # model.keras is the retrain's last epoch
+        for ours, theirs in zip(weights, final[name], strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-6, err_msg=name)
     assert set(after_frozen) <= set(source)
     for name, weights in after_frozen.items():  # phase 1: every backbone weight is the source's
         for ours, theirs in zip(weights, source[name], strict=True):
@@ -135,6 +149,8 @@ def test_backbone_from_our_run_copies_its_features_fine_tunes_from_a_layer_and_e
 
     report = export_run(run_dir, quantization=["int8"], latency_repeats=5)
     assert report["bundle"]["artifact"] == "model_int8.tflite"
+    card = (run_dir / "export" / "bundle" / "MODEL_CARD.md").read_text()
+    assert f"training + validation ({counts['train'] + counts['validation']} examples)" in card
     images = sorted(photos.rglob("*.png"))[:4]
     device = predict_without_tensorflow(run_dir / "export" / "bundle.zip", images)
     assert len(device["labels"]) == 4 and set(device["labels"]) <= {"ants", "bees"}
@@ -330,17 +346,18 @@ def test_resolution_runs_a_run_backbone_at_another_size(source_run):
     assert model.predict(pixels, verbose=0).shape == (2, 2)
 
 
-STANDARD = {"epochs": 10, "patience": 5, "fine_tune": 10, "resolution": None}
+STANDARD = {"epochs": 10, "patience": 5, "fine_tune": 10, "resolution": None, "retrain_on_all": False}
 
 
 @pytest.mark.parametrize(
     "kind, data, train_examples, given, expected",
     [
         # A few hundred photos on one of our runs: the longer schedule at 1.5x the run's side.
-        ("run", "image", 196, {}, {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48}),
+        ("run", "image", 196, {}, {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48,
+                                   "retrain_on_all": True}),
         # What the caller gives stays theirs.
-        ("run", "image", 196, {"epochs": 5, "resolution": 32}, {"epochs": 5, "patience": 15, "fine_tune": 40,
-                                                                "resolution": 32}),
+        ("run", "image", 196, {"epochs": 5, "resolution": 32, "retrain_on_all": False},
+         {"epochs": 5, "patience": 15, "fine_tune": 40, "resolution": 32, "retrain_on_all": False}),
         ("run", "image", 5000, {}, STANDARD),
         ("keras_hub_preset", "image", 196, {}, STANDARD),
     ],
@@ -352,7 +369,12 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
 
     from bigmodels.workflows.backbone_settings import backbone_schedule
 
-    settings = {"epochs": given.get("epochs"), "patience": None, "learning_rate": None}
+    settings = {
+        "epochs": given.get("epochs"),
+        "patience": None,
+        "learning_rate": None,
+        "retrain_on_all": given.get("retrain_on_all"),
+    }
     model_args = {"backbone": "x", "resolution": given.get("resolution")}
     transfer = {"record": {"kind": kind, "image_size": [32, 32]}, "fine_tune_epochs": None}
     info = SimpleNamespace(kind=data, counts={"train": train_examples})
@@ -360,4 +382,5 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
     assert (settings["epochs"], settings["patience"]) == (expected["epochs"], expected["patience"])
     assert transfer["fine_tune_epochs"] == expected["fine_tune"] and settings["learning_rate"] is None
     assert model_args["resolution"] == expected["resolution"]
+    assert settings["retrain_on_all"] is expected["retrain_on_all"]
     assert transfer["schedule"] == ("small set" if expected["patience"] == 15 else "standard")

@@ -86,6 +86,31 @@ def test_a_killed_run_resumes_with_the_same_command_and_loses_at_most_one_epoch(
     assert not out.with_name("run.partial").exists()
 
 
+def test_a_run_killed_while_it_retrains_on_all_resumes_the_retrain_from_its_backup(tmp_path):
+    out = tmp_path / "run"
+    command = [
+        "train",
+        *FAMILIES["cnn"],
+        "--out",
+        out,
+        "--epochs",
+        "4",
+        "--patience",
+        "10",
+        "--retrain-on-all",
+    ]
+    process = start_app(*command)
+    kill_after_epochs(process, out.with_name("run.partial") / "retrain" / "history.csv", 2)
+    assert (out.with_name("run.partial") / "retrain" / "backup").is_dir()
+    resumed = start_app(*command)
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr
+    assert logged_epochs(out / "history.csv") == [0, 1, 2, 3]  # the validated pass, trained again
+    assert logged_epochs(out / "retrain" / "history.csv") == [0, 1, 2, 3]  # resumed, no epoch repeated
+    assert json.loads((out / "metrics.json").read_text())["retrained_on_all"]["epochs_trained"] == 4
+    assert not list(out.rglob("backup*"))
+
+
 class KilledWhileSaving(BaseException):
     """Stands for SIGKILL arriving while a file is being written (nothing after it runs)."""
 

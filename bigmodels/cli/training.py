@@ -112,6 +112,15 @@ def add_optimizer_flags(parser) -> None:
         "(Polyak averaging; default 1 for text, 0 (off) for images)",
     )
     parser.add_argument(
+        "--retrain-on-all",
+        dest="retrain_on_all",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="classifiers: once the validated pass is done, train again on training + validation "
+        "examples for the whole schedule and keep the last epoch (default: on for at most 1,000 "
+        "photos on one of our runs' backbones; --no-retrain-on-all keeps the best validated epoch)",
+    )
+    parser.add_argument(
         "--precision",
         default=None,
         help="classifiers: float32 (default), bfloat16 (mixed precision: about 2x faster on CPUs with "
@@ -310,6 +319,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         weight_decay=args.weight_decay,
         precision=args.precision,
         weight_averaging=args.weight_averaging,
+        retrain_on_all=args.retrain_on_all,
         recipe=args.recipe,
         backbone=args.backbone,
         fine_tune_epochs=args.fine_tune_epochs,

@@ -1,6 +1,7 @@
 """What image and text classification share: fitting with the best checkpoint, the test-split
 report, the top-1 parity check of an exported file, and the classifier's bundle metadata."""
 
+import functools
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bigmodels.tasks.base import (
 from bigmodels.training.callbacks import save_atomically
 from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, fit_classifier
 from bigmodels.training.linear import deep_and_wide, fit_linear_classifier, linear_bag, refit_wide_head
+from bigmodels.training.retrain import retrain_on_all
 from bigmodels.training.transfer import fit_in_phases
 
 INTENDED_USE = (
@@ -48,19 +50,30 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
     # From scratch: not a derived run (pruned, QAT, distilled), not a backbone's phases.
     from_scratch = keep_best and saved_model is None and not start_is_candidate and not backbone
     bag = linear_bag(model) if from_scratch else None
+    phases = {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")} if (
+        backbone and backbone.get("phases")) else None  # fmt: skip
+    retrain = (
+        keep_best and training.get("retrain_on_all") and bag is None and (from_scratch or phases is not None)
+    )
+    starting_weights = model.get_weights() if retrain else None
+
+    def fit(model, dataset, folder, **changes):
+        if phases is not None:
+            return fit_in_phases(model, dataset, folder, **settings, **{**options, **changes}, **phases)
+        return fit_classifier(model, dataset, folder, **settings, **{**options, **changes},
+                              start_is_candidate=start_is_candidate)  # fmt: skip
+
     if bag is not None:  # a linear model has an exact optimum: no epochs needed
         summary = fit_linear_classifier(model, bag, dataset, staging)
-    elif backbone and backbone.get("phases"):
-        phases = {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")}
-        summary = fit_in_phases(model, dataset, staging, **settings, **options, **phases)
     else:
-        summary = fit_classifier(
-            model, dataset, staging, **settings, **options, start_is_candidate=start_is_candidate
-        )
-        if from_scratch and deep_and_wide(model) is not None:
+        summary = fit(model, dataset, staging)
+        if from_scratch and phases is None and deep_and_wide(model) is not None:
             summary["wide_head_refit"] = refit = _refit_wide_head(staging, dataset)
             if refit["kept"]:
                 summary["validation_accuracy"] = refit["val_accuracy"]
+    if retrain:  # the validated pass has judged the run; now every labelled example trains it
+        last_epoch = functools.partial(fit, keep_best=False)
+        summary["retrained_on_all"] = retrain_on_all(model, starting_weights, dataset, staging, last_epoch)
     metrics = evaluate_into(staging, dataset, load_run_model(staging))
     metrics.update(summary, num_parameters=int((saved_model or model).count_params()))
     write_json(staging / "metrics.json", metrics)
@@ -291,6 +304,13 @@ class ClassificationTask(Task):
             f"{metrics['agreement_with_keras']:.4f})",
             f"Classes: {', '.join(run_metrics.get('class_names') or [])}",
         ]
+        retrained = run_metrics.get("retrained_on_all")
+        if retrained:
+            facts.append(
+                "Training: validated on the validation split, then retrained from the same start on "
+                f"training + validation ({retrained['train_examples']} examples) for the whole schedule, "
+                "last epoch kept (`--retrain-on-all`; retrain/history.csv in the run)"
+            )
         backbone = config.get("backbone")
         if isinstance(backbone, dict):  # transfer learning: the card names where the features came from
             facts.append(backbone_fact(backbone))

@@ -12,9 +12,11 @@ SELFTEST_PIXEL_BYTES = 1 << 20  # a self-test of large photos keeps to about 1 M
 # With batches of 64, 221 ants/bees photos made 4 steps an epoch: BatchNorm's moving statistics
 # (momentum 0.9) had not caught up with the weights when early stopping judged the run, so every
 # validation photo got the same class. Batches of 16 give 4x the steps; a narrower network on
-# 112x112 pixels, more dropout and more epochs and patience suit a few hundred photos.
+# 112x112 pixels, more dropout and more epochs and patience suit a few hundred photos. Once
+# validated, the run trains again on training + validation photos (``training.retrain``): on
+# ants/bees 73.9 / 71.9 / 68.6% (seeds 0-2) against 70.6 / 68.0 / 69.9% without.
 SMALL_PHOTO_SET = 1000
-SMALL_PHOTO_TRAINING = {"epochs": 80, "batch_size": 16, "patience": 25}
+SMALL_PHOTO_TRAINING = {"epochs": 80, "batch_size": 16, "patience": 25, "retrain_on_all": True}
 SMALL_PHOTO_MODEL = {"width_multiplier": 0.5, "dropout": 0.5}
 SMALL_PHOTO_RESOLUTION = 112
 

@@ -90,7 +90,7 @@ def _best_epoch(rows: list[dict]) -> int:
     return int(rows[best]["epoch"]) + 1
 
 
-def _epochs_logged(history_csv: Path, up_to_phase: int | None = None) -> int:
+def epochs_logged(history_csv: Path, up_to_phase: int | None = None) -> int:
     """Epochs run so far (by the phases up to ``up_to_phase``), by history.csv's epoch numbers:
     an epoch logged twice, by a run killed between the log and the backup, counts once."""
     rows = _logged_epochs(history_csv) if history_csv.is_file() else []
@@ -135,7 +135,7 @@ def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tun
     for index, phase in enumerate(phases):
         if index < resumed_at:  # finished before the run was killed: its epochs are logged
             summaries.append(_phase_summary(history_csv, phase, training_seconds=0.0))
-            done = _epochs_logged(history_csv, up_to_phase=phase["phase"])
+            done = epochs_logged(history_csv, up_to_phase=phase["phase"])
             continue
         set_phase_trainable(backbone, phase["phase"], fine_tune_from)
         # A resumed phase 1 leaves its restored epoch on the model, and fit() would start phase 2
@@ -152,7 +152,7 @@ def fit_in_phases(model, dataset, run_dir: Path, *, phases: list[dict], fine_tun
         )
         # From history.csv, not the summary: a resumed phase counts only the epochs it ran itself.
         summaries.append(_phase_summary(history_csv, phase, training_seconds=summary["training_seconds"]))
-        done = _epochs_logged(history_csv)
+        done = epochs_logged(history_csv)
     if settings.get("keep_best", True):
         val_accuracy = [float(row["val_accuracy"]) for row in _logged_epochs(history_csv)]
         raise_if_at_chance(val_accuracy, dataset.arrays["validation"][1], settings["patience"])

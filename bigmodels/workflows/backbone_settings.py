@@ -9,13 +9,19 @@ from bigmodels.training.transfer import training_phases
 BACKBONE_MODEL = "backbone_classifier"
 TEXT_BACKBONE_MODEL = "text_backbone_classifier"  # --backbone with a keras-hub text preset
 # Per phase: a pretrained backbone needs far fewer epochs than training from scratch.
-BACKBONE_TRAINING = {"epochs": 10, "patience": 5}
+BACKBONE_TRAINING = {"epochs": 10, "patience": 5, "retrain_on_all": False}
 # A few hundred photos on one of our own runs (ants/bees, 196 training photos, on cifar10_tiny's
 # 32-pixel features): both phases still improve after 10 epochs, and the features, learned on
 # small objects, do better on photos shown at 1.5x their side. Test accuracy: 59.5% and 62.7%
 # with BACKBONE_TRAINING at 32 pixels; 73.2-75.2% (3 seeds) with this schedule at 48 pixels
 # (73.9% and 75.2% at 56). Keras-hub presets keep BACKBONE_TRAINING: nothing measured says otherwise.
-SMALL_SET_TRANSFER = {"epochs": 30, "patience": 15, "fine_tune_epochs": 40, "resolution_factor": 1.5}
+SMALL_SET_TRANSFER = {
+    "epochs": 30,
+    "patience": 15,
+    "fine_tune_epochs": 40,
+    "resolution_factor": 1.5,
+    "retrain_on_all": True,
+}
 SMALL_SET_EXAMPLES = 1000  # training examples, after the validation split is carved
 
 

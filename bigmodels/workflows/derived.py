@@ -57,8 +57,15 @@ def derived_training(source: dict, *, epochs: int, learning_rate: float) -> dict
     """A derived run's training settings (fine-tuning, distillation): the source run's, with its
     own epochs and learning rate, in float32 (the run wraps or rebuilds the model:
     ``training.precision``) and without weight averaging (masks, clusters and ranges are kept by
-    callbacks on the trained weights, which an average would blur; distillation as measured)."""
-    training = {**source, "epochs": epochs, "learning_rate": learning_rate, "weight_averaging": 0.0}
+    callbacks on the trained weights, which an average would blur; distillation as measured), and
+    without retraining on the validation examples (validation judges a derived run's epochs)."""
+    training = {
+        **source,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "weight_averaging": 0.0,
+        "retrain_on_all": False,
+    }
     if "precision" in training:
         training["precision"] = "float32"
     return training

@@ -71,6 +71,7 @@ def train_run(
     label_smoothing: float | None = None,
     precision: str | None = None,
     weight_averaging: float | None = None,
+    retrain_on_all: bool | None = None,
     recipe: str | None = None,
     backbone: str | None = None,
     fine_tune_epochs: int | None = None,
@@ -81,23 +82,22 @@ def train_run(
     folder ``out_dir`` (settings in config.json); returns (run_dir, metrics.json's metrics).
 
     Args:
-        model_name: a registered model or "auto" (``workflows.auto``); None: cnn_classifier for
-            images, auto for text (transformer_classifier with model_args, recipe or strategy).
+        model_name: a registered model or "auto" (``workflows.auto``); None: the data's default.
         data_options: ``load_dataset``'s source options (text_columns, label_column, test_fraction, ...);
             tokenizer: ``TokenizerSettings`` (or a dict of them) for text; model_args: the builder's.
         epochs, batch_size, patience, learning_rate: the task's for the data (30, 64, 8, 3e-3; GAN 2e-4).
-        score_classifier: the DCGAN's scoring classifier run (default: one trained into the run).
-        strategy: "default", "mirrored" (every GPU or ``logical_cpus``) or "multi_worker" (TF_CONFIG's).
-        optimizer, weight_decay, label_smoothing, precision, weight_averaging: adam/sgd, decay,
-            smoothing, float32/bfloat16, epochs of the weights' moving average (text's default 1).
+        score_classifier: the DCGAN's scoring classifier run (default: one trained into the run);
+            strategy: "default", "mirrored" (every GPU or ``logical_cpus``), "multi_worker".
+        optimizer, weight_decay, label_smoothing, precision, weight_averaging, retrain_on_all: adam/sgd,
+            decay, smoothing, float32/bfloat16, epochs of a moving average of the weights (text: 1),
+            train again on train + validation once validated (``training.retrain``).
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
         backbone: pretrained features (a run, saved_models/<name>, a keras-hub preset) under a new
             head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
         before_training: (task, built model) -> None before training; a ValueError ends the run unwritten.
 
     Example:
-        run_dir, metrics = train_run("cnn_classifier", "digits", "saved_models/digits", epochs=5)
-        train_run(None, "photos/", "runs/photos", backbone="mobilenet_v3_small_100_imagenet")
+        run_dir, metrics = train_run(None, "photos/", "runs/p", backbone="mobilenet_v3_small_100_imagenet")
         train_run("auto", "news.tsv", "runs/news")  # n-gram model and Transformer: the smaller if as good
     """
     request = dict(locals())  # the arguments as given: what --model auto trains each candidate with
@@ -187,7 +187,7 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
 
 
 SETTINGS = ("epochs", "learning_rate", "seed", "patience", "augmentation", "batch_size", "optimizer",
-            "weight_decay", "label_smoothing", "precision", "weight_averaging")  # fmt: skip
+            "weight_decay", "label_smoothing", "precision", "weight_averaging", "retrain_on_all")  # fmt: skip
 
 
 def _requested(request: dict):
@@ -218,6 +218,9 @@ def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwr
         raise ValueError(
             f"{flags}: {model_name} trains both networks with Adam (beta_1 0.5) in float32; leave it out"
         )
+    if task is not None and not task.optimizer_settings and settings["retrain_on_all"]:
+        raise ValueError(f"--retrain-on-all: {model_name} keeps its last epoch and has no validation split "
+                         "to fold in; leave it out")  # fmt: skip
     epochs = settings["epochs"]
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
@@ -236,12 +239,14 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
     """The task's settings for this data (size, kind) where the caller left them out."""
     defaults = {
         **OPTIMIZER_DEFAULTS,  # under the task's own (text averages its weights)
+        "retrain_on_all": False,
         **task.default_training(info),
         "learning_rate": task.default_learning_rate,
         "augmentation": task.default_augmentation(info),
     }
     if not task.optimizer_settings:  # not recorded where they do not apply
-        training = {key: value for key, value in training.items() if key not in OPTIMIZER_DEFAULTS}
+        dropped = (*OPTIMIZER_DEFAULTS, "retrain_on_all")
+        training = {key: value for key, value in training.items() if key not in dropped}
     filled = {key: defaults[key] if value is None else value for key, value in training.items()}
     if "precision" in filled:  # config.json records what ran: "auto" becomes float32 or bfloat16
         filled["precision"] = resolve_precision(filled["precision"])
