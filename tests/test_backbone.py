@@ -119,7 +119,7 @@ def test_backbone_from_our_run_copies_its_features_fine_tunes_from_a_layer_and_e
     assert history_phases(run_dir) == [1, 2]
     assert [phase["phase"] for phase in metrics["phases"]] == [1, 2]
     # A few photos on our own run: once validated, both phases run again on train + validation.
-    assert config["training"]["retrain_on_all"] is True
+    assert config["training"]["retrain_on_all"] is True and config["model_args"]["flip_average"] is True
     counts = metrics["counts"]
     assert metrics["retrained_on_all"]["train_examples"] == counts["train"] + counts["validation"]
     assert (
@@ -149,12 +149,21 @@ def test_backbone_from_our_run_copies_its_features_fine_tunes_from_a_layer_and_e
 
     report = export_run(run_dir, quantization=["int8"], latency_repeats=5)
     assert report["bundle"]["artifact"] == "model_int8.tflite"
+    assert report["micro"]["ops_supported"] and "GATHER" in report["micro"]["ops"]  # the mirrored views
     card = (run_dir / "export" / "bundle" / "MODEL_CARD.md").read_text()
     assert f"training + validation ({counts['train'] + counts['validation']} examples)" in card
     images = sorted(photos.rglob("*.png"))[:4]
     device = predict_without_tensorflow(run_dir / "export" / "bundle.zip", images)
     assert len(device["labels"]) == 4 and set(device["labels"]) <= {"ants", "bees"}
     assert device["selftest"]["passed"] == device["selftest"]["total"] > 0
+
+    # This run as a backbone lends its features without the mirroring (the new model has its own).
+    from bigmodels.models.backbones import load_backbone
+    from bigmodels.models.layers import MirrorPairs
+
+    features = load_backbone(str(run_dir)).features
+    assert not any(isinstance(layer, MirrorPairs) for layer in features._flatten_layers())
+    assert features.predict(np.zeros((3, *features.input_shape[1:]), "float32"), verbose=0).shape[0] == 3
 
 
 def test_keras_hub_preset_trains_in_two_phases_and_exports_every_image_mode(tiny_preset, photos, tmp_path):
@@ -186,6 +195,7 @@ def test_keras_hub_preset_trains_in_two_phases_and_exports_every_image_mode(tiny
     assert all("accuracy" in a for a in report["artifacts"])  # every file ran on the test split
     float32 = next(a for a in report["artifacts"] if a["quantization"] == "float32")
     assert float32["agreement"] == 1.0
+    assert report["micro"]["ops_supported"] and "GATHER" in report["micro"]["ops"]  # the mirrored views
     card = (run_dir / "export" / "bundle" / "MODEL_CARD.md").read_text()
     assert "MobileNetBackbone" in card and "Apache-2.0" in card and "tiny_mobilenet" in card
     images = sorted(photos.rglob("*.png"))[-3:]
@@ -383,4 +393,5 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
     assert transfer["fine_tune_epochs"] == expected["fine_tune"] and settings["learning_rate"] is None
     assert model_args["resolution"] == expected["resolution"]
     assert settings["retrain_on_all"] is expected["retrain_on_all"]
+    assert model_args.get("flip_average", False) is (expected["patience"] == 15)  # the small set's
     assert transfer["schedule"] == ("small set" if expected["patience"] == 15 else "standard")

@@ -41,6 +41,8 @@ HELP = {
 # Flags whose default is not the builder's: "auto" lets train_run choose from the data, and the
 # flag is passed on only when it says something else.
 FLAG_DEFAULTS = {"variant": "auto"}
+# Off in the builder, but on by default for some data (a few hundred photos): --no-NAME turns it off.
+ON_FOR_SOME_DATA = frozenset({"flip_average"})
 
 FLAG_TYPES = (bool, int, float, str)
 
@@ -187,7 +189,7 @@ def add_model_flags(parser) -> None:
                 "default": FLAG_DEFAULTS.get(flag.name),
                 "help": flag.help(flag_names),
             }
-            if flag.type is bool and True in flag.defaults.values():
+            if flag.type is bool and (True in flag.defaults.values() or flag.name in ON_FOR_SOME_DATA):
                 options["action"] = argparse.BooleanOptionalAction  # on by default: --no-NAME
             elif flag.type is bool:
                 options["action"] = "store_true"

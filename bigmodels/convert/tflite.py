@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from bigmodels.convert.int16x8 import convert_int16x8_integer_input
 from bigmodels.convert.names import shorten_tensor_names
+from bigmodels.models.layers import MirrorPairs
 
 QUANTIZATION_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 
@@ -59,19 +60,20 @@ def float_input_twin(model):
     return twin
 
 
-def export_saved_model(model, directory: Path, *, tokenizer=None) -> Path:
+def export_saved_model(model, directory: Path, *, tokenizer=None, batch: int | None = None) -> Path:
     """Writes a SavedModel whose serving signature takes the model's own input dtype, or raw
     strings when a (keras-hub) ``tokenizer`` is given: the tokenizer then runs inside the graph.
 
     The endpoint calls the model with ``training=False`` explicitly: ``model.export`` traces a
     model that contains a Resizing layer with BatchNormalization in training mode (batch
     statistics and moving-average updates in the graph), which TFLite then runs wrongly.
+    ``batch``: a fixed batch size for the signature (None: any).
     """
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     if tokenizer is None:
-        spec = tf.TensorSpec([None, *model.input_shape[1:]], dtype=model.inputs[0].dtype, name="inputs")
+        spec = tf.TensorSpec([batch, *model.input_shape[1:]], dtype=model.inputs[0].dtype, name="inputs")
         archive.add_endpoint("serve", lambda inputs: model(inputs, training=False), input_signature=[spec])
     else:
         if not tokenizer.built:
@@ -124,7 +126,11 @@ def _convert(model, mode: str, representative_inputs: np.ndarray) -> bytes:
     source = float_input_twin(model) if floats_in else model
     integer_ids_in = model.inputs[0].dtype in ("int32", "int64")
     with tempfile.TemporaryDirectory(prefix="bigmodels-savedmodel-") as directory:
-        export_saved_model(source, Path(directory))
+        # A model that classifies mirrored pairs doubles its batch inside: TFLite Micro trusts the
+        # file's tensor shapes, where a dynamic batch is written as 1, so the pairs' second half
+        # went uncomputed. A batch of 1 makes every shape static ([2, ...] after the pairing);
+        # LiteRT still resizes the input to any batch.
+        export_saved_model(source, Path(directory), batch=1 if _pairs_views(model) else None)
         if mode == "int16x8" and integer_ids_in:
             return convert_int16x8_integer_input(directory, _calibration_batches(representative_inputs))
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
@@ -146,3 +152,8 @@ def _convert(model, mode: str, representative_inputs: np.ndarray) -> bytes:
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
         return converter.convert()
+
+
+def _pairs_views(model) -> bool:
+    """Whether ``model`` classifies each image with its mirror image (``MirrorPairs``)."""
+    return any(isinstance(layer, MirrorPairs) for layer in model._flatten_layers(include_self=False))

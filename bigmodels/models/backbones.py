@@ -36,6 +36,7 @@ from bigmodels.models.backbone_types import (
     BackboneError,
     LoadedBackbone,
 )
+from bigmodels.models.layers import MirrorPairs
 from bigmodels.models.registry import get_task_name
 
 FEATURES_END = "pool"  # our image classifiers' global pooling layer: the features end there
@@ -166,7 +167,9 @@ def _load_run_backbone(source: str, run_dir: Path, image_size) -> LoadedBackbone
     size = tuple(image_size) if image_size else (height, width)
     source_features = keras.Model(model.inputs[0], pool.input)
     pixels = keras.Input(shape=(*size, channels), dtype="float32", name="pixels")
-    clone = keras.models.clone_model(source_features, input_tensors=pixels)
+    # A run that averages mirrored views (flip_average) lends its features without the mirroring:
+    # the new classifier mirrors (or not) by its own flag.
+    clone = keras.models.clone_model(source_features, input_tensors=pixels, clone_function=_without_mirroring)
     clone.set_weights(source_features.get_weights())
     features = keras.Model(clone.inputs[0], clone.outputs[0], name="backbone")
     record = {
@@ -183,6 +186,12 @@ def _load_run_backbone(source: str, run_dir: Path, image_size) -> LoadedBackbone
     }
     pooling = pool.__class__.from_config(pool.get_config())
     return LoadedBackbone(features, size, channels, None, pooling, record)
+
+
+def _without_mirroring(layer):
+    if isinstance(layer, MirrorPairs):
+        return keras.layers.Identity(name=layer.name)
+    return layer.__class__.from_config(layer.get_config())
 
 
 def backbone_layer_names(features: keras.Model) -> list[str]:

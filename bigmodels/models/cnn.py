@@ -8,7 +8,7 @@ device feeds camera pixels as they are.
 import keras
 from keras import layers
 
-from bigmodels.models.layers import FusedBatchNormalization
+from bigmodels.models.layers import FusedBatchNormalization, averaged_views, mirrored_views
 from bigmodels.models.registry import register_model
 
 VARIANTS = ("compact", "mobile", "resnet")
@@ -107,6 +107,7 @@ def cnn_classifier(
     width_multiplier: float = 1.0,
     resolution: int | None = None,
     dropout: float = 0.1,
+    flip_average: bool = False,
 ) -> keras.Model:
     """Builds a CNN image classifier that takes raw uint8 pixels.
 
@@ -121,6 +122,8 @@ def cnn_classifier(
         resolution: square side the images are resized to inside the model; None keeps the
             input size.
         dropout: dropout rate before the classification layer.
+        flip_average: at inference, classify each image and its mirror image and average the two
+            (twice the compute; training is unchanged). For photos, not digits or text.
 
     Returns:
         An uncompiled functional ``keras.Model``.
@@ -143,6 +146,7 @@ def cnn_classifier(
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
     if resolution and (resolution, resolution) != tuple(input_shape[:2]):
         x = layers.Resizing(resolution, resolution, name="resize")(x)
+    x = mirrored_views(x, flip_average)
     if variant == "compact":
         x = _compact_body(x, resolution or min(input_shape[:2]), width_multiplier)
     elif variant == "mobile":
@@ -153,4 +157,4 @@ def cnn_classifier(
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"cnn_classifier_{variant}")
+    return keras.Model(inputs, averaged_views(outputs, flip_average), name=f"cnn_classifier_{variant}")

@@ -85,3 +85,43 @@ class CodeEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "classes": self.classes, "units": self.units}
+
+
+# Test-time flip averaging (``flip_average``): a photo and its mirror image are classified as one
+# batch and their probabilities averaged. Training is untouched (the layers pass their input
+# through): the model learns from flipped photos anyway (shift_flip), and at inference the two
+# views' errors partly cancel. On ants/bees (--backbone cifar10_tiny, retrained on all photos) the
+# int8 file went from 74.5 / 75.8 / 73.9% to 75.8% for each of seeds 0-2, for twice the compute.
+@keras.saving.register_keras_serializable(package="bigmodels")
+class MirrorPairs(keras.layers.Layer):
+    """At inference, the batch followed by its horizontally mirrored copy (2N images); a gather
+    along the width, which every TFLite runtime (Micro included) has."""
+
+    def call(self, inputs, training=None):
+        if training:
+            return inputs
+        mirrored = keras.ops.take(inputs, list(range(inputs.shape[2] - 1, -1, -1)), axis=2)
+        return keras.ops.concatenate([inputs, mirrored], axis=0)
+
+
+@keras.saving.register_keras_serializable(package="bigmodels")
+class AveragePairs(keras.layers.Layer):
+    """At inference, the mean of the first and second halves of the batch (``MirrorPairs``' two
+    views of each image)."""
+
+    def call(self, inputs, training=None):
+        if training:
+            return inputs
+        # A split, not a reshape to (2, N, classes): TFLite Micro's RESHAPE could not prepare it.
+        first, second = keras.ops.split(inputs, 2, axis=0)
+        return (first + second) * 0.5
+
+
+def mirrored_views(x, flip_average: bool):
+    """``x`` followed by its mirror image at inference when ``flip_average`` (else ``x``)."""
+    return MirrorPairs(name="mirror_pairs")(x) if flip_average else x
+
+
+def averaged_views(probabilities, flip_average: bool):
+    """The two views' probabilities averaged when ``flip_average`` (else as they are)."""
+    return AveragePairs(name="average_pairs")(probabilities) if flip_average else probabilities

@@ -9,6 +9,7 @@ import keras
 from keras import layers
 
 from bigmodels.models.backbones import BackboneError, LoadedBackbone, load_backbone
+from bigmodels.models.layers import averaged_views, mirrored_views
 from bigmodels.models.registry import register_model
 
 BACKBONE_LAYER = "backbone"
@@ -53,6 +54,7 @@ def backbone_classifier(
     num_classes: int = 2,
     resolution: int | None = None,
     dropout: float = 0.2,
+    flip_average: bool = False,
 ) -> keras.Model:
     """Builds an image classifier on a pretrained backbone; it takes raw uint8 pixels.
 
@@ -67,6 +69,8 @@ def backbone_classifier(
             input size (with --backbone: the backbone's own, from the preset's image converter
             or the backbone run's input).
         dropout: dropout rate before the new classification layer.
+        flip_average: at inference, classify each image and its mirror image and average the two
+            (twice the compute; training is unchanged). For photos, not digits or text.
 
     Returns:
         An uncompiled functional ``keras.Model``; the backbone is its nested model "backbone"
@@ -88,14 +92,14 @@ def backbone_classifier(
     target_size = tuple(loaded.image_size or input_size)
     inputs = keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
     x = _widen_channels(inputs, input_shape[-1], loaded.channels)
-    x = _preprocess(x, loaded, input_size, target_size)
+    x = mirrored_views(_preprocess(x, loaded, input_size, target_size), flip_average)
     x = loaded.features(x)
     if len(x.shape) == 4:
         x = (loaded.pooling or layers.GlobalAveragePooling2D(name="pool"))(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="backbone_classifier")
+    return keras.Model(inputs, averaged_views(outputs, flip_average), name="backbone_classifier")
 
 
 EXAMPLE = "a run folder, saved_models/<name>, or a keras-hub image preset (mobilenet_v3_small_100_imagenet)"

@@ -47,11 +47,11 @@ def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def mixed_precision_twin(model: keras.Model) -> keras.Model:
     """A copy of the functional ``model`` whose layers compute in bfloat16 (weights float32),
-    but for the last layer (the softmax stays float32), with the same weights."""
+    but for the softmax and what follows it (float32), with the same weights."""
     config = model.get_config()
-    last = model.layers[-1].name
+    float32 = {model.layers[-1].name, "probabilities", "average_pairs"}
     for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["config"]["name"] != last:
+        if layer["class_name"] != "InputLayer" and layer["config"]["name"] not in float32:
             layer["config"]["dtype"] = keras.DTypePolicy(MIXED_POLICY)
     twin = model.__class__.from_config(config)
     twin.set_weights(model.get_weights())

@@ -21,6 +21,7 @@ SMALL_SET_TRANSFER = {
     "fine_tune_epochs": 40,
     "resolution_factor": 1.5,
     "retrain_on_all": True,
+    "flip_average": True,  # bigmodels.models.layers.MirrorPairs
 }
 SMALL_SET_EXAMPLES = 1000  # training examples, after the validation split is carved
 
@@ -75,6 +76,8 @@ def backbone_schedule(settings: dict, model_args: dict, transfer: dict, info):
     if small and model_args.get("resolution") is None:
         side = round(max(record["image_size"]) * SMALL_SET_TRANSFER["resolution_factor"])
         model_args = {**model_args, "resolution": side}
+    if small and model_args.get("flip_average") is None:
+        model_args = {**model_args, "flip_average": SMALL_SET_TRANSFER["flip_average"]}
     return settings, model_args, transfer
 
 
