@@ -368,6 +368,9 @@ STANDARD = {"epochs": 10, "patience": 5, "fine_tune": 10, "resolution": None, "r
         # What the caller gives stays theirs.
         ("run", "image", 196, {"epochs": 5, "resolution": 32, "retrain_on_all": False},
          {"epochs": 5, "patience": 15, "fine_tune": 40, "resolution": 32, "retrain_on_all": False}),
+        # Grayscale digits on our run: the small set's schedule, but never mirrored.
+        ("run", "image", 196, {"channels": 1}, {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48,
+                                                "retrain_on_all": True, "flip_average": False}),
         ("run", "image", 5000, {}, STANDARD),
         ("keras_hub_preset", "image", 196, {}, STANDARD),
     ],
@@ -387,11 +390,13 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
     }
     model_args = {"backbone": "x", "resolution": given.get("resolution")}
     transfer = {"record": {"kind": kind, "image_size": [32, 32]}, "fine_tune_epochs": None}
-    info = SimpleNamespace(kind=data, counts={"train": train_examples})
+    shape = (40, 40, given.get("channels", 3))
+    info = SimpleNamespace(kind=data, counts={"train": train_examples}, input_shape=shape)
     settings, model_args, transfer = backbone_schedule(settings, model_args, transfer, info)
     assert (settings["epochs"], settings["patience"]) == (expected["epochs"], expected["patience"])
     assert transfer["fine_tune_epochs"] == expected["fine_tune"] and settings["learning_rate"] is None
     assert model_args["resolution"] == expected["resolution"]
     assert settings["retrain_on_all"] is expected["retrain_on_all"]
-    assert model_args.get("flip_average", False) is (expected["patience"] == 15)  # the small set's
+    flip = expected.get("flip_average", expected["patience"] == 15)  # the small set's, for colour photos
+    assert model_args.get("flip_average", False) is flip
     assert transfer["schedule"] == ("small set" if expected["patience"] == 15 else "standard")

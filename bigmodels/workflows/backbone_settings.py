@@ -76,7 +76,8 @@ def backbone_schedule(settings: dict, model_args: dict, transfer: dict, info):
     if small and model_args.get("resolution") is None:
         side = round(max(record["image_size"]) * SMALL_SET_TRANSFER["resolution_factor"])
         model_args = {**model_args, "resolution": side}
-    if small and model_args.get("flip_average") is None:
+    # Colour photos only: a mirrored digit or glyph is another one (their augmentation never flips).
+    if small and info.input_shape[-1] == 3 and model_args.get("flip_average") is None:
         model_args = {**model_args, "flip_average": SMALL_SET_TRANSFER["flip_average"]}
     return settings, model_args, transfer
 
