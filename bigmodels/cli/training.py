@@ -118,7 +118,8 @@ def add_optimizer_flags(parser) -> None:
         default=None,
         help="classifiers: once the validated pass is done, train again on training + validation "
         "examples for the whole schedule and keep the last epoch (default: on for at most 1,000 "
-        "photos on one of our runs' backbones; --no-retrain-on-all keeps the best validated epoch)",
+        "colour photos, from scratch or on one of our runs; --no-retrain-on-all keeps the best "
+        "validated epoch)",
     )
     parser.add_argument(
         "--precision",

@@ -50,8 +50,7 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
     # From scratch: not a derived run (pruned, QAT, distilled), not a backbone's phases.
     from_scratch = keep_best and saved_model is None and not start_is_candidate and not backbone
     bag = linear_bag(model) if from_scratch else None
-    phases = {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")} if (
-        backbone and backbone.get("phases")) else None  # fmt: skip
+    phases = _phase_settings(backbone)
     retrain = (
         keep_best and training.get("retrain_on_all") and bag is None and (from_scratch or phases is not None)
     )
@@ -67,7 +66,7 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
         summary = fit_linear_classifier(model, bag, dataset, staging)
     else:
         summary = fit(model, dataset, staging)
-        if from_scratch and phases is None and deep_and_wide(model) is not None:
+        if from_scratch and deep_and_wide(model) is not None:
             summary["wide_head_refit"] = refit = _refit_wide_head(staging, dataset)
             if refit["kept"]:
                 summary["validation_accuracy"] = refit["val_accuracy"]
@@ -79,6 +78,14 @@ def fit_classifier_into(staging: Path, model, dataset, training: dict, *, verbos
     write_json(staging / "metrics.json", metrics)
     plot_history(staging / "history.csv", staging / "training_curves.png")
     return metrics
+
+
+def _phase_settings(backbone: dict | None) -> dict | None:
+    """``fit_in_phases``' phases and first fine-tuned layer, from config.json's "backbone"
+    record (None: one phase, as from scratch)."""
+    if not (backbone and backbone.get("phases")):
+        return None
+    return {"phases": backbone["phases"], "fine_tune_from": backbone.get("fine_tune_from")}
 
 
 def _refit_wide_head(staging: Path, dataset) -> dict:
