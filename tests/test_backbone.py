@@ -369,8 +369,9 @@ STANDARD = {"epochs": 10, "patience": 5, "fine_tune": 10, "resolution": None, "r
         ("run", "image", 196, {"epochs": 5, "resolution": 32, "retrain_on_all": False},
          {"epochs": 5, "patience": 15, "fine_tune": 40, "resolution": 32, "retrain_on_all": False}),
         # Grayscale digits on our run: the small set's schedule, but never mirrored.
-        ("run", "image", 196, {"channels": 1}, {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48,
-                                                "retrain_on_all": True, "flip_average": False}),
+        ("run", "image", 196, {"channels": 1},
+         {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48, "retrain_on_all": True,
+          "flip_average": False}),
         ("run", "image", 5000, {}, STANDARD),
         ("keras_hub_preset", "image", 196, {}, STANDARD),
     ],
