@@ -195,7 +195,6 @@ def test_keras_hub_preset_trains_in_two_phases_and_exports_every_image_mode(tiny
     assert all("accuracy" in a for a in report["artifacts"])  # every file ran on the test split
     float32 = next(a for a in report["artifacts"] if a["quantization"] == "float32")
     assert float32["agreement"] == 1.0
-    assert report["micro"]["ops_supported"] and "GATHER" in report["micro"]["ops"]  # the mirrored views
     card = (run_dir / "export" / "bundle" / "MODEL_CARD.md").read_text()
     assert "MobileNetBackbone" in card and "Apache-2.0" in card and "tiny_mobilenet" in card
     images = sorted(photos.rglob("*.png"))[-3:]
