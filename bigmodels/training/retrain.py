@@ -34,8 +34,8 @@ def with_validation_in_training(dataset):
 def retrain_on_all(model, starting_weights: list, dataset, run_dir: Path, fit) -> dict:
     """Trains ``model`` again from ``starting_weights`` (``model.get_weights()`` before the
     validated pass) on training + validation examples: ``fit(model, dataset, folder)`` runs the
-    training loop into ``run_dir/retrain``, keeping its last epoch. The
-    model it saves replaces ``run_dir``'s model.keras. Returns metrics.json's "retrained_on_all"."""
+    training loop into ``run_dir/retrain``, keeping its last epoch. The model it saves replaces
+    ``run_dir``'s model.keras. Returns metrics.json's "retrained_on_all"."""
     model.set_weights(starting_weights)
     folder = Path(run_dir) / RETRAIN_FOLDER
     folder.mkdir(exist_ok=True)
