@@ -371,6 +371,10 @@ STANDARD = {"epochs": 10, "patience": 5, "fine_tune": 10, "resolution": None, "r
         ("run", "image", 196, {"channels": 1},
          {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48, "retrain_on_all": True,
           "flip_average": False}),
+        # An augmentation the caller names stays theirs (else photos keep shifts and flips).
+        ("run", "image", 196, {"augmentation": "resized_crop_flip"},
+         {"epochs": 30, "patience": 15, "fine_tune": 40, "resolution": 48, "retrain_on_all": True,
+          "augmentation": "resized_crop_flip"}),
         ("run", "image", 5000, {}, STANDARD),
         ("keras_hub_preset", "image", 196, {}, STANDARD),
     ],
@@ -387,6 +391,7 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
         "patience": None,
         "learning_rate": None,
         "retrain_on_all": given.get("retrain_on_all"),
+        "augmentation": given.get("augmentation"),
     }
     model_args = {"backbone": "x", "resolution": given.get("resolution")}
     transfer = {"record": {"kind": kind, "image_size": [32, 32]}, "fine_tune_epochs": None}
@@ -400,3 +405,6 @@ def test_the_backbone_schedule_is_chosen_by_the_data_size_and_kind(
     flip = expected.get("flip_average", expected["patience"] == 15)  # the small set's, for colour photos
     assert model_args.get("flip_average", False) is flip
     assert transfer["schedule"] == ("small set" if expected["patience"] == 15 else "standard")
+    # Not the random-resized crops a few hundred camera photos get from scratch: unmeasured here.
+    colour = given.get("channels", 3) == 3
+    assert settings["augmentation"] == expected.get("augmentation", "shift_flip" if colour else None)

@@ -34,6 +34,28 @@ def test_small_photo_folder_validation_moves_off_chance_with_small_data_defaults
     assert metrics["test_accuracy"] >= 0.75, metrics
 
 
+def test_a_few_hundred_camera_photos_get_the_full_width_and_random_resized_crops():
+    from types import SimpleNamespace
+
+    from bigmodels.tasks.image_classification import TASK
+
+    def info(side, channels=3, labelled=245):
+        counts = {"train": labelled - 49, "validation": 49}
+        return SimpleNamespace(kind="image", input_shape=(side, side, channels), counts=counts)
+
+    camera = info(224)  # resized to 112 pixels inside the model
+    assert TASK.default_model_args(camera) == {"width_multiplier": 1.0, "dropout": 0.5, "resolution": 112}
+    assert TASK.default_augmentation(camera) == "resized_crop_flip"
+    assert TASK.default_training(camera)["retrain_on_all"] is True
+    # Small images keep their size, the half width and shifts; digits are never flipped.
+    assert TASK.default_model_args(info(32)) == {"width_multiplier": 0.5, "dropout": 0.5}
+    assert TASK.default_augmentation(info(32)) == "shift_flip"
+    assert TASK.default_augmentation(info(224, channels=1)) == "shift"
+    # Thousands of photos keep the builder's defaults.
+    assert TASK.default_model_args(info(224, labelled=5000)) == {}
+    assert TASK.default_augmentation(info(224, labelled=5000)) == "shift_flip"
+
+
 def test_validation_split_of_small_data_holds_about_fifty_examples():
     from bigmodels.data.splits import validation_fraction_for
 
@@ -68,8 +90,9 @@ def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
     reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data: in CI, not in a clone)",
 )
 def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
-    # About 6 minutes on 2 cores (the validated pass, then the retrain on all 245 photos; 311 s in
-    # CI beside the other tests): the real folder is the point of issue 18.
+    # Several minutes on 2 cores (the validated pass, then the retrain on all 245 photos; 334 s in
+    # CI beside the other tests at width 0.5, more at today's full width): the real folder is the
+    # point of issue 18.
     started = time.perf_counter()
     # train/ and val/ beside each other: val/ is the test split (as --test-data is for text).
     # 80 epochs, not the default 150, keep the suite's time (benchmarks/transfer_hymenoptera.py
@@ -78,11 +101,15 @@ def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["training"]["augmentation"] == "resized_crop_flip"
+    assert config["model_args"]["width_multiplier"] == 1.0 and config["model_args"]["resolution"] == 112
     print(f"hymenoptera val accuracy {metrics['test_accuracy']:.4f} in {time.perf_counter() - started:.0f} s")
     assert metrics["num_test_examples"] == 153
     assert all(sum(column) > 0 for column in zip(*report["confusion_matrix"], strict=True)), (
         "one class for every photo"
     )
-    # Was 0.458, the constant "ants"; 0.706 measured from scratch, 0.739 with the retrain (the
-    # issue's target, 0.80, is not reached and stays the target: see issue 18's closing notes).
+    # Was 0.458, the constant "ants"; 0.706 measured from scratch, 0.739 with the retrain, 0.771
+    # with the camera-photo defaults at 150 epochs (the issue's target, 0.80, is not reached and
+    # stays the target: see issue 18's closing notes).
     assert metrics["test_accuracy"] >= 0.65, metrics

@@ -22,6 +22,14 @@ SMALL_PHOTO_SET = 1000
 SMALL_PHOTO_TRAINING = {"epochs": 150, "batch_size": 16, "patience": 25, "retrain_on_all": True}
 SMALL_PHOTO_MODEL = {"width_multiplier": 0.5, "dropout": 0.5}
 SMALL_PHOTO_RESOLUTION = 112
+# Camera photos (larger than SMALL_PHOTO_RESOLUTION, resized inside the model) keep the full
+# width and train on random-resized crops. On ants/bees without the retrain (80 epochs, seeds
+# 0-2): width 0.5 with shifts 70.6 / 68.0 / 69.9%, with random-resized crops 68.6 / 74.5 / 69.9%,
+# full width with random-resized crops 75.2 / 77.1 / 71.2% (mean 74.5% against 69.5%). With the
+# retrain and 150 epochs (the defaults): 77.1 / 77.1 / 76.5% (mean 76.9%) against 72.8%, for about
+# 13 minutes of retraining (545k parameters and 70M multiply-accumulates against 143k and 19M).
+CAMERA_PHOTO_MODEL = {"width_multiplier": 1.0, "dropout": 0.5, "resolution": SMALL_PHOTO_RESOLUTION}
+CAMERA_PHOTO_AUGMENTATION = "resized_crop_flip"
 
 
 class ImageClassification(ClassificationTask):
@@ -32,8 +40,11 @@ class ImageClassification(ClassificationTask):
     default_modes = DEFAULT_IMAGE_MODES
 
     def default_augmentation(self, info) -> str:
-        """Shifts suit digits and glyphs (a flipped 2 is not a 2); photos are also flipped."""
-        return "shift" if info.input_shape[-1] == 1 else "shift_flip"
+        """Shifts suit digits and glyphs (a flipped 2 is not a 2); photos are also flipped, and a
+        few hundred camera photos get random-resized crops."""
+        if info.input_shape[-1] == 1:
+            return "shift"
+        return CAMERA_PHOTO_AUGMENTATION if _small_camera_photo_set(info) else "shift_flip"
 
     def default_training(self, info) -> dict:
         return SMALL_PHOTO_TRAINING if _small_photo_set(info) else super().default_training(info)
@@ -42,8 +53,7 @@ class ImageClassification(ClassificationTask):
         if not _small_photo_set(info):
             return {}
         # Larger photos are resized inside the model; smaller ones keep their size.
-        larger = min(info.input_shape[:2]) > SMALL_PHOTO_RESOLUTION
-        return {**SMALL_PHOTO_MODEL, **({"resolution": SMALL_PHOTO_RESOLUTION} if larger else {})}
+        return dict(CAMERA_PHOTO_MODEL if _small_camera_photo_set(info) else SMALL_PHOTO_MODEL)
 
     def serving(self, run_dir, dataset, features) -> dict:
         return {"serving_inputs": features, "saved_model_fields": {"input": "raw uint8 pixels"}}
@@ -72,6 +82,10 @@ def _small_photo_set(info) -> bool:
     """A few hundred colour photos (grayscale glyphs keep the compact CNN's defaults)."""
     labelled = info.counts["train"] + info.counts["validation"]
     return info.input_shape[-1] == 3 and labelled <= SMALL_PHOTO_SET
+
+
+def _small_camera_photo_set(info) -> bool:
+    return _small_photo_set(info) and min(info.input_shape[:2]) > SMALL_PHOTO_RESOLUTION
 
 
 TASK = ImageClassification()

@@ -26,6 +26,10 @@ SMALL_SET_TRANSFER = {
     "retrain_on_all": True,
     "flip_average": True,  # bigmodels.models.layers.MirrorPairs
 }
+# Colour photos on a backbone keep the shifts and flips its schedules were measured with; from
+# scratch, a few hundred camera photos get random-resized crops (tasks.image_classification),
+# which nothing has measured on a backbone.
+BACKBONE_PHOTO_AUGMENTATION = "shift_flip"
 SMALL_SET_EXAMPLES = 1000  # training examples, after the validation split is carved
 
 
@@ -82,6 +86,8 @@ def backbone_schedule(settings: dict, model_args: dict, transfer: dict, info):
     # Colour photos only: a mirrored digit or glyph is another one (their augmentation never flips).
     if small and info.input_shape[-1] == 3 and model_args.get("flip_average") is None:
         model_args = {**model_args, "flip_average": SMALL_SET_TRANSFER["flip_average"]}
+    if info.kind == "image" and info.input_shape[-1] == 3 and settings.get("augmentation") is None:
+        settings = {**settings, "augmentation": BACKBONE_PHOTO_AUGMENTATION}
     return settings, model_args, transfer
 
 
