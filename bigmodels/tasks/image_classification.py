@@ -11,8 +11,8 @@ SELFTEST_PIXEL_BYTES = 1 << 20  # a self-test of large photos keeps to about 1 M
 # Up to this many labelled photos (training + validation) a run gets the small-data defaults.
 # With batches of 64, 221 ants/bees photos made 4 steps an epoch: BatchNorm's moving statistics
 # (momentum 0.9) had not caught up with the weights when early stopping judged the run, so every
-# validation photo got the same class. Batches of 16 give 4x the steps; a narrower network on
-# 112x112 pixels, more dropout and more epochs and patience suit a few hundred photos. Once
+# validation photo got the same class. Batches of 16 give 4x the steps; more dropout and more
+# epochs and patience suit a few hundred photos (the width and augmentation by photo size, below). Once
 # validated, the run trains again on training + validation photos (``training.retrain``): on
 # ants/bees (seeds 0-2) Keras 73.9 / 68.6 / 69.9% (int8 73.9 / 70.6 / 69.9%), against Keras
 # 70.6 / 68.0 / 69.9% without (benchmarks/results/transfer_hymenoptera.json). That retrain runs
