@@ -16,7 +16,8 @@ from bigmodels.models.cnn import cnn_classifier
 from bigmodels.models.cost import multiply_accumulates
 from bigmodels.models.losses import SmoothedSparseCrossentropy
 from bigmodels.run_folder import load_run_model
-from bigmodels.training.classifier import augment_pipeline, fit_classifier, make_optimizer
+from bigmodels.training.augmentation import augment_pipeline
+from bigmodels.training.classifier import fit_classifier, make_optimizer
 
 RESNET8_MACS = 12_500_000  # MLPerf Tiny's reference model for CIFAR-10
 INT8_BUDGET_WEIGHTS = 98_500  # an int8 file holds about one byte per weight

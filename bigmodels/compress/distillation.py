@@ -9,6 +9,8 @@ The classifiers end in a softmax, so their logits are recovered as log-probabili
 import keras
 import tensorflow as tf
 
+from bigmodels.models.losses import integer_labels, one_hot_labels
+
 EPSILON = 1e-7
 
 
@@ -19,7 +21,10 @@ def distillation_loss(
     ops = keras.ops
     student_logits = ops.log(ops.clip(student_probabilities, EPSILON, 1.0))
     teacher_logits = ops.log(ops.clip(teacher_probabilities, EPSILON, 1.0))
-    hard = keras.losses.sparse_categorical_crossentropy(labels, student_probabilities)
+    # Integer labels, or mixup's soft labels when the run's augmentation mixes them.
+    hard = keras.losses.categorical_crossentropy(
+        one_hot_labels(labels, student_probabilities), student_probabilities
+    )
     soft_teacher = ops.softmax(teacher_logits / temperature, axis=-1)
     soft_student_log = ops.log_softmax(student_logits / temperature, axis=-1)
     kl = ops.sum(soft_teacher * (ops.log(ops.clip(soft_teacher, EPSILON, 1.0)) - soft_student_log), axis=-1)
@@ -76,7 +81,7 @@ class Distiller(keras.Model):
         weights = self.student.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights, strict=True))
         self.loss_tracker.update_state(loss)
-        self.accuracy.update_state(labels, student_probabilities)
+        self.accuracy.update_state(integer_labels(labels, student_probabilities), student_probabilities)
         return {metric.name: metric.result() for metric in self.metrics}
 
     def test_step(self, data):

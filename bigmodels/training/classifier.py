@@ -5,9 +5,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from bigmodels.models.losses import SmoothedSparseCrossentropy
+from bigmodels.models.losses import SmoothedSparseCrossentropy, label_accuracy_metric
+from bigmodels.training.augmentation import augment_pipeline, uses_soft_labels
 from bigmodels.training.callbacks import (
     DivergenceGuard,
     PreciseBatchNorm,
@@ -18,7 +18,6 @@ from bigmodels.training.callbacks import (
 )
 from bigmodels.training.precision import SavedAsFloat32, mixed_precision_twin
 
-AUGMENTATIONS = ("none", "shift", "shift_flip", "crop_flip", "crop_flip_cutout", "resized_crop_flip")
 OPTIMIZERS = ("adam", "sgd")
 # What a run trains with when neither the caller nor a recipe says otherwise.
 OPTIMIZER_DEFAULTS = {
@@ -31,115 +30,6 @@ OPTIMIZER_DEFAULTS = {
 # Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
 # initial values at the first validations; they are recomputed before each one instead.
 PRECISE_BATCH_NORM_STEPS = 50
-
-
-def augment_pipeline(dataset, augmentation: str, seed: int):
-    """Adds random shifts (and horizontal flips) to a batched uint8 image pipeline."""
-
-    if augmentation not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation '{augmentation}'; choose one of {', '.join(AUGMENTATIONS)}")
-    if augmentation == "none":
-        return dataset
-    if dataset.element_spec[0].dtype != tf.uint8:
-        raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
-    if augmentation == "resized_crop_flip":
-        apply = _resized_crop_flip(keras.random.SeedGenerator(seed))
-    elif augmentation.startswith("crop_flip"):
-        apply = _crop_flip(keras.random.SeedGenerator(seed), cutout=augmentation.endswith("cutout"))
-    else:
-        apply = _translate(augmentation, seed)
-    # Sequential map: parallel calls would draw from the random layers in a varying order, and
-    # the same seed would no longer give the same run.
-    return dataset.map(apply).prefetch(tf.data.AUTOTUNE)
-
-
-def _translate(augmentation: str, seed: int):
-    """Random shifts of up to 10% (bilinear, zero fill), and horizontal flips for shift_flip."""
-    steps = [keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed)]
-    if augmentation == "shift_flip":
-        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
-
-    def apply(images, labels):
-        x = tf.cast(images, tf.float32)
-        for layer in steps:
-            x = layer(x, training=True)
-        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype), labels
-
-    return apply
-
-
-def _crop_flip(generator, cutout: bool = False):
-    """CIFAR's standard augmentation: zero-pad by an eighth of the side (4 pixels at 32x32), crop
-    back at a random offset, flip half the images. Whole pixels, gathered in one op per batch,
-    so it costs a fraction of the interpolating shift. ``cutout`` then greys out one random
-    square a quarter of the side wide (8x8 at 32x32; DeVries & Taylor 2017, a size for small
-    networks: the paper's 16x16 suits ResNet-18), clipped at the borders."""
-
-    def apply(images, labels):
-        images, labels = crop_flip(images, labels)
-        return (_cut_out(images, generator) if cutout else images), labels
-
-    def crop_flip(images, labels):
-        count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-        pad_y, pad_x = max(1, height // 8), max(1, width // 8)
-        padded = tf.pad(images, [[0, 0], [pad_y, pad_y], [pad_x, pad_x], [0, 0]])
-        rows = keras.random.randint((count, 1), 0, 2 * pad_y + 1, dtype="int32", seed=generator)
-        cols = keras.random.randint((count, 1), 0, 2 * pad_x + 1, dtype="int32", seed=generator)
-        x = tf.gather(padded, rows + tf.range(height)[None], axis=1, batch_dims=1)
-        x = tf.gather(x, cols + tf.range(width)[None], axis=2, batch_dims=1)
-        flip = keras.random.uniform((count, 1, 1, 1), seed=generator) < 0.5
-        return tf.where(flip, tf.reverse(x, axis=[2]), x), labels
-
-    return apply
-
-
-# Random-resized-crop bounds (Szegedy et al. 2015, as torchvision's RandomResizedCrop), with the
-# smallest crop a quarter of the photo rather than 8%: a small network sees the whole insect.
-CROP_AREA = (0.25, 1.0)
-CROP_ASPECT = (3 / 4, 4 / 3)
-JITTER = 0.2  # brightness shift (a share of the pixel range) and contrast factor spread
-
-
-def _resized_crop_flip(generator):
-    """Photos: a random crop of a quarter to all of the area, aspect 3:4 to 4:3, resized back to
-    the batch's size (one crop_and_resize per batch); half of them flipped (the box's sides
-    swapped); brightness and contrast jittered by up to 20%."""
-
-    def uniform(count, low, high):
-        return keras.random.uniform((count,), low, high, seed=generator)
-
-    def apply(images, labels):
-        count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-        area = uniform(count, *CROP_AREA)
-        aspect = tf.exp(uniform(count, np.log(CROP_ASPECT[0]), np.log(CROP_ASPECT[1])))
-        crop_height = tf.minimum(1.0, tf.sqrt(area / aspect))
-        crop_width = tf.minimum(1.0, tf.sqrt(area * aspect))
-        top = uniform(count, 0.0, 1.0) * (1.0 - crop_height)
-        left = uniform(count, 0.0, 1.0) * (1.0 - crop_width)
-        flip = uniform(count, 0.0, 1.0) < 0.5
-        first, last = tf.where(flip, left + crop_width, left), tf.where(flip, left, left + crop_width)
-        boxes = tf.stack([top, first, top + crop_height, last], axis=1)
-        x = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, tf.range(count), (height, width))
-        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-        contrast = tf.reshape(uniform(count, 1.0 - JITTER, 1.0 + JITTER), (-1, 1, 1, 1))
-        brightness = tf.reshape(uniform(count, -JITTER, JITTER) * 255.0, (-1, 1, 1, 1))
-        x = (x - mean) * contrast + mean + brightness
-        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype), labels
-
-    return apply
-
-
-def _cut_out(images, generator):
-    """Each image with one square (a quarter of the shorter side) set to mid-grey, which the
-    classifiers' rescaling maps to about zero, at a random centre."""
-    count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-    half = max(1, min(height, width) // 8)
-    top = keras.random.randint((count, 1, 1), 0, height, dtype="int32", seed=generator) - half
-    left = keras.random.randint((count, 1, 1), 0, width, dtype="int32", seed=generator) - half
-    rows, cols = tf.range(height)[None, :, None], tf.range(width)[None, None, :]
-    inside = (rows >= top) & (rows < top + 2 * half) & (cols >= left) & (cols < left + 2 * half)
-    grey = tf.constant(128, dtype=images.dtype)
-    return tf.where(inside[..., None], grey, images)
 
 
 def check_optimizer_settings(name: str | None, weight_decay: float | None, label_smoothing: float | None):
@@ -193,22 +83,25 @@ def compile_classifier(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     ema_momentum: float | None = None,
+    soft_labels: bool = False,
 ):
     """A short linear warm-up and cosine decay of ``optimizer``'s learning rate, sparse
-    cross-entropy (label-smoothed when asked), accuracy; ``ema_momentum``: ``make_optimizer``'s."""
+    cross-entropy (label-smoothed when asked), accuracy; ``ema_momentum``: ``make_optimizer``'s.
+    ``soft_labels``: training batches carry mixed one-hot labels (mixup), validation integers."""
     warmup = max(1, total_steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
     )
     loss = (
         SmoothedSparseCrossentropy(label_smoothing)
-        if label_smoothing
+        if label_smoothing or soft_labels
         else keras.losses.SparseCategoricalCrossentropy()
     )
     model.compile(
         optimizer=make_optimizer(optimizer, schedule, weight_decay, ema_momentum),
         loss=loss,
-        metrics=["accuracy"],
+        # Keras's "accuracy" picks sparse or one-hot from the first batch it sees; this one takes both.
+        metrics=[label_accuracy_metric()] if soft_labels else ["accuracy"],
     )
     return model
 
@@ -314,8 +207,9 @@ def fit_classifier(
     total_steps = (epochs - initial_epoch) * steps_per_epoch
     compile_classifier(model, learning_rate=learning_rate, optimizer=optimizer, weight_decay=weight_decay,
                        label_smoothing=label_smoothing, total_steps=total_steps,
-                       ema_momentum=averaging_momentum(weight_averaging, steps_per_epoch))  # fmt: skip
-    train = augment_pipeline(dataset.train, augmentation, seed)
+                       ema_momentum=averaging_momentum(weight_averaging, steps_per_epoch),
+                       soft_labels=uses_soft_labels(augmentation))  # fmt: skip
+    train = augment_pipeline(dataset.train, augmentation, seed, classes=dataset.info.num_classes)
     guard = DivergenceGuard()
     saver = SaveOnImprovement(saved_model, run_dir / "model.keras", keep_best=keep_best)
     if start_is_candidate and keep_best:
