@@ -196,8 +196,7 @@ def fit_classifier(
     its validation accuracy by more than one standard error (QAT: fine-tuning that does not
     clearly help keeps the calibrated start, which is PTQ's file).
 
-    Returns:
-        {"epochs_trained", "best_epoch", "training_seconds"}.
+    Returns: {"epochs_trained", "best_epoch", "training_seconds"}.
     """
     keras.utils.set_random_seed(seed)
     if not initial_epoch:
