@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import write_image_folder
+from test_apps import assert_one_line_error, run_app
 
 from bigmodels import train_run
 from bigmodels.compress.distillation import distillation_loss
@@ -84,3 +85,10 @@ def test_distillation_takes_a_mixup_runs_soft_labels():
     integer = float(distillation_loss(labels, student, teacher, **options))
     one_hot = float(distillation_loss(np.eye(3, dtype="float32")[labels], student, teacher, **options))
     assert one_hot == pytest.approx(integer, rel=1e-6)
+
+
+def test_train_app_refuses_an_unknown_mixup_in_one_line_and_writes_nothing(tmp_path):
+    data = write_image_folder(tmp_path / "photos", per_class=12, size=(24, 24))
+    result = run_app("train", "--data", data, "--out", tmp_path / "run", "--augmentation", "shift_mixup")
+    assert_one_line_error(result, "unknown augmentation 'shift_mixup'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
