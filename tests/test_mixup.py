@@ -1,6 +1,6 @@
-"""Mixup (``--augmentation crop_flip_mixup`` / ``resized_crop_flip_mixup``): blended images with
-blended one-hot labels, a loss and an accuracy that take those soft labels in training and
-integer labels in validation, and a training run that saves a model which loads."""
+"""Mixup (``--augmentation crop_flip_mixup``, ``crop_flip_cutout_mixup``, ``resized_crop_flip_mixup``):
+blended images with blended one-hot labels, a loss and an accuracy that take those soft labels in
+training and integer labels in validation, and a training run that saves a model which loads."""
 
 import json
 
@@ -42,6 +42,23 @@ def test_mixup_blends_each_image_and_its_label_with_a_partner_by_one_weight():
     assert 0 < mixed.sum() < 16  # Beta(0.4, 0.4): some pairs blended, some mostly one image
     again = next(iter(augment_pipeline(batches, "crop_flip_mixup", seed=3, classes=16)))
     np.testing.assert_array_equal(again[0].numpy(), x)
+
+
+def test_cutout_then_mixup_blends_images_that_each_carry_a_grey_square():
+    white = np.full((8, 16, 16, 3), 255, np.uint8)
+    batches = tf.data.Dataset.from_tensor_slices((white, np.arange(8))).batch(8)
+    x, y = next(iter(augment_pipeline(batches, "crop_flip_cutout_mixup", seed=1, classes=8)))
+    x, y = x.numpy()[..., 0].astype(float), y.numpy()
+    weights = y[np.arange(8), np.arange(8)]
+    np.testing.assert_allclose(y[np.arange(8), 7 - np.arange(8)] + weights, 1.0, rtol=1e-6)
+    for image, weight in zip(x, weights, strict=True):
+        # A pixel is white, zero padding (crop) or mid-grey (cutout) in each image of the pair.
+        sources = [(own, partner) for own in (255, 0, 128) for partner in (255, 0, 128)]
+        blend = {(own, partner): weight * own + (1 - weight) * partner for own, partner in sources}
+        distance = np.abs(image[..., None] - np.array(list(blend.values()))).min(-1)
+        assert distance.max() <= 1.0
+        without_grey = np.array([v for (own, partner), v in blend.items() if 128 not in (own, partner)])
+        assert (np.abs(image[..., None] - without_grey).min(-1) > 1.0).any()  # a cut square shows
 
 
 def test_mixup_needs_the_number_of_classes():

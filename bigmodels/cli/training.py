@@ -81,8 +81,8 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         default=None,
         help="none, shift, shift_flip, crop_flip (pad, random crop, flip), crop_flip_cutout (and a "
         "grey square a quarter of the side) or resized_crop_flip (photos: a random quarter to all of "
-        "the area resized back, flip, brightness and contrast); crop_flip_mixup and "
-        "resized_crop_flip_mixup also blend pairs of images and their labels (mixup) "
+        "the area resized back, flip, brightness and contrast); crop_flip_mixup, crop_flip_cutout_mixup "
+        "and resized_crop_flip_mixup also blend pairs of images and their labels (mixup) "
         "(default: chosen from the data)",
     )
     parser.add_argument(

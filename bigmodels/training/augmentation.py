@@ -12,6 +12,7 @@ AUGMENTATIONS = (
     "crop_flip_cutout",
     "resized_crop_flip",
     "crop_flip_mixup",
+    "crop_flip_cutout_mixup",
     "resized_crop_flip_mixup",
 )
 MIXUP = "_mixup"
