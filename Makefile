@@ -53,5 +53,7 @@ benchmark-cnn: $(STAMP)
 benchmark-browser: $(STAMP) web chromium
 	$(BIN)/python benchmarks/browser.py
 
+# Only what these targets wrote: saved_models/ also holds the shipped reference bundles and the
+# users' own run folders.
 clean:
-	rm -rf $(VENV) saved_models/*/ .pytest_cache $(WEB)/node_modules $(WEB)/runtime
+	rm -rf $(VENV) saved_models/demo .pytest_cache $(WEB)/node_modules $(WEB)/runtime

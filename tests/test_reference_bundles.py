@@ -89,6 +89,17 @@ def test_a_reference_folder_and_a_changed_reference_are_handled(tmp_path):
         load_bundle("no_such_reference")
 
 
+def test_make_clean_removes_the_demo_run_and_spares_shipped_bundles_and_user_runs(tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    for folder in ("demo", "cifar10_tiny", "my_run"):
+        (tmp_path / "saved_models" / folder).mkdir(parents=True)
+        (tmp_path / "saved_models" / folder / "model.keras").write_text("kept unless the demo's")
+    subprocess.run(["make", "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert sorted(p.name for p in (tmp_path / "saved_models").iterdir()) == ["cifar10_tiny", "my_run"]
+
+
 def test_the_wheel_packages_the_references(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, ROOT],
