@@ -5,6 +5,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """The long tests, longest first (``@pytest.mark.long(seconds)``), then the notebooks, then
+    the rest: a stable sort, the same in every xdist worker. Started last, the ants/bees run
+    (about 6 minutes) kept one worker busy while the other sat idle at the end of the suite."""
+
+    def order(item):
+        long = item.get_closest_marker("long")
+        if long:
+            return (0, -long.args[0])
+        return (1 if item.path.suffix == ".ipynb" else 2, 0)
+
+    items.sort(key=order)
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """One short real training run on the embedded digits, shared by the export/app tests."""

@@ -163,6 +163,7 @@ def test_a_candidate_stuck_at_chance_is_dropped_and_the_others_still_compete(tmp
     assert not (tmp_path / "other").exists() and not (tmp_path / "other.partial").exists()
 
 
+@pytest.mark.long(55)
 def test_text_without_a_model_is_auto_unless_a_model_flag_names_the_transformer(tmp_path):
     from bigmodels.workflows.train import train_run
 

@@ -68,6 +68,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.long(45)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_killed_run_resumes_with_the_same_command_and_loses_at_most_one_epoch(tmp_path, family):
     arguments = list(FAMILIES[family])

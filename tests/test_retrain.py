@@ -35,6 +35,7 @@ def test_validation_examples_join_the_training_split_and_nothing_else_moves():
     assert dataset.info.counts["train"] == len(train_y)  # the original is left as it was
 
 
+@pytest.mark.long(65)
 def test_a_from_scratch_run_retrains_for_the_whole_schedule_and_keeps_its_last_epoch(photos, tmp_path):
     from bigmodels import load_model
     from bigmodels.workflows.train import train_run

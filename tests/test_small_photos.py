@@ -86,6 +86,7 @@ def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.long(360)
 @pytest.mark.skipif(
     not HYMENOPTERA.is_dir(),
     reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data: in CI, not in a clone)",
