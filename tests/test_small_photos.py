@@ -92,9 +92,9 @@ def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
     reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data: in CI, not in a clone)",
 )
 def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
-    # Several minutes on 2 cores (the validated pass, then the retrain on all 245 photos; 479 s in
-    # CI beside the other tests at 80 epochs, before 40 became the camera-photo default): the real
-    # folder is the point of issue 18.
+    # Several minutes on 2 cores (the validated pass, then the retrain on all 245 photos; 303-456 s
+    # in CI beside the other tests at the 40-epoch default, 479 s at 80 epochs): the real folder is
+    # the point of issue 18.
     started = time.perf_counter()
     # train/ and val/ beside each other: val/ is the test split (as --test-data is for text).
     # The app's defaults, the retrain included.
