@@ -242,8 +242,8 @@ def test_weight_averaging_validates_and_saves_the_moving_average_of_the_weights(
 
 def test_averaged_weights_are_validated_with_batch_norm_statistics_of_their_own(tmp_path):
     """The optimizer averages trainable weights only: BatchNorm's moving statistics are recomputed
-    for the averaged weights (over the first 16 training batches in order), even with epochs long
-    enough that they are not recomputed otherwise."""
+    for the averaged weights (over 16 batches of training examples drawn at random, seeded), even
+    with epochs long enough that they are not recomputed otherwise."""
     rng = np.random.default_rng(1)
     features = rng.normal(size=(240, 4)).astype("float32")
     labels = (features[:, 0] + features[:, 1] > 0).astype("int64")
@@ -257,5 +257,6 @@ def test_averaged_weights_are_validated_with_batch_norm_statistics_of_their_own(
                    learning_rate=0.05, seed=0, patience=2, augmentation="none", verbose=0, keep_best=False,
                    weight_averaging=1.0)  # fmt: skip  # 50 steps an epoch
     saved = keras.models.load_model(tmp_path / "model.keras")
-    dense = saved.get_layer("features")(features[:64])  # the first 16 batches of 4
+    sample = np.random.default_rng(0).permutation(200)[:64]  # Dataset.shuffled_sample: 16 batches of 4
+    dense = saved.get_layer("features")(features[sample])
     np.testing.assert_allclose(np.array(saved.get_layer("bn").moving_mean), np.mean(dense, axis=0), atol=1e-5)

@@ -138,3 +138,26 @@ def test_photo_folder_trains_the_mobile_variant(tmp_path):
 def test_existing_output_is_not_overwritten_by_accident(digits_run):
     with pytest.raises(ValueError, match="already exists"):
         train_run("cnn_classifier", "digits", digits_run, epochs=1, verbose=0)
+
+
+def test_precise_batch_norm_statistics_describe_every_class_of_class_sorted_data():
+    # Class folders load one class after another. The statistics were once taken from the split's
+    # first 16 batches: here class 0 only (mean 0 instead of 5); on CIFAR-10, airplanes only.
+    from bigmodels.training.classifier import _precise_batch_norm
+
+    generator = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 160)
+    features = (labels[:, None] * 10.0 + generator.normal(size=(320, 4))).astype("float32")
+    info = DatasetInfo(source="made by the test", kind="image", class_names=["low", "high"],
+                       input_shape=(4,), counts={"train": 320, "validation": 2, "test": 2},
+                       test_split="made", validation_split="made")  # fmt: skip
+    small = (features[:2], labels[:2])
+    dataset = Dataset({"train": (features, labels), "validation": small, "test": small}, info, batch_size=8)
+    inputs = keras.Input(shape=(4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    (callback,) = _precise_batch_norm(dataset, steps_per_epoch=1, averaged=False)
+    callback.set_model(model)
+    callback.on_test_begin()
+    # The whole split's mean is 5 and its variance about 25 + 1; 128 of its 320 examples measure it.
+    np.testing.assert_allclose(model.get_layer("bn").moving_mean.numpy(), 5.0, atol=1.0)
+    np.testing.assert_allclose(model.get_layer("bn").moving_variance.numpy(), 26.0, rtol=0.15)

@@ -153,9 +153,13 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     With a few steps an epoch, momentum 0.9 keeps much of the initial variance of 1 (0.9^4 = 66%
     after one 4-step epoch) while the true one is far smaller: inference-mode outputs shrink to a
     constant and validation sits at chance while training accuracy climbs (ants/bees, issue 18).
+    ``dataset`` should batch training examples in a random order (``Dataset.shuffled_sample``):
+    batches of one class each describe that class, not the data.
     """
 
-    def __init__(self, dataset, max_batches: int = 16):
+    MAX_BATCHES = 16
+
+    def __init__(self, dataset, max_batches: int = MAX_BATCHES):
         super().__init__()
         self.dataset, self.max_batches = dataset, max_batches
 

@@ -112,7 +112,11 @@ def _precise_batch_norm(dataset, steps_per_epoch: int, averaged: bool) -> list:
     the statistics the raw weights gathered are recomputed for the averaged ones."""
     if steps_per_epoch >= PRECISE_BATCH_NORM_STEPS and not averaged:
         return []
-    return [PreciseBatchNorm(dataset.pipeline("train", shuffle=False))]
+    # A seeded random sample, not the split's first batches: class folders load one class after
+    # another, and the first 16 batches of CIFAR-10's training folder are all airplanes (weights
+    # averaged over 10 epochs validated at 69% with those statistics, against 82% unaveraged).
+    sample = dataset.shuffled_sample("train", PreciseBatchNorm.MAX_BATCHES * dataset.batch_size)
+    return [PreciseBatchNorm(sample)]
 
 
 def _averaged_weights(weight_averaging: float) -> list:
