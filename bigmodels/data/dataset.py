@@ -71,13 +71,17 @@ class Dataset:
             dataset = dataset.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
         return dataset.batch(batch_size or self.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def shuffled_sample(self, split: str, count: int):
-        """Up to ``count`` examples of ``split`` in a seeded random order, batched, the same
+    def seeded_sample(self, split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``count`` (features, labels) of ``split`` in a seeded random order, the same
         examples every time. A split keeps its source's order (class folders: one class after
-        another), so its first batches may hold a single class."""
+        another), so its first examples may all be of one class."""
         features, labels = self.arrays[split]
         chosen = np.random.default_rng(self.seed).permutation(len(labels))[:count]
-        dataset = tf.data.Dataset.from_tensor_slices((features[chosen], labels[chosen]))
+        return features[chosen], labels[chosen]
+
+    def shuffled_sample(self, split: str, count: int):
+        """``seeded_sample`` as batches (tf.data)."""
+        dataset = tf.data.Dataset.from_tensor_slices(self.seeded_sample(split, count))
         return dataset.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
     @property

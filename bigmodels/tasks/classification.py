@@ -125,9 +125,7 @@ def top1_report(probabilities, labels, keras_top1) -> dict:
 
 def representative_examples(dataset, count: int = CALIBRATION_EXAMPLES) -> np.ndarray:
     """Seeded training examples that calibrate the full-integer modes."""
-    features, _ = dataset.arrays["train"]
-    order = np.random.default_rng(dataset.seed).permutation(len(features))[:count]
-    return features[order]
+    return dataset.seeded_sample("train", count)[0]
 
 
 def round_robin(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
