@@ -39,9 +39,11 @@ chromium:
 
 # BIGMODELS_REQUIRE_BROWSER=1: a browser test that lacks node or Chromium fails instead of skipping.
 # Two workers (pytest-xdist): many tests wait on subprocesses, the browser or file I/O, so two
-# processes keep both cores busy; worksteal evens out the long tests.
+# processes keep both cores busy; worksteal evens out the long tests. One TensorFlow thread per
+# operation (TF_NUM_INTRAOP_THREADS, inherited by the apps the tests run): two workers of two
+# threads each oversubscribed the 2 cores (the suite took 15:51 instead of 17:53 on idle cores).
 test: $(STAMP) web chromium
-	BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=25 tests --nbmake notebooks
+	TF_NUM_INTRAOP_THREADS=1 OMP_NUM_THREADS=1 BIGMODELS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=25 tests --nbmake notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check bigmodels apps tests benchmarks
