@@ -55,7 +55,9 @@ def _residual_stack(x, filters, *, stride, name):
     """Two 3x3 convolutions beside a shortcut (a strided 1x1 convolution where the shape changes)."""
     y = _conv_block(x, filters, stride=stride, name=f"{name}_a")
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(y)
-    y = FusedBatchNormalization(momentum=0.9, name=f"{name}_b_bn")(y)
+    # The branch's last BatchNorm starts at zero scale (Goyal et al. 2017), so each block starts
+    # as its shortcut: with 5e-3 weight decay the cifar10_tiny recipe gained 0.4 points int8.
+    y = FusedBatchNormalization(momentum=0.9, gamma_initializer="zeros", name=f"{name}_b_bn")(y)
     if stride != 1 or x.shape[-1] != filters:
         if stride != 1:
             # Keep every stride-th pixel, then a 1x1 convolution: the same function as a strided

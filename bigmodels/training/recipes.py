@@ -17,8 +17,9 @@ class Recipe(NamedTuple):
 RECIPES = {
     # MLPerf Tiny's image-classification bar (CIFAR-10, 85% top-1, ResNet-8's 98.5 KB int8 file)
     # on 2 CPU cores within an hour: the 10.0M-MAC residual CNN, SGD with Nesterov momentum and a
-    # warm-up + cosine schedule to zero, label smoothing, light decay, no dropout (cutout is the
-    # regulariser that helped), pad-and-crop + flip + cutout augmentation,
+    # warm-up + cosine schedule to zero, label smoothing, decoupled weight decay 5e-3 (with the
+    # residual branches starting at zero, see cnn.py), no dropout (cutout is the regulariser that
+    # helped), pad-and-crop + flip + cutout augmentation,
     # bfloat16 where the CPU has it, and no early stop (the schedule's last epochs are its best).
     # benchmarks/cifar10_tiny.py measures it.
     "cifar10_tiny": Recipe(
@@ -32,7 +33,7 @@ RECIPES = {
             "patience": 140,
             "augmentation": "crop_flip_cutout",
             "optimizer": "sgd",
-            "weight_decay": 1e-3,
+            "weight_decay": 5e-3,
             "label_smoothing": 0.1,
             "precision": "auto",
             # On one 5,000-image held-out split (--test-fraction 0.1): 80 epochs of crop + flip
@@ -46,6 +47,9 @@ RECIPES = {
             # cutout: 82.96% (cifar10_tiny_mixup.json); after it: 82.98% (cifar10_tiny_cutout_mixup.json).
             # Average-pooling shortcuts: 83.28% (cifar10_tiny_average_pool_shortcut.json); weights
             # averaged over 10 epochs: 82.04% (cifar10_tiny_weight_averaging_10.json).
+            # Weight decay 5e-3 with zero-initialised residual BatchNorm scales (today's recipe):
+            # 84.20% int8, Keras 84.22%, validation 84.62%, against 83.82 / 83.66 / 83.60% with 1e-3
+            # and the usual initial scale of one (benchmarks/results/cifar10_tiny.json).
         },
     ),
     # The shipped MNIST digit classifier (saved_models/mnist_cnn): the compact CNN's accurate
