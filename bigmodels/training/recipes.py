@@ -47,7 +47,7 @@ RECIPES = {
             # cutout: 82.96% (cifar10_tiny_mixup.json); after it: 82.98% (cifar10_tiny_cutout_mixup.json).
             # Average-pooling shortcuts: 83.28% (cifar10_tiny_average_pool_shortcut.json); weights
             # averaged over 10 epochs: 82.04% (cifar10_tiny_weight_averaging_10.json).
-            # Weight decay 5e-3 with zero-initialised residual BatchNorm scales (today's recipe):
+            # Weight decay 5e-3 with zero-initialised residual BatchNorm scales (the recipe since Dec 6):
             # 84.20% int8, Keras 84.22%, validation 84.62%, against 83.82 / 83.66 / 83.60% with 1e-3
             # and the usual initial scale of one (benchmarks/results/cifar10_tiny.json).
         },
