@@ -50,6 +50,8 @@ RECIPES = {
             # Weight decay 5e-3 with zero-initialised residual BatchNorm scales (the recipe since Dec 6):
             # 84.20% int8, Keras 84.22%, validation 84.62%, against 83.82 / 83.66 / 83.60% with 1e-3
             # and the usual initial scale of one (benchmarks/results/cifar10_tiny.json).
+            # That recipe on 9% more of the folder (5% held out, 2% validating): 84.24% int8 against
+            # 84.56% for the shipped file on the same 2,500 images (cifar10_tiny_more_data_5pct.json).
         },
     ),
     # The shipped MNIST digit classifier (saved_models/mnist_cnn): the compact CNN's accurate
