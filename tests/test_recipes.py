@@ -196,6 +196,13 @@ def test_bad_optimizer_flags_are_one_line_errors_before_anything_is_written(tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unknown_augmentation_is_refused_before_the_data_loads(tmp_path):
+    # Loading first would answer with the missing folder (after minutes, for a large one).
+    with pytest.raises(ValueError, match="unknown augmentation 'shift_mixup'"):
+        train_run(None, str(tmp_path / "nowhere"), tmp_path / "run", augmentation="shift_mixup")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_recipe_of_another_model_and_unknown_recipe_are_refused(tmp_path):
     with pytest.raises(ValueError, match="recipe 'cifar10_tiny' trains cnn_classifier"):
         train_run("transformer_classifier", "digits", tmp_path / "a", recipe="cifar10_tiny")

@@ -4,17 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-AUGMENTATIONS = (
-    "none",
-    "shift",
-    "shift_flip",
-    "crop_flip",
-    "crop_flip_cutout",
-    "resized_crop_flip",
-    "crop_flip_mixup",
-    "crop_flip_cutout_mixup",
-    "resized_crop_flip_mixup",
-)
+from bigmodels.training.settings import check_augmentation
+
 MIXUP = "_mixup"
 # Mixup's Beta(alpha, alpha) mixing weights (Zhang et al. 2018): 0.2-0.4 for ImageNet-sized sets;
 # 0.4 leaves most pairs dominated by one photo.
@@ -29,9 +20,7 @@ def uses_soft_labels(augmentation: str) -> bool:
 def augment_pipeline(dataset, augmentation: str, seed: int, classes: int | None = None):
     """Adds random shifts, crops, flips, cutout or mixup to a batched uint8 image pipeline;
     ``classes``: the label count, which mixup's one-hot soft labels need."""
-
-    if augmentation not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation '{augmentation}'; choose one of {', '.join(AUGMENTATIONS)}")
+    check_augmentation(augmentation)
     if augmentation == "none":
         return dataset
     if dataset.element_spec[0].dtype != tf.uint8:

@@ -17,8 +17,8 @@ from bigmodels.training.callbacks import (
     start_fresh,
 )
 from bigmodels.training.precision import SavedAsFloat32, mixed_precision_twin
+from bigmodels.training.settings import check_optimizer_settings
 
-OPTIMIZERS = ("adam", "sgd")
 # What a run trains with when neither the caller nor a recipe says otherwise.
 OPTIMIZER_DEFAULTS = {
     "optimizer": "adam",
@@ -30,22 +30,6 @@ OPTIMIZER_DEFAULTS = {
 # Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
 # initial values at the first validations; they are recomputed before each one instead.
 PRECISE_BATCH_NORM_STEPS = 50
-
-
-def check_optimizer_settings(name: str | None, weight_decay: float | None, label_smoothing: float | None):
-    """Raises ValueError for an optimizer, weight decay or label smoothing classifiers cannot use
-    (None: the default, always fine)."""
-    if name is not None and name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")
-    if weight_decay is not None and weight_decay < 0:
-        raise ValueError(f"--weight-decay must be 0 or more, got {weight_decay}")
-    if label_smoothing is not None and not 0 <= label_smoothing < 1:
-        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
-
-
-def check_weight_averaging(epochs: float | None) -> None:
-    if epochs is not None and not (np.isfinite(epochs) and epochs >= 0):
-        raise ValueError(f"--weight-averaging must be 0 (off) or a positive number of epochs, got {epochs}")
 
 
 def averaging_momentum(epochs: float, steps_per_epoch: int) -> float | None:

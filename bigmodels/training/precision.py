@@ -12,14 +12,10 @@ from pathlib import Path
 
 import keras
 
-PRECISIONS = ("float32", "bfloat16", "auto")
+from bigmodels.training.settings import check_precision
+
 MIXED_POLICY = "mixed_bfloat16"
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def check_precision(precision: str | None) -> None:
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
 
 
 def resolve_precision(precision: str) -> str:

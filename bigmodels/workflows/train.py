@@ -24,10 +24,11 @@ from bigmodels.run_folder import (
 )
 from bigmodels.run_records import RunMetrics
 from bigmodels.tasks import default_model_for, task_of
-from bigmodels.training.classifier import OPTIMIZER_DEFAULTS, check_optimizer_settings, check_weight_averaging
+from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
 from bigmodels.training.distribute import describe, is_chief, make_strategy
-from bigmodels.training.precision import check_precision, resolve_precision
+from bigmodels.training.precision import resolve_precision
 from bigmodels.training.recipes import get_recipe
+from bigmodels.training.settings import check_settings
 from bigmodels.workflows.auto import (
     AUTO,
     auto_candidates,
@@ -209,8 +210,8 @@ def _requested(request: dict):
 
 
 def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwrite: bool) -> Path:
-    """What can be refused before minutes of loading data: the model, the epochs, the optimizer
-    settings, the folder (``out_dir``, returned)."""
+    """What can be refused before minutes of loading data: the model, the settings (epochs,
+    optimizer, precision, augmentation), the folder (``out_dir``, returned)."""
     task = task_of(model_name) if model_name is not None else None  # raises for an unknown model
     given = [name for name in OPTIMIZER_DEFAULTS if settings[name] is not None]
     if task is not None and not task.optimizer_settings and given:
@@ -221,12 +222,7 @@ def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwr
     if task is not None and not task.optimizer_settings and settings["retrain_on_all"]:
         raise ValueError(f"--retrain-on-all: {model_name} keeps its last epoch and has no validation split "
                          "to fold in; leave it out")  # fmt: skip
-    epochs = settings["epochs"]
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}")
-    check_optimizer_settings(settings["optimizer"], settings["weight_decay"], settings["label_smoothing"])
-    check_precision(settings["precision"])
-    check_weight_averaging(settings["weight_averaging"])
+    check_settings(settings)
     check_output_folder(out_dir, "run", overwrite=overwrite)
     return out_dir
 

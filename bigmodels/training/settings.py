@@ -1,0 +1,64 @@
+"""The checks of a run's training settings that need only the values, and the names they accept.
+
+``train_run`` makes them all before it loads any data, so a mistyped setting is refused before
+minutes of loading, not after. No TensorFlow here: the values alone decide.
+"""
+
+import math
+
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float32", "bfloat16", "auto")
+AUGMENTATIONS = (
+    "none",
+    "shift",
+    "shift_flip",
+    "crop_flip",
+    "crop_flip_cutout",
+    "resized_crop_flip",
+    "crop_flip_mixup",
+    "crop_flip_cutout_mixup",
+    "resized_crop_flip_mixup",
+)
+
+
+def check_epochs(epochs: int | None) -> None:
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+
+
+def check_optimizer_settings(name: str | None, weight_decay: float | None, label_smoothing: float | None):
+    """Raises ValueError for an optimizer, weight decay or label smoothing classifiers cannot use
+    (None: the default, always fine)."""
+    if name is not None and name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")
+    if weight_decay is not None and weight_decay < 0:
+        raise ValueError(f"--weight-decay must be 0 or more, got {weight_decay}")
+    if label_smoothing is not None and not 0 <= label_smoothing < 1:
+        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+
+
+def check_precision(precision: str | None) -> None:
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+
+
+def check_weight_averaging(epochs: float | None) -> None:
+    if epochs is not None and not (math.isfinite(epochs) and epochs >= 0):
+        raise ValueError(f"--weight-averaging must be 0 (off) or a positive number of epochs, got {epochs}")
+
+
+def check_augmentation(augmentation: str | None) -> None:
+    if augmentation is not None and augmentation not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation '{augmentation}'; choose one of {', '.join(AUGMENTATIONS)}")
+
+
+def check_settings(settings: dict) -> None:
+    """The checks above on a run's training settings (``train_run``'s names; absent or None: the
+    default, always fine)."""
+    check_epochs(settings.get("epochs"))
+    check_optimizer_settings(
+        settings.get("optimizer"), settings.get("weight_decay"), settings.get("label_smoothing")
+    )
+    check_precision(settings.get("precision"))
+    check_weight_averaging(settings.get("weight_averaging"))
+    check_augmentation(settings.get("augmentation"))
