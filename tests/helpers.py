@@ -1,6 +1,9 @@
 """Shared test helpers: small data the tests make, and checks every model family must pass."""
 
+import contextlib
 import gzip
+import importlib.util
+import io
 import json
 import struct
 import subprocess
@@ -9,6 +12,35 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_app(name: str):
+    """apps/<name>.py as a module; its ``__main__`` block does not run."""
+    spec = importlib.util.spec_from_file_location(f"app_{name}", ROOT / "apps" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_app_in_process(name: str, *arguments, tensorflow: bool = True) -> subprocess.CompletedProcess:
+    """apps/<name>.py run in this process as its ``__main__`` block runs it (``run_app``, the one
+    place that turns bad input into one stderr line and exit code 2); the result reads like
+    ``subprocess.run``'s. For bad input refused before training: a fresh interpreter spends about
+    5 s importing TensorFlow per call, this worker has it already. The tests that train or
+    export, and test_unknown_flag_is_one_line, still start the real script."""
+    from bigmodels.cli import run_app
+
+    app = load_app(name)
+    argv = [str(argument) for argument in arguments]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = run_app(app.main, app.parse_args, argv, tensorflow=tensorflow)
+        except SystemExit as exit:  # argparse's own refusals (a bad flag value)
+            code = exit.code
+    return subprocess.CompletedProcess([name, *argv], code, stdout.getvalue(), stderr.getvalue())
 
 
 def separable_images(count: int, *, size=(16, 16), channels=1, num_classes=2, seed=0):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import write_image_folder, write_reviews_csv
+from helpers import run_app_in_process, write_image_folder, write_reviews_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "test_fraction": ["--test-fraction", "1.5"],
     }[case]
     out = tmp_path / "run"
-    result = run_app("train", *arguments, "--out", out, "--epochs", "1")
+    result = run_app_in_process("train", *arguments, "--out", out, "--epochs", "1")
     expected = {
         "missing_path": "does not exist",
         "empty_class": "wasps",
@@ -154,8 +154,28 @@ def test_text_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case, ex
         "augmentation_on_text": [*columns, "--augmentation", "shift"],
         "attention_length_zero": ["--model", "transformer_classifier", *columns, "--attention-length", "0"],
     }[case]
-    result = run_app("train", "--data", data, *arguments, "--out", tmp_path / "run", "--epochs", "1")
+    out = tmp_path / "run"
+    result = run_app_in_process("train", "--data", data, *arguments, "--out", out, "--epochs", "1")
     assert_one_line_error(result, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]
+
+
+def test_augmentation_on_text_is_refused_before_anything_trains(tmp_path, monkeypatch):
+    # It was refused by the Transformer candidate of --model auto after the n-gram one had trained.
+    import bigmodels.workflows.train
+
+    monkeypatch.setattr(bigmodels.workflows.train, "train_candidates", lambda *a, **k: pytest.fail("trained"))
+    data = write_reviews_csv(tmp_path / "reviews.csv", 20)
+    columns = ["--text-column", "title", "body", "--label-column", "sentiment"]
+    result = run_app_in_process(
+        "train", "--data", data, *columns, "--augmentation", "shift", "--out", tmp_path / "a"
+    )
+    assert_one_line_error(result, "--augmentation shift shifts images; text takes --augmentation none")
+    # A text model named: refused before the data is read (this path does not exist).
+    missing = tmp_path / "missing.csv"
+    model = ["--model", "transformer_classifier", "--augmentation", "crop_flip"]
+    result = run_app_in_process("train", "--data", missing, *model, "--out", tmp_path / "b")
+    assert_one_line_error(result, "--augmentation crop_flip shifts images; text takes --augmentation none")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]
 
 
@@ -182,7 +202,7 @@ def test_text_apps_headerless_csv_by_index_train_evaluate_export(tmp_path):
 @pytest.mark.parametrize("app", ["evaluate", "export"])
 def test_run_that_is_not_a_run_folder(tmp_path, app):
     (tmp_path / "notes.txt").write_text("hello")
-    result = run_app(app, "--run", tmp_path)
+    result = run_app_in_process(app, "--run", tmp_path)
     assert_one_line_error(result, "is not a run folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
@@ -239,7 +259,7 @@ def test_pipeline_prunes_clusters_and_trains_quantization_aware_into_one_int8_fi
 )
 def test_compression_apps_bad_input_is_one_line_exit_2(digits_run, tmp_path, app, arguments, expected):
     source = ["--teacher", digits_run] if app == "distill" else ["--run", digits_run]
-    result = run_app(app, *source, "--out", tmp_path / "out", *arguments)
+    result = run_app_in_process(app, *source, "--out", tmp_path / "out", *arguments)
     assert_one_line_error(result, expected)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
@@ -253,7 +273,7 @@ def test_qat_of_a_model_it_cannot_simulate_names_the_layer_and_writes_nothing(di
     rows = keras.layers.Reshape((8, 8))(keras.layers.Rescaling(1 / 255)(pixels))
     reader = keras.layers.LSTM(4, name="reader")(rows)
     keras.Model(pixels, keras.layers.Dense(10, activation="softmax")(reader)).save(run / "model.keras")
-    result = run_app("qat", "--run", run, "--out", tmp_path / "out")
+    result = run_app_in_process("qat", "--run", run, "--out", tmp_path / "out")
     assert_one_line_error(result, "cannot wrap layer 'reader' (LSTM)", "PTQ")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
@@ -271,7 +291,7 @@ def test_qat_app_makes_text_and_generator_runs_quantization_aware(text_run, gan_
 
 
 def test_pipeline_refuses_stages_the_model_cannot_take_before_training(tmp_path):
-    result = run_app(
+    result = run_app_in_process(
         "pipeline", "--data", "digits", "--out", tmp_path / "run", "--clusters", "100000", "--qat"
     )
     assert_one_line_error(result, "--clusters 100000", "more than the")

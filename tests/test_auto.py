@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import write_reviews_csv
-from test_apps import assert_one_line_error, run_app
+from helpers import run_app_in_process, write_reviews_csv
+from test_apps import assert_one_line_error
 
 from bigmodels.run_folder import open_staging, read_marker, read_run, write_marker
 from bigmodels.workflows.auto import CANDIDATES_FOLDER, auto_candidates, train_candidates
@@ -137,7 +137,7 @@ def test_auto_on_images_trains_the_image_model(tmp_path):
     ],
 )
 def test_auto_refuses_what_cannot_apply_to_every_candidate(tmp_path, flags, message):
-    result = run_app("train", "--model", "auto", "--out", tmp_path / "run", *flags)
+    result = run_app_in_process("train", "--model", "auto", "--out", tmp_path / "run", *flags)
     assert_one_line_error(result, message)
     assert not any(tmp_path.iterdir())
 

@@ -7,7 +7,6 @@ the wrong shape. Each is refused by ``load_bundle`` with one ValueError, and by
 at the sequence length, and predict's echo of an input is bounded and cannot fail to print.
 """
 
-import importlib.util
 import io
 import json
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_app
 
 from bigmodels.lite.bundle import MAX_MEMBERS, MAX_METADATA_BYTES, load_bundle
 from bigmodels.lite.tokenizer import WordPieceTokenizer
@@ -185,18 +185,11 @@ TEXT_CASES = {
 }
 
 
-def predict_app():
-    spec = importlib.util.spec_from_file_location("predict_app", ROOT / "apps" / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_predict(capsys, *argv) -> tuple[int, list[str], list[str]]:
     """apps/predict.py in this process: (exit code, stdout lines, stderr lines)."""
     from bigmodels.cli import run_app
 
-    app = predict_app()
+    app = load_app("predict")
     code = run_app(app.main, app.parse_args, [str(a) for a in argv], tensorflow=False)
     captured = capsys.readouterr()
     return code, captured.out.splitlines(), captured.err.splitlines()

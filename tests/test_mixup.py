@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import write_image_folder
-from test_apps import assert_one_line_error, run_app
+from helpers import run_app_in_process, write_image_folder
+from test_apps import assert_one_line_error
 
 from bigmodels import train_run
 from bigmodels.compress.distillation import distillation_loss
@@ -106,6 +106,7 @@ def test_distillation_takes_a_mixup_runs_soft_labels():
 
 def test_train_app_refuses_an_unknown_mixup_in_one_line_and_writes_nothing(tmp_path):
     data = write_image_folder(tmp_path / "photos", per_class=12, size=(24, 24))
-    result = run_app("train", "--data", data, "--out", tmp_path / "run", "--augmentation", "shift_mixup")
+    out = tmp_path / "run"
+    result = run_app_in_process("train", "--data", data, "--out", out, "--augmentation", "shift_mixup")
     assert_one_line_error(result, "unknown augmentation 'shift_mixup'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]

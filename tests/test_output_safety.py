@@ -3,7 +3,6 @@ failure (a bad --out, a full disk, a model file naming a function) is one line a
 
 import errno
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -12,18 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_app
 
 from bigmodels.cli import describe_failure
 from bigmodels.run_folder import MARKER_FILE, read_marker, staged_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_app(name):
-    spec = importlib.util.spec_from_file_location(f"app_{name}", ROOT / "apps" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def call_app(name, *arguments, capsys):

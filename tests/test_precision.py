@@ -6,8 +6,8 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import write_image_folder
-from test_apps import assert_one_line_error, run_app
+from helpers import run_app_in_process, write_image_folder
+from test_apps import assert_one_line_error
 
 from bigmodels import prune_run, train_run
 from bigmodels.models.cnn import cnn_classifier
@@ -72,7 +72,7 @@ def test_auto_precision_records_the_precision_it_ran(tmp_path):
     ],
 )
 def test_bad_precision_is_one_line_before_anything_is_written(tmp_path, flags, fragment):
-    result = run_app("train", *flags, "--out", tmp_path / "run")
+    result = run_app_in_process("train", *flags, "--out", tmp_path / "run")
     assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []
 

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import write_image_folder
-from test_apps import assert_one_line_error, run_app
+from helpers import run_app_in_process, write_image_folder
+from test_apps import assert_one_line_error
 
 from bigmodels import train_run
 from bigmodels.data.dataset import Dataset, DatasetInfo
@@ -191,7 +191,7 @@ def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):
     ],
 )
 def test_bad_optimizer_flags_are_one_line_errors_before_anything_is_written(tmp_path, flags, fragment):
-    result = run_app("train", *flags, "--out", tmp_path / "run")
+    result = run_app_in_process("train", *flags, "--out", tmp_path / "run")
     assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []
 
@@ -206,7 +206,7 @@ def test_an_unknown_augmentation_is_refused_before_the_data_loads(tmp_path):
 def test_recipe_of_another_model_and_unknown_recipe_are_refused(tmp_path):
     with pytest.raises(ValueError, match="recipe 'cifar10_tiny' trains cnn_classifier"):
         train_run("transformer_classifier", "digits", tmp_path / "a", recipe="cifar10_tiny")
-    result = run_app("train", "--recipe", "imagenet_huge", "--out", tmp_path / "b")
+    result = run_app_in_process("train", "--recipe", "imagenet_huge", "--out", tmp_path / "b")
     assert_one_line_error(result, "unknown recipe 'imagenet_huge'", "cifar10_tiny")
     assert not (tmp_path / "b").exists()
 

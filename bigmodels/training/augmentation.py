@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bigmodels.training.settings import check_augmentation
+from bigmodels.training.settings import check_augmentation, check_augmentation_for
 
 MIXUP = "_mixup"
 # Mixup's Beta(alpha, alpha) mixing weights (Zhang et al. 2018): 0.2-0.4 for ImageNet-sized sets;
@@ -23,8 +23,7 @@ def augment_pipeline(dataset, augmentation: str, seed: int, classes: int | None 
     check_augmentation(augmentation)
     if augmentation == "none":
         return dataset
-    if dataset.element_spec[0].dtype != tf.uint8:
-        raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
+    check_augmentation_for("image" if dataset.element_spec[0].dtype == tf.uint8 else "text", augmentation)
     base = augmentation.removesuffix(MIXUP)
     generator = keras.random.SeedGenerator(seed)
     if base == "resized_crop_flip":

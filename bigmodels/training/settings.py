@@ -52,6 +52,13 @@ def check_augmentation(augmentation: str | None) -> None:
         raise ValueError(f"unknown augmentation '{augmentation}'; choose one of {', '.join(AUGMENTATIONS)}")
 
 
+def check_augmentation_for(kind: str, augmentation: str | None) -> None:
+    """Every augmentation shifts, crops or mixes images: text data takes none. Checked as soon as
+    the data's kind is known, before a model is built or an auto candidate trained."""
+    if kind == "text" and augmentation not in (None, "none"):
+        raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
+
+
 def check_settings(settings: dict) -> None:
     """The checks above on a run's training settings (``train_run``'s names; absent or None: the
     default, always fine)."""

@@ -28,7 +28,7 @@ from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.precision import resolve_precision
 from bigmodels.training.recipes import get_recipe
-from bigmodels.training.settings import check_settings
+from bigmodels.training.settings import check_augmentation_for, check_settings
 from bigmodels.workflows.auto import (
     AUTO,
     auto_candidates,
@@ -112,6 +112,7 @@ def train_run(
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
     )
+    check_augmentation_for(dataset.info.kind, settings["augmentation"])
     if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
         return _train_auto({**request, "model_name": AUTO}, kind="text")  # no model named: try them all
     settings, model_args, tune = backbone_schedule(settings, model_args, tune, dataset.info)
@@ -139,6 +140,7 @@ def _train_auto(request: dict, kind: str | None = None) -> tuple[Path, RunMetric
         data_options = _check_data_options(request["data_options"])
         source, seed, size = request["data_source"], request["seed"], request["image_size"]
         kind = load_dataset(source, seed=seed, image_size=size, **data_options).info.kind
+    check_augmentation_for(kind, request["augmentation"])
     candidates = auto_candidates(kind)
     if len(candidates) == 1:  # nothing to choose between: the data's default model, so recorded
         return train_run(**{**request, "model_name": None})
@@ -223,6 +225,8 @@ def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwr
         raise ValueError(f"--retrain-on-all: {model_name} keeps its last epoch and has no validation split "
                          "to fold in; leave it out")  # fmt: skip
     check_settings(settings)
+    if task is not None:  # a text model takes text: its augmentation is refused before the data loads
+        check_augmentation_for(task.data_kind, settings["augmentation"])
     check_output_folder(out_dir, "run", overwrite=overwrite)
     return out_dir
 
