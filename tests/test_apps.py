@@ -164,11 +164,17 @@ def test_augmentation_on_text_is_refused_before_anything_trains(tmp_path, monkey
     # It was refused by the Transformer candidate of --model auto after the n-gram one had trained.
     import bigmodels.workflows.train
 
-    monkeypatch.setattr(bigmodels.workflows.train, "train_candidates", lambda *a, **k: pytest.fail("trained"))
+    for training in ("train_candidates", "_train_on_every_worker"):
+        monkeypatch.setattr(bigmodels.workflows.train, training, lambda *a, **k: pytest.fail("trained"))
     data = write_reviews_csv(tmp_path / "reviews.csv", 20)
     columns = ["--text-column", "title", "body", "--label-column", "sentiment"]
     result = run_app_in_process(
         "train", "--data", data, *columns, "--augmentation", "shift", "--out", tmp_path / "a"
+    )
+    assert_one_line_error(result, "--augmentation shift shifts images; text takes --augmentation none")
+    # No model named, and a model flag that keeps auto out: the text default model's settings.
+    result = run_app_in_process(
+        "train", "--data", data, *columns, "--depth", "1", "--augmentation", "shift", "--out", tmp_path / "c"
     )
     assert_one_line_error(result, "--augmentation shift shifts images; text takes --augmentation none")
     # A text model named: refused before the data is read (this path does not exist).

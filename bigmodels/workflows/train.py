@@ -112,7 +112,6 @@ def train_run(
     dataset = load_dataset(
         data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
     )
-    check_augmentation_for(dataset.info.kind, settings["augmentation"])
     if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
         return _train_auto({**request, "model_name": AUTO}, kind="text")  # no model named: try them all
     settings, model_args, tune = backbone_schedule(settings, model_args, tune, dataset.info)
@@ -248,6 +247,7 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
         dropped = (*OPTIMIZER_DEFAULTS, "retrain_on_all")
         training = {key: value for key, value in training.items() if key not in dropped}
     filled = {key: defaults[key] if value is None else value for key, value in training.items()}
+    check_augmentation_for(info.kind, filled.get("augmentation"))  # the data's model, when none was named
     if "precision" in filled:  # config.json records what ran: "auto" becomes float32 or bfloat16
         filled["precision"] = resolve_precision(filled["precision"])
     return filled
