@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import load_app
+from helpers import run_app_in_process
 
 from bigmodels.lite.bundle import MAX_MEMBERS, MAX_METADATA_BYTES, load_bundle
 from bigmodels.lite.tokenizer import WordPieceTokenizer
@@ -185,14 +185,10 @@ TEXT_CASES = {
 }
 
 
-def run_predict(capsys, *argv) -> tuple[int, list[str], list[str]]:
+def run_predict(*argv) -> tuple[int, list[str], list[str]]:
     """apps/predict.py in this process: (exit code, stdout lines, stderr lines)."""
-    from bigmodels.cli import run_app
-
-    app = load_app("predict")
-    code = run_app(app.main, app.parse_args, [str(a) for a in argv], tensorflow=False)
-    captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err.splitlines()
+    result = run_app_in_process("predict", *argv, tensorflow=False)
+    return result.returncode, result.stdout.splitlines(), result.stderr.splitlines()
 
 
 def assert_one_error_line(code: int, errors: list[str], fragment: str) -> None:
@@ -202,7 +198,7 @@ def assert_one_error_line(code: int, errors: list[str], fragment: str) -> None:
 
 
 @pytest.mark.parametrize("case", list(IMAGE_CASES))
-def test_a_tampered_image_bundle_is_refused_in_one_line(image_bundle, tmp_path, capsys, case):
+def test_a_tampered_image_bundle_is_refused_in_one_line(image_bundle, tmp_path, case):
     change, fragment = IMAGE_CASES[case]
     folder = tampered(image_bundle, tmp_path, change)
     with pytest.raises(ValueError) as refused:
@@ -210,17 +206,17 @@ def test_a_tampered_image_bundle_is_refused_in_one_line(image_bundle, tmp_path, 
     assert fragment in str(refused.value) and str(folder) in str(refused.value)
     assert "\n" not in str(refused.value)
     (tmp_path / "gray.png").write_bytes(gray_png())
-    assert_one_error_line(*run_predict(capsys, "--bundle", folder, tmp_path / "gray.png")[::2], fragment)
+    assert_one_error_line(*run_predict("--bundle", folder, tmp_path / "gray.png")[::2], fragment)
 
 
 @pytest.mark.parametrize("case", list(TEXT_CASES))
-def test_a_tampered_text_bundle_is_refused_in_one_line(text_bundle, tmp_path, capsys, case):
+def test_a_tampered_text_bundle_is_refused_in_one_line(text_bundle, tmp_path, case):
     change, fragment = TEXT_CASES[case]
     folder = tampered(text_bundle, tmp_path, change)
     with pytest.raises(ValueError) as refused:
         load_bundle(folder)
     assert fragment in str(refused.value)
-    assert_one_error_line(*run_predict(capsys, "--bundle", folder, "a fine film")[::2], fragment)
+    assert_one_error_line(*run_predict("--bundle", folder, "a fine film")[::2], fragment)
 
 
 def test_schema_errors_name_the_key_and_the_remedy(image_bundle, tmp_path):
@@ -287,14 +283,14 @@ def link_to_dev_zero(metadata, folder):
     ],
     ids=["model_file", "link", "table_entry"],
 )
-def test_dev_zero_is_refused_without_reading_it(image_bundle, tmp_path, capsys, change):
+def test_dev_zero_is_refused_without_reading_it(image_bundle, tmp_path, change):
     folder = tampered(image_bundle, tmp_path, change)
     (tmp_path / "gray.png").write_bytes(gray_png())
     started = time.perf_counter()
     with refusing_to_open("/dev/zero"):
         with pytest.raises(ValueError, match="bare file name|not a plain file"):
             load_bundle(folder)
-        code, _, errors = run_predict(capsys, "--bundle", folder, tmp_path / "gray.png")
+        code, _, errors = run_predict("--bundle", folder, tmp_path / "gray.png")
     assert time.perf_counter() - started < 5
     assert code == 2 and len(errors) == 1 and errors[0].startswith("error: "), errors
     assert "bare file name" in errors[0] or "not a plain file" in errors[0]
@@ -483,11 +479,11 @@ def gray_png() -> bytes:
 
 
 @pytest.mark.parametrize("source", ["argument", "stdin"])
-def test_predict_echoes_a_long_input_bounded(text_bundle, capsys, monkeypatch, source):
+def test_predict_echoes_a_long_input_bounded(text_bundle, monkeypatch, source):
     text = "a fine film " * 834  # 10,008 characters
     if source == "stdin":
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode() + b"\n")))
-    code, lines, errors = run_predict(capsys, "--bundle", text_bundle, text if source == "argument" else "-")
+    code, lines, errors = run_predict("--bundle", text_bundle, text if source == "argument" else "-")
     assert code == 0, errors
     echoed = json.loads(lines[0])["input"]
     assert len(echoed) < 250 and echoed.startswith(text[:200]) and echoed.endswith("… (10,008 characters)")
@@ -520,10 +516,10 @@ def bomb_png(width: int, height: int) -> bytes:
     )
 
 
-def test_predict_goes_on_after_a_decompression_bomb(image_bundle, tmp_path, capsys):
+def test_predict_goes_on_after_a_decompression_bomb(image_bundle, tmp_path):
     (tmp_path / "a_bomb.png").write_bytes(bomb_png(20000, 12000))  # 240 megapixels
     (tmp_path / "b_good.png").write_bytes(gray_png())
-    code, lines, errors = run_predict(capsys, "--bundle", image_bundle, tmp_path)
+    code, lines, errors = run_predict("--bundle", image_bundle, tmp_path)
     records = [json.loads(line) for line in lines]
     assert code == 1 and [Path(r["input"]).name for r in records] == ["a_bomb.png", "b_good.png"]
     assert "error" in records[0] and records[1]["label"] in [str(d) for d in range(10)]

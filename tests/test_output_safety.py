@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import load_app
+from helpers import run_app_in_process
 
 from bigmodels.cli import describe_failure
 from bigmodels.run_folder import MARKER_FILE, read_marker, staged_folder
@@ -19,15 +19,10 @@ from bigmodels.run_folder import MARKER_FILE, read_marker, staged_folder
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def call_app(name, *arguments, capsys):
+def call_app(name, *arguments):
     """Runs an app in this process, as its ``__main__`` block does; returns (code, stderr lines)."""
-    from bigmodels.cli import run_app
-
-    app = load_app(name)
-    capsys.readouterr()
-    code = run_app(app.main, app.parse_args, [str(a) for a in arguments])
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    return code, lines
+    result = run_app_in_process(name, *arguments)
+    return result.returncode, [line for line in result.stderr.splitlines() if line.strip()]
 
 
 def assert_refused(code, lines, *fragments):
@@ -54,54 +49,52 @@ def users_folder(path: Path) -> Path:
     return path
 
 
-def test_overwrite_refuses_a_folder_bigmodels_did_not_write(tmp_path, capsys):
+def test_overwrite_refuses_a_folder_bigmodels_did_not_write(tmp_path):
     project = users_folder(tmp_path / "project")
     before = tree_digest(project)
-    code, lines = call_app("train", "--data", "digits", "--out", project, "--overwrite", capsys=capsys)
+    code, lines = call_app("train", "--data", "digits", "--out", project, "--overwrite")
     assert_refused(code, lines, "not a run folder written by bigmodels", "--overwrite")
     assert tree_digest(project) == before
 
 
-def test_out_dot_dot_never_empties_the_parent(tmp_path, capsys, monkeypatch):
+def test_out_dot_dot_never_empties_the_parent(tmp_path, monkeypatch):
     users_folder(tmp_path / "parent")
     (tmp_path / "parent" / "child").mkdir()
     before = tree_digest(tmp_path / "parent")
     monkeypatch.chdir(tmp_path / "parent" / "child")
-    code, lines = call_app("train", "--data", "digits", "--out", "..", "--overwrite", capsys=capsys)
+    code, lines = call_app("train", "--data", "digits", "--out", "..", "--overwrite")
     assert_refused(code, lines, "not a run folder written by bigmodels")
     assert tree_digest(tmp_path / "parent") == before
 
 
-def test_out_naming_a_file_is_one_line(tmp_path, capsys):
+def test_out_naming_a_file_is_one_line(tmp_path):
     (tmp_path / "afile").write_text("keep me")
-    code, lines = call_app("train", "--data", "digits", "--out", tmp_path / "afile", capsys=capsys)
+    code, lines = call_app("train", "--data", "digits", "--out", tmp_path / "afile")
     assert_refused(code, lines, "is a file, not a folder")
     assert (tmp_path / "afile").read_text() == "keep me"
 
 
-def test_a_users_out_partial_is_never_deleted_nor_merged(tmp_path, capsys):
+def test_a_users_out_partial_is_never_deleted_nor_merged(tmp_path):
     theirs = users_folder(tmp_path / "run.partial")
     before = tree_digest(theirs)
     # Fails after staging began: the builder refuses more code classes than latent entries.
     code, lines = call_app(
         "train", "--model", "dcgan", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1",
-        "--latent-size", "4", "--code-classes", "9", capsys=capsys,
+        "--latent-size", "4", "--code-classes", "9",
     )  # fmt: skip
     assert code == 2 and tree_digest(theirs) == before and not (tmp_path / "run").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["run.partial"]  # its own staging is gone
-    code, _ = call_app("train", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1", capsys=capsys)
+    code, _ = call_app("train", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1")
     assert code == 0 and tree_digest(theirs) == before
     assert not (tmp_path / "run" / "notes.txt").exists() and read_marker(tmp_path / "run")["kind"] == "run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.partial"]
 
 
-def test_a_marked_run_is_replaced_only_when_it_holds_nothing_else(digits_run, tmp_path, capsys):
+def test_a_marked_run_is_replaced_only_when_it_holds_nothing_else(digits_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
     (run / "mine.txt").write_text("mine")
-    code, lines = call_app(
-        "train", "--data", "digits", "--out", run, "--overwrite", "--epochs", "1", capsys=capsys
-    )
+    code, lines = call_app("train", "--data", "digits", "--out", run, "--overwrite", "--epochs", "1")
     assert_refused(code, lines, "did not write (mine.txt)")
     (run / "mine.txt").unlink()
     code, lines = call_app(
@@ -115,7 +108,6 @@ def test_a_marked_run_is_replaced_only_when_it_holds_nothing_else(digits_run, tm
         "1",
         "--seed",
         "5",
-        capsys=capsys,
     )
     assert code == 0, lines
     assert json.loads((run / "config.json").read_text())["training"]["seed"] == 5
@@ -163,55 +155,53 @@ def test_a_killed_runs_staging_is_resumed_and_a_stale_one_is_ours_to_clear(tmp_p
     assert (tmp_path / "run" / "backup").is_dir() and read_marker(tmp_path / "run")["kind"] == "run"
 
 
-def test_export_leaves_a_users_export_folders_alone(digits_run, tmp_path, capsys):
+def test_export_leaves_a_users_export_folders_alone(digits_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("export*"))
     theirs = users_folder(run / "export.partial")
     before = tree_digest(theirs)
-    code, lines = call_app("export", "--run", run, "--quantization", "float32", capsys=capsys)
+    code, lines = call_app("export", "--run", run, "--quantization", "float32")
     assert code == 0, lines
     assert tree_digest(theirs) == before and read_marker(run / "export")["kind"] == "export"
     assert "export" in read_marker(run)["entries"]  # the run's own marker counts its export
     shutil.rmtree(run / "export")
     users_folder(run / "export")
-    code, lines = call_app("export", "--run", run, "--quantization", "float32", capsys=capsys)
+    code, lines = call_app("export", "--run", run, "--quantization", "float32")
     assert_refused(code, lines, "not a export folder written by bigmodels")
     assert (run / "export" / "notes.txt").read_text() == "my notes"
 
 
 @pytest.mark.parametrize("app", ["prune", "distill"])
-def test_compression_apps_refuse_a_users_folder_and_their_own_source(digits_run, tmp_path, capsys, app):
+def test_compression_apps_refuse_a_users_folder_and_their_own_source(digits_run, tmp_path, app):
     source = ["--run", digits_run] if app == "prune" else ["--teacher", digits_run]
     extra = ["--student-config", "width_multiplier=0.5"] if app == "distill" else []
     project = users_folder(tmp_path / "project")
     before = tree_digest(project)
-    code, lines = call_app(app, *source, "--out", project, "--overwrite", *extra, capsys=capsys)
+    code, lines = call_app(app, *source, "--out", project, "--overwrite", *extra)
     assert_refused(code, lines, "not a run folder written by bigmodels")
     assert tree_digest(project) == before
     before = tree_digest(digits_run)
-    code, lines = call_app(app, *source, "--out", digits_run, "--overwrite", *extra, capsys=capsys)
+    code, lines = call_app(app, *source, "--out", digits_run, "--overwrite", *extra)
     assert_refused(code, lines, "is the run being read")
     assert tree_digest(digits_run) == before
 
 
-def test_pipeline_refuses_a_users_folder(tmp_path, capsys):
+def test_pipeline_refuses_a_users_folder(tmp_path):
     project = users_folder(tmp_path / "project")
     before = tree_digest(project)
-    code, lines = call_app("pipeline", "--data", "digits", "--out", project, "--overwrite", capsys=capsys)
+    code, lines = call_app("pipeline", "--data", "digits", "--out", project, "--overwrite")
     assert_refused(code, lines, "not a run folder written by bigmodels")
     assert tree_digest(project) == before
 
 
-def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     import bigmodels.workflows.train
 
     def full_disk(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(bigmodels.workflows.train, "write_json", full_disk)
-    code, lines = call_app(
-        "train", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1", capsys=capsys
-    )
+    code, lines = call_app("train", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1")
     assert_refused(code, lines, "no space left on the device", "config.json")
     assert list(tmp_path.iterdir()) == []
 
@@ -246,7 +236,7 @@ def test_a_really_full_disk_through_the_train_script(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
-def test_a_model_file_naming_a_function_is_one_line(digits_run, tmp_path, capsys):
+def test_a_model_file_naming_a_function_is_one_line(digits_run, tmp_path):
     import zipfile
 
     run = tmp_path / "run"
@@ -260,7 +250,7 @@ def test_a_model_file_naming_a_function_is_one_line(digits_run, tmp_path, capsys
     with zipfile.ZipFile(run / "model.keras", "w") as rewritten:
         for name, data in members.items():
             rewritten.writestr(name, data)
-    code, lines = call_app("evaluate", "--run", run, capsys=capsys)
+    code, lines = call_app("evaluate", "--run", run)
     assert_refused(code, lines, "names a function or class that bigmodels does not provide")
 
 
