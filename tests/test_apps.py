@@ -137,7 +137,6 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         ("wrong_column", "no column named 'review'"),
         ("no_usable_row", "no usable row"),
         ("columns_not_given", "--text-column"),
-        ("augmentation_on_text", "text takes --augmentation none"),
         ("attention_length_zero", "attention_length must be at least 1"),
     ],
 )
@@ -151,7 +150,6 @@ def test_text_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case, ex
         "wrong_column": ["--text-column", "review", "--label-column", "sentiment"],
         "no_usable_row": columns,
         "columns_not_given": [],
-        "augmentation_on_text": [*columns, "--augmentation", "shift"],
         "attention_length_zero": ["--model", "transformer_classifier", *columns, "--attention-length", "0"],
     }[case]
     out = tmp_path / "run"
