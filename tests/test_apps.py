@@ -194,6 +194,8 @@ def test_text_apps_headerless_csv_by_index_train_evaluate_export(tmp_path):
     assert config["data"]["text_columns"] == [0, 1] and config["model_args"]["width"] == 8
     result = run_app("evaluate", "--run", run_dir)
     assert result.returncode == 0, result.stderr
+    result = run_app("evaluate", "--run", run_dir, "--data", data, "--all")
+    assert result.returncode == 0 and "on 80 examples" in result.stdout, result.stderr
     result = run_app(
         "export", "--run", run_dir, "--quantization", "float32,int16x8", "--max-accuracy-drop", "100"
     )
@@ -209,6 +211,11 @@ def test_run_that_is_not_a_run_folder(tmp_path, app):
     result = run_app_in_process(app, "--run", tmp_path)
     assert_one_line_error(result, "is not a run folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_evaluate_all_without_data_is_one_line(digits_run):
+    result = run_app_in_process("evaluate", "--run", digits_run, "--all")
+    assert_one_line_error(result, "name the data")
 
 
 def test_unknown_flag_is_one_line(tmp_path):

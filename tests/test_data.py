@@ -72,6 +72,14 @@ def test_image_folder_uses_train_and_test_subfolders(tmp_path):
     assert "'test/'" in info.test_split
 
 
+def test_all_as_test_joins_every_split_and_carves_nothing(tmp_path):
+    write_image_folder(tmp_path / "train", per_class=10)
+    write_image_folder(tmp_path / "test", per_class=3, seed=5)
+    data = load_dataset(str(tmp_path), all_as_test=True)
+    assert data.info.counts == {"train": 0, "validation": 0, "test": 26}
+    assert data.arrays["test"][0].shape == (26, 20, 24, 3) and data.info.test_split.startswith("every")
+
+
 def test_val_folder_beside_train_is_the_test_split(tmp_path):
     write_image_folder(tmp_path / "train", per_class=10)
     write_image_folder(tmp_path / "val", per_class=4, seed=5)

@@ -257,6 +257,16 @@ def test_evaluate_run_on_text(text_run):
     assert set(report["per_class"]) == {"negative", "positive"}
 
 
+def test_evaluate_all_scores_every_row_of_a_new_file(text_run, tmp_path):
+    from helpers import write_reviews_csv
+
+    from bigmodels.workflows.evaluate import evaluate_run
+
+    new = write_reviews_csv(tmp_path / "new.csv", 30, seed=5)
+    assert evaluate_run(text_run, str(new), all_examples=True)["num_examples"] == 30
+    assert evaluate_run(text_run, str(new))["num_examples"] < 30
+
+
 @pytest.mark.parametrize(
     "name, classes, columns",
     [("ag_news_subset", 4, None), ("imdb_reviews", 2, None), ("ag_news_subset", 4, ["title"])],

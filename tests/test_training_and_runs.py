@@ -119,6 +119,37 @@ def test_evaluate_on_data_with_other_classes_is_refused(digits_run, tmp_path):
         evaluate_run(digits_run, str(tmp_path))
 
 
+def _write_digit_folder(root, per_class: int):
+    """root/<digit>/<i>.png: the embedded digits' first examples of each class, as 8x8 PNGs."""
+    from PIL import Image
+
+    from bigmodels.data.sources import load_digits_arrays
+
+    images, labels, class_names = load_digits_arrays()
+    chosen = np.concatenate([np.flatnonzero(labels == label)[:per_class] for label in range(10)])
+    for index in chosen:
+        folder = root / class_names[labels[index]]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[index].squeeze(-1)).save(folder / f"{index}.png")
+    return images[chosen], labels[chosen]
+
+
+def test_evaluate_all_scores_every_example_of_new_data(digits_run, tmp_path):
+    """--data alone scores the source's test split (a carved share of a plain class folder); --all
+    scores every photo, even two per class, where carving would leave no validation split."""
+    from bigmodels.run_folder import load_run_model
+
+    images, labels = _write_digit_folder(tmp_path / "new", per_class=2)
+    report = evaluate_run(digits_run, str(tmp_path / "new"), all_examples=True)
+    expected = load_run_model(digits_run).predict(images, verbose=0).argmax(-1)
+    assert report["num_examples"] == 20 and report["test_split"].startswith("every example")
+    assert report["accuracy"] == pytest.approx(np.mean(expected == labels), abs=1e-6)
+    with pytest.raises(ValueError, match="validation split is empty"):
+        evaluate_run(digits_run, str(tmp_path / "new"))
+    with pytest.raises(ValueError, match="name the data"):
+        evaluate_run(digits_run, all_examples=True)
+
+
 def test_photo_folder_trains_the_mobile_variant(tmp_path):
     write_image_folder(tmp_path / "photos", per_class=10, uneven=True, extension=".jpg")
     run_dir, metrics = train_run(

@@ -57,6 +57,7 @@ def load_dataset(
     validation_source: str | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
+    all_as_test: bool = False,
 ) -> Dataset:
     """Loads a dataset into train / validation / test splits.
 
@@ -85,6 +86,8 @@ def load_dataset(
         validation_source: a separate text file or folder used for model selection (a "dev" set).
         header: whether a CSV/TSV file's first row names its columns (guessed when None).
         encoding: encoding of text files; undecodable bytes are replaced and reported.
+        all_as_test: carve nothing: every example the source has (all its splits) is the test
+            split, and training and validation are empty (to score a trained model on new data).
 
     Returns:
         A ``Dataset`` with ``.train``, ``.validation``, ``.test`` tf.data pipelines, numpy
@@ -115,6 +118,7 @@ def load_dataset(
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
+        all_as_test=all_as_test,
     )
     _check_channels(dataset, channels, source)
     return dataset

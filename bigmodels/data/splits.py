@@ -89,6 +89,18 @@ def _carve_splits(
     return {split: splits[split] for split in SPLITS}, test_split, validation_split
 
 
+ALL_AS_TEST_SPLIT = "every example of the source (nothing carved)"
+
+
+def _all_as_test(loaded: LoadedSource) -> dict:
+    """Every split the source has, joined into the test split; training and validation empty."""
+    parts = list(loaded.splits.values())
+    features = np.concatenate([features for features, _ in parts])
+    labels = np.concatenate([labels for _, labels in parts])
+    return {"train": (features[:0], labels[:0]), "validation": (features[:0], labels[:0]),
+            "test": (features, labels)}  # fmt: skip
+
+
 def _preprocessing(features: np.ndarray, kind: str, extra: dict) -> dict:
     """The source's preprocessing record; image data always says its size, channels and range."""
     preprocessing = dict(extra.get("preprocessing", {}))
@@ -111,8 +123,10 @@ def assemble_dataset(
     validation_fraction: float | None,
     test_fraction: float,
     seed: int,
+    all_as_test: bool = False,
 ) -> Dataset:
-    """Carves the missing splits of ``loaded`` and wraps them, with their ``DatasetInfo``.
+    """Carves the missing splits of ``loaded`` and wraps them, with their ``DatasetInfo``;
+    ``all_as_test``: carve nothing, every example is the test split (scoring a run on new data).
 
     Raises:
         ValueError: no training split, a label outside the class names, an empty split, or a
@@ -120,10 +134,13 @@ def assemble_dataset(
     """
     check_fraction("test", test_fraction)
     check_fraction("validation", validation_fraction)
-    arrays, test_split, validation_split = _carve_splits(
-        loaded, source, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
-    )
-    features = arrays["train"][0]
+    if all_as_test:
+        arrays, test_split, validation_split = _all_as_test(loaded), ALL_AS_TEST_SPLIT, "none"
+    else:
+        arrays, test_split, validation_split = _carve_splits(
+            loaded, source, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+        )
+    features = arrays["test"][0]
     kind = "text" if features.dtype == object else "image"
     info = DatasetInfo(
         source=source,

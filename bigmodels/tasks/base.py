@@ -120,8 +120,11 @@ class Task:
     optimizer_settings = True  # trains with --optimizer, --weight-decay and label smoothing
     carried_files: tuple[str, ...] = ()  # run files a pruned or distilled run copies from its source
 
-    def load_data(self, run_dir: Path, config: RunConfig, source: str | None = None):
-        """A finished run's data (or ``source``, shaped the same way): images at the model's size."""
+    def load_data(
+        self, run_dir: Path, config: RunConfig, source: str | None = None, all_as_test: bool = False
+    ):
+        """A finished run's data (or ``source``, shaped the same way): images at the model's size;
+        ``all_as_test``: every example of it in the test split (``load_dataset``)."""
         image_size = (
             config["data"].get("image_size") or config["model_args"].get("input_shape", [None, None])[:2]
         )
@@ -131,6 +134,7 @@ class Task:
             source,
             image_size=tuple(image_size) if image_size and None not in image_size else None,
             channels=shape[-1] if shape else None,
+            all_as_test=all_as_test,
         )
 
     def prepare_data(self, dataset, staging: Path, tokenizer):
@@ -169,7 +173,9 @@ class Task:
         ``saved_model``: what model.keras holds when ``model`` wraps it (a distiller's student)."""
         raise NotImplementedError
 
-    def evaluate(self, run_dir: Path, config: RunConfig, data_source: str | None) -> dict:
+    def evaluate(
+        self, run_dir: Path, config: RunConfig, data_source: str | None, all_examples: bool = False
+    ) -> dict:
         raise NotImplementedError
 
     def export_subject(self, run_dir: Path, config: RunConfig, gates: dict) -> ExportSubject:

@@ -211,8 +211,12 @@ class ClassificationTask(Task):
             backbone=config.get("backbone") if keep_best else None,
         )  # fmt: skip
 
-    def evaluate(self, run_dir: Path, config: dict, data_source: str | None) -> dict:
-        dataset = self.load_data(run_dir, config, data_source)
+    def evaluate(
+        self, run_dir: Path, config: dict, data_source: str | None, all_examples: bool = False
+    ) -> dict:
+        if all_examples and data_source is None:
+            raise ValueError("--all scores every example of --data: name the data to score")
+        dataset = self.load_data(run_dir, config, data_source, all_as_test=all_examples)
         trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
         if dataset.info.class_names != trained_classes:
             raise ValueError(

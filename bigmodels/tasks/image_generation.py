@@ -204,9 +204,11 @@ class ImageGeneration(Task):
         plot_history(staging / "history.csv", staging / "training_curves.png", metrics=("d_loss", "g_loss"))
         return metrics
 
-    def evaluate(self, run_dir: Path, config: dict, data_source: str | None) -> dict:
+    def evaluate(
+        self, run_dir: Path, config: dict, data_source: str | None, all_examples: bool = False
+    ) -> dict:
         """Recomputes the quality scores of the saved generator (same latent vectors)."""
-        if data_source is not None:
+        if data_source is not None or all_examples:
             raise ValueError("a DCGAN run is scored against its own data; leave out --data")
         dataset = self.load_data(run_dir, config)
         scorer = make_scorer(run_dir, config, dataset)

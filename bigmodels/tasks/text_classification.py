@@ -39,9 +39,9 @@ class TextClassification(ClassificationTask):
     def default_training(self, info) -> dict:
         return {**super().default_training(info), "weight_averaging": self.weight_averaging_epochs}
 
-    def load_data(self, run_dir, config, source=None):
+    def load_data(self, run_dir, config, source=None, all_as_test=False):
         """Text tokenized with the run's own vocabulary, never a new one."""
-        raw = load_run_dataset(config, source, **text_options(config, source))
+        raw = load_run_dataset(config, source, all_as_test=all_as_test, **text_options(config, source))
         if raw.info.kind != "text":
             raise ValueError(f"{source}: the run was trained on text; evaluate it on text data")
         return tokenize_dataset(raw, *load_tokenizer(run_dir))
