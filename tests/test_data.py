@@ -78,6 +78,11 @@ def test_all_as_test_joins_every_split_and_carves_nothing(tmp_path):
     data = load_dataset(str(tmp_path), all_as_test=True)
     assert data.info.counts == {"train": 0, "validation": 0, "test": 26}
     assert data.arrays["test"][0].shape == (26, 20, 24, 3) and data.info.test_split.startswith("every")
+    # A test/ folder handed over without its train/ holds a split, not a class named "test".
+    (tmp_path / "train").rename(tmp_path.with_name(tmp_path.name + "_train"))
+    assert load_dataset(str(tmp_path), all_as_test=True).info.class_names == ["ants", "bees"]
+    with pytest.raises(ValueError, match="no training split found"):
+        load_dataset(str(tmp_path))
 
 
 def test_val_folder_beside_train_is_the_test_split(tmp_path):

@@ -33,6 +33,13 @@ def find_split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
+def has_split_folders(root: Path) -> bool:
+    """A train/ folder, or only split folders: a test/ handed over without its train/ holds
+    splits, not a class named "test" (training then asks for train/, evaluate --all scores it)."""
+    split_folders = find_split_folders(root)
+    return "train" in split_folders or 0 < len(split_folders) == len(_subfolders(root))
+
+
 def _list_class_files(folder: Path) -> dict[str, list[Path]]:
     classes = {}
     for class_folder in _subfolders(folder):

@@ -15,6 +15,7 @@ from bigmodels.data.images import (
     DEFAULT_PHOTO_SIZE,
     find_split_folders,
     has_idx_files,
+    has_split_folders,
     load_idx_folder,
     load_image_folder,
 )
@@ -174,9 +175,8 @@ def _load_path(path: Path, image_size, channels) -> LoadedSource:
     if has_idx_files(path):
         splits = load_idx_folder(path)
         return LoadedSource(splits, [str(d) for d in range(10)], "the source's own test files (t10k-*)", {})
-    split_folders = find_split_folders(path)
-    if "train" in split_folders:
-        return _load_split_folders(split_folders, image_size, channels)
+    if has_split_folders(path):
+        return _load_split_folders(find_split_folders(path), image_size, channels)
     images, labels, class_names, skipped, preprocessing = load_image_folder(
         path, size=image_size, channels=channels
     )
@@ -189,14 +189,16 @@ def _load_path(path: Path, image_size, channels) -> LoadedSource:
 
 
 def _load_split_folders(split_folders: dict[str, Path], image_size, channels) -> LoadedSource:
-    """train/ sets the classes, size and channels; val/ and test/ are read to match it."""
+    """train/ (else test/, else val/) sets the classes, size and channels; the others are read
+    to match it."""
+    first = next(split for split in ("train", "test", "validation") if split in split_folders)
     images, labels, class_names, skipped, preprocessing = load_image_folder(
-        split_folders["train"], size=image_size, channels=channels
+        split_folders[first], size=image_size, channels=channels
     )
-    splits = {"train": (images, labels)}
+    splits = {first: (images, labels)}
     size, channels = tuple(preprocessing["image_size"]), preprocessing["channels"]
     for split in ("validation", "test"):
-        if split in split_folders:
+        if split in split_folders and split != first:
             more = load_image_folder(
                 split_folders[split], class_names=class_names, size=size, channels=channels
             )
