@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import run_app_in_process, write_image_folder
+from helpers import load_app, run_app_in_process, write_image_folder
 from test_apps import assert_one_line_error
 
 from bigmodels import train_run
@@ -188,12 +188,36 @@ def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--weight-decay", "-1"], "--weight-decay"),
         (["--weight-averaging", "-1"], "--weight-averaging must be 0 (off) or a positive number"),
+        (["--label-smoothing", "1.5"], "label smoothing must be in [0, 1)"),
     ],
 )
 def test_bad_optimizer_flags_are_one_line_errors_before_anything_is_written(tmp_path, flags, fragment):
     result = run_app_in_process("train", *flags, "--out", tmp_path / "run")
     assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "flags, model_args, training",
+    [
+        ([], {}, 0.2),  # the data's model: a classifier
+        (["--recipe", "cifar10_tiny"], {}, 0.2),  # over the recipe's 0.1
+        (["--model", "cnn_classifier"], {}, 0.2),
+        (["--model", "dcgan"], {"label_smoothing": 0.2}, None),  # the discriminator's real targets
+    ],
+)
+def test_label_smoothing_flag_smooths_a_classifiers_targets_or_the_dcgans(
+    monkeypatch, tmp_path, flags, model_args, training
+):
+    import bigmodels
+    from bigmodels.cli import train_from_args
+
+    calls = []
+    monkeypatch.setattr(bigmodels, "train_run", lambda *args, **options: calls.append(options))
+    argv = [*flags, "--label-smoothing", "0.2", "--out", str(tmp_path)]
+    train_from_args(load_app("train").parse_args(argv))
+    given = {name: value for name, value in calls[0]["model_args"].items() if value is not None}
+    assert given == model_args and calls[0]["label_smoothing"] == training
 
 
 def test_an_unknown_augmentation_is_refused_before_the_data_loads(tmp_path):

@@ -32,7 +32,8 @@ HELP = {
     "dropout": "dropout rate (every family)",
     "width": "embedding and model width",
     "depth": "number of Transformer encoder blocks",
-    "label_smoothing": "one-sided smoothing of the discriminator's real targets (e.g. 0.1)",
+    "label_smoothing": "classifiers: smoothing of the one-hot targets (e.g. 0.1; --recipe cifar10_tiny "
+    "uses 0.1); DCGAN: one-sided smoothing of the discriminator's real targets",
     "code_classes": "categories of an InfoGAN-style code read from the latent vector (e.g. 10; 0: off)",
     "code_weight": "weight of the code's cross-entropy in both losses",
     "code_from_labels": "learn the code from the class labels (AC-GAN): category c draws class c",

@@ -4,10 +4,12 @@ The model-argument flags come from the registered builders (``bigmodels.cli.mode
 """
 
 import argparse
+import inspect
 import json
 
 import bigmodels
 from bigmodels.cli.model_flags import add_model_flags, model_args_from
+from bigmodels.models.registry import get_builder, list_models
 
 
 def _column(text: str) -> str | int:
@@ -304,6 +306,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         "test_fraction": args.test_fraction,
         "validation_fraction": args.validation_fraction,
     }
+    model_args, label_smoothing = _label_smoothing_of(args.model, model_args_from(args))
     return bigmodels.train_run(
         args.model,
         args.data,
@@ -315,7 +318,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         patience=args.patience,
         augmentation=args.augmentation,
         image_size=args.image_size,
-        model_args=model_args_from(args),
+        model_args=model_args,
         data_options=data_options,
         tokenizer=tokenizer,
         score_classifier=args.score_classifier,
@@ -325,6 +328,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         verbose=verbose,
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
+        label_smoothing=label_smoothing,
         precision=args.precision,
         weight_averaging=args.weight_averaging,
         retrain_on_all=args.retrain_on_all,
@@ -334,6 +338,21 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         fine_tune_from=args.fine_tune_from,
         before_training=before_training,
     )
+
+
+def _label_smoothing_of(model: str | None, model_args: dict) -> tuple[dict, float | None]:
+    """--label-smoothing is the DCGAN builder's argument (its real targets) and the classifiers'
+    training setting (their one-hot targets): the named builder's when it takes one, else the
+    training's. Returns (model arguments, training label smoothing or None)."""
+    smoothing = model_args.pop("label_smoothing", None)
+    builder_takes_it = model in list_models() and "label_smoothing" in builder_arguments(model)
+    if smoothing is not None and builder_takes_it:
+        return {**model_args, "label_smoothing": smoothing}, None
+    return model_args, smoothing
+
+
+def builder_arguments(model: str) -> list[str]:
+    return list(inspect.signature(get_builder(model)).parameters)
 
 
 def parse_model_arguments(text: str) -> dict:
