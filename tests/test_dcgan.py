@@ -254,6 +254,9 @@ def test_evaluate_recomputes_the_final_score(gan_run):
     assert report["classifier_score"] == pytest.approx(metrics["classifier_score"], abs=1e-3)
     assert report["frechet_distance"] == pytest.approx(metrics["frechet_distance"], rel=1e-3)
     assert report["code_accuracy"] == pytest.approx(metrics["code_accuracy"], abs=1e-3)
+    for other_data in ({"data_source": "digits"}, {"all_examples": True}):
+        with pytest.raises(ValueError, match="leave out --data and --all"):
+            evaluate_run(gan_run, **other_data)
 
 
 def test_generator_export_agrees_with_keras(gan_run):

@@ -209,7 +209,7 @@ class ImageGeneration(Task):
     ) -> dict:
         """Recomputes the quality scores of the saved generator (same latent vectors)."""
         if data_source is not None or all_examples:
-            raise ValueError("a DCGAN run is scored against its own data; leave out --data")
+            raise ValueError("a DCGAN run is scored against its own data; leave out --data and --all")
         dataset = self.load_data(run_dir, config)
         scorer = make_scorer(run_dir, config, dataset)
         model, latents = load_run_model(run_dir), score_latents(config)
