@@ -9,7 +9,6 @@ import json
 
 import bigmodels
 from bigmodels.cli.model_flags import add_model_flags, model_args_from
-from bigmodels.models.registry import get_builder, list_models
 
 
 def _column(text: str) -> str | int:
@@ -345,13 +344,15 @@ def _label_smoothing_of(model: str | None, model_args: dict) -> tuple[dict, floa
     training setting (their one-hot targets): the named builder's when it takes one, else the
     training's. Returns (model arguments, training label smoothing or None)."""
     smoothing = model_args.pop("label_smoothing", None)
-    builder_takes_it = model in list_models() and "label_smoothing" in builder_arguments(model)
+    builder_takes_it = model in bigmodels.list_models() and "label_smoothing" in builder_arguments(model)
     if smoothing is not None and builder_takes_it:
         return {**model_args, "label_smoothing": smoothing}, None
     return model_args, smoothing
 
 
 def builder_arguments(model: str) -> list[str]:
+    from bigmodels.models.registry import get_builder  # lazy: bigmodels.cli imports without TensorFlow
+
     return list(inspect.signature(get_builder(model)).parameters)
 
 
