@@ -199,6 +199,17 @@ def add_model_flags(parser) -> None:
             group.add_argument(flag.option, **options)
 
 
+def builders_taking(name: str) -> set[str]:
+    """The registered builders that take the model flag ``name`` (none when no flag has it)."""
+    return {
+        model
+        for _, flags in model_flag_groups()
+        for flag in flags
+        if flag.name == name
+        for model in flag.defaults
+    }
+
+
 def model_args_from(args) -> dict:
     """The model flags' values, as train_run's model_args (None: the builder's default)."""
     model_args = {}

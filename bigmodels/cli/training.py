@@ -4,11 +4,10 @@ The model-argument flags come from the registered builders (``bigmodels.cli.mode
 """
 
 import argparse
-import inspect
 import json
 
 import bigmodels
-from bigmodels.cli.model_flags import add_model_flags, model_args_from
+from bigmodels.cli.model_flags import add_model_flags, builders_taking, model_args_from
 
 
 def _column(text: str) -> str | int:
@@ -344,16 +343,9 @@ def _label_smoothing_of(model: str | None, model_args: dict) -> tuple[dict, floa
     training setting (their one-hot targets): the named builder's when it takes one, else the
     training's. Returns (model arguments, training label smoothing or None)."""
     smoothing = model_args.pop("label_smoothing", None)
-    builder_takes_it = model in bigmodels.list_models() and "label_smoothing" in builder_arguments(model)
-    if smoothing is not None and builder_takes_it:
+    if smoothing is not None and model in builders_taking("label_smoothing"):
         return {**model_args, "label_smoothing": smoothing}, None
     return model_args, smoothing
-
-
-def builder_arguments(model: str) -> list[str]:
-    from bigmodels.models.registry import get_builder  # lazy: bigmodels.cli imports without TensorFlow
-
-    return list(inspect.signature(get_builder(model)).parameters)
 
 
 def parse_model_arguments(text: str) -> dict:
