@@ -144,7 +144,7 @@ def test_evaluate_all_scores_every_example_of_new_data(digits_run, tmp_path):
     expected = load_run_model(digits_run).predict(images, verbose=0).argmax(-1)
     assert report["num_examples"] == 20 and report["test_split"].startswith("every example")
     assert report["accuracy"] == pytest.approx(np.mean(expected == labels), abs=1e-6)
-    with pytest.raises(ValueError, match="validation split is empty"):
+    with pytest.raises(ValueError, match="validation split is empty.*with --all"):
         evaluate_run(digits_run, str(tmp_path / "new"))
     with pytest.raises(ValueError, match="name the data"):
         evaluate_run(digits_run, all_examples=True)

@@ -216,7 +216,13 @@ class ClassificationTask(Task):
     ) -> dict:
         if all_examples and data_source is None:
             raise ValueError("--all scores every example of --data: name the data to score")
-        dataset = self.load_data(run_dir, config, data_source, all_as_test=all_examples)
+        try:
+            dataset = self.load_data(run_dir, config, data_source, all_as_test=all_examples)
+        except ValueError as error:
+            if data_source is None or all_examples or "split is empty" not in str(error):
+                raise
+            # A small folder of new examples is too small to carve; --all scores every one of them.
+            raise ValueError(f"{error}, or score every example of it with --all") from None
         trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
         if dataset.info.class_names != trained_classes:
             raise ValueError(
