@@ -16,6 +16,20 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@contextlib.contextmanager
+def mock_tfds(folder: Path, num_examples: int):
+    """tfds.testing.mock_data, with the folder tfds makes for each dataset's metadata
+    (``tempfile.mkdtemp("tfds")``, never removed) under ``folder`` instead of /tmp."""
+    import tempfile
+    from unittest import mock
+
+    import tensorflow_datasets as tfds
+
+    mocked = tfds.testing.mock_data(num_examples=num_examples)
+    with mock.patch.object(tempfile, "tempdir", str(folder)), mocked:
+        yield
+
+
 def load_app(name: str):
     """apps/<name>.py as a module; its ``__main__`` block does not run."""
     spec = importlib.util.spec_from_file_location(f"app_{name}", ROOT / "apps" / f"{name}.py")

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
-from helpers import write_corrupt_files, write_idx, write_idx_folder, write_image_folder
+from helpers import mock_tfds, write_corrupt_files, write_idx, write_idx_folder, write_image_folder
 from PIL import Image
 
 from bigmodels.data import load_dataset
@@ -184,16 +183,16 @@ def test_truncated_idx_file_is_an_error(tmp_path):
     "name, shape",
     [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("fashion_mnist", (28, 28, 1))],
 )
-def test_tfds_name_loads_with_its_own_splits(name, shape):
-    with tfds.testing.mock_data(num_examples=24):
+def test_tfds_name_loads_with_its_own_splits(name, shape, tmp_path):
+    with mock_tfds(tmp_path, num_examples=24):
         data = load_dataset(name)
     assert data.info.input_shape == shape
     assert data.info.test_split == "the tfds 'test' split"
     assert data.info.counts["test"] == 24
 
 
-def test_tfds_photos_of_large_size_keep_their_size_or_resize():
-    with tfds.testing.mock_data(num_examples=12):
+def test_tfds_photos_of_large_size_keep_their_size_or_resize(tmp_path):
+    with mock_tfds(tmp_path, num_examples=12):
         data = load_dataset("beans", image_size=(64, 64))
     assert data.info.input_shape == (64, 64, 3)
     assert data.info.class_names == ["angular_leaf_spot", "bean_rust", "healthy"]

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import review_rows
+from helpers import mock_tfds, review_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -271,12 +271,10 @@ def test_evaluate_all_scores_every_row_of_a_new_file(text_run, tmp_path):
     "name, classes, columns",
     [("ag_news_subset", 4, None), ("imdb_reviews", 2, None), ("ag_news_subset", 4, ["title"])],
 )
-def test_tfds_text_sets_through_mock_data(name, classes, columns):
-    import tensorflow_datasets as tfds
-
+def test_tfds_text_sets_through_mock_data(name, classes, columns, tmp_path):
     from bigmodels.data import load_dataset
 
-    with tfds.testing.mock_data(num_examples=30):
+    with mock_tfds(tmp_path, num_examples=30):
         data = load_dataset(name, text_columns=columns)
     assert data.info.kind == "text" and data.info.num_classes == classes
     assert data.info.test_split == "the tfds 'test' split"
@@ -284,12 +282,10 @@ def test_tfds_text_sets_through_mock_data(name, classes, columns):
     assert all(isinstance(text, str) and text for text in texts)
 
 
-def test_tfds_unknown_text_feature_is_a_clear_error():
-    import tensorflow_datasets as tfds
-
+def test_tfds_unknown_text_feature_is_a_clear_error(tmp_path):
     from bigmodels.data import load_dataset
 
-    with tfds.testing.mock_data(num_examples=10), pytest.raises(ValueError, match="has no text feature body"):
+    with mock_tfds(tmp_path, num_examples=10), pytest.raises(ValueError, match="has no text feature body"):
         load_dataset("imdb_reviews", text_columns=["body"])
 
 
