@@ -13,7 +13,8 @@ from helpers import run_app_in_process, write_image_folder, write_reviews_csv
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_app(name, *args, cwd=None):
+def run_app(name, *args, cwd=None, timeout=600):
+    """apps/<name>.py in a fresh interpreter; ``timeout`` only guards against a hang."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(
         [sys.executable, str(ROOT / "apps" / f"{name}.py"), *map(str, args)],
@@ -21,7 +22,7 @@ def run_app(name, *args, cwd=None):
         text=True,
         cwd=cwd,
         env=env,
-        timeout=600,
+        timeout=timeout,
     )
 
 
