@@ -30,6 +30,10 @@ MIN_VALIDATION_EXAMPLES = 50
 MAX_SMALL_DATA_VALIDATION_FRACTION = 0.2
 
 
+class EmptySplitError(ValueError):
+    """Carving left a validation or test split with no examples (too few per class)."""
+
+
 def check_fraction(split: str, fraction: float | None) -> None:
     """Raises ValueError unless ``fraction`` (the share held out for ``split``) is in (0, 1)."""
     if fraction is None:
@@ -85,7 +89,7 @@ def _carve_splits(
         )
     for split in ("validation", "test"):
         if len(splits[split][1]) == 0:
-            raise ValueError(f"{source}: the {split} split is empty; add more examples per class")
+            raise EmptySplitError(f"{source}: the {split} split is empty; add more examples per class")
     return {split: splits[split] for split in SPLITS}, test_split, validation_split
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bigmodels.compress.quantized_layers import calibrate_ranges
+from bigmodels.data.splits import EmptySplitError
 from bigmodels.lite.selftest import CLASSIFIER_RULE, score_tolerance
 from bigmodels.quality.classification import classification_report, plot_confusion_matrix, plot_history
 from bigmodels.run_folder import load_run_model, record_entries, write_json
@@ -218,11 +219,11 @@ class ClassificationTask(Task):
             raise ValueError("--all scores every example of --data: name the data to score")
         try:
             dataset = self.load_data(run_dir, config, data_source, all_as_test=all_examples)
-        except ValueError as error:
-            if data_source is None or all_examples or "split is empty" not in str(error):
+        except EmptySplitError as error:
+            if data_source is None:
                 raise
             # A small folder of new examples is too small to carve; --all scores every one of them.
-            raise ValueError(f"{error}, or score every example of it with --all") from None
+            raise EmptySplitError(f"{error}, or score every example of it with --all") from None
         trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
         if dataset.info.class_names != trained_classes:
             raise ValueError(
