@@ -9,7 +9,8 @@ import pytest
 from helpers import run_app_in_process, write_image_folder
 from test_apps import assert_one_line_error
 
-from bigmodels import prune_run, train_run
+from bigmodels import distill_run, prune_run, train_run
+from bigmodels.compress.distillation import Distiller
 from bigmodels.models.cnn import cnn_classifier
 from bigmodels.run_folder import load_run_model
 from bigmodels.training.precision import cpu_has_bfloat16, mixed_precision_twin, resolve_precision
@@ -44,6 +45,27 @@ def test_a_bfloat16_run_trains_the_twin_and_saves_a_float32_model(tmp_path):
     assert metrics["test_accuracy"] > 0.5  # it learned (ten classes)
     pruned, _ = prune_run(run_dir, tmp_path / "pruned", sparsity=0.5, epochs=1, verbose=0)
     assert json.loads((pruned / "config.json").read_text())["training"]["precision"] == "float32"
+    # A distiller trains bfloat16 twins of its student and teacher, and saves the float32 student.
+    student, _ = distill_run(
+        run_dir, tmp_path / "student", student_args={"width_multiplier": 0.5}, epochs=1, train_alone=False
+    )
+    training = json.loads((student / "config.json").read_text())["training"]
+    assert training["precision"] == resolve_precision("auto")
+    assert {layer.dtype_policy.name for layer in load_run_model(student).layers} == {"float32"}
+
+
+def test_a_distillers_mixed_precision_twin_copies_both_networks_into_bfloat16():
+    student = cnn_classifier(input_shape=(32, 32, 3), num_classes=10, variant="resnet")
+    teacher = cnn_classifier(input_shape=(32, 32, 3), num_classes=10, variant="resnet", width_multiplier=2.0)
+    distiller = Distiller(student, teacher, alpha=0.3, temperature=2.0)
+    twin, student_twin = distiller.in_mixed_precision()
+    assert twin.student is student_twin and (twin.alpha, twin.temperature) == (0.3, 2.0)
+    for network, original in ((twin.student, student), (twin.teacher, teacher)):
+        policies = {layer.dtype_policy.name for layer in network.layers}
+        assert network is not original and "mixed_bfloat16" in policies
+        for a, b in zip(network.get_weights(), original.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not twin.teacher.trainable
 
 
 def test_auto_is_bfloat16_only_where_the_cpu_has_it(tmp_path):

@@ -134,11 +134,16 @@ def _fit_summary(history, dataset, saver, initial_epoch: int, patience: int, sta
 
 def _in_precision(precision: str, model, saved_model, phase):
     """The model to train and the one model.keras saves: in bfloat16, a mixed-precision twin of
-    ``model``, saved as ``model`` (float32). A distiller or a backbone's phases train in float32."""
+    ``model``, saved as ``model`` (float32); a distiller trains its own twin (``in_mixed_precision``),
+    saved as its float32 student. A backbone's phases train in float32."""
     if precision == "float32":
         return model, saved_model
-    if precision != "bfloat16" or saved_model is not model or phase is not None:
+    wrapped = saved_model is not model
+    if precision != "bfloat16" or phase is not None or (wrapped and not hasattr(model, "in_mixed_precision")):
         raise ValueError(f"precision '{precision}' trains a classifier from scratch; use float32 here")
+    if wrapped:
+        trained, student_twin = model.in_mixed_precision()
+        return trained, SavedAsFloat32(student_twin, saved_model)
     twin = mixed_precision_twin(model)
     return twin, SavedAsFloat32(twin, model)
 

@@ -20,6 +20,7 @@ from bigmodels.run_folder import (
     write_json,
 )
 from bigmodels.tasks import task_of
+from bigmodels.training.precision import resolve_precision
 
 
 @dataclass
@@ -53,12 +54,15 @@ def copy_carried_files(task, source_dir: Path, staging: Path) -> None:
         shutil.copy2(source_dir / name, staging / name)
 
 
-def derived_training(source: dict, *, epochs: int, learning_rate: float) -> dict:
+def derived_training(
+    source: dict, *, epochs: int, learning_rate: float, keep_precision: bool = False
+) -> dict:
     """A derived run's training settings (fine-tuning, distillation): the source run's, with its
-    own epochs and learning rate, in float32 (the run wraps or rebuilds the model:
-    ``training.precision``) and without weight averaging (masks, clusters and ranges are kept by
-    callbacks on the trained weights, which an average would blur; distillation as measured), and
-    without retraining on the validation examples (validation judges a derived run's epochs)."""
+    own epochs and learning rate; in float32 unless ``keep_precision`` (fine-tuning wraps or
+    rebuilds the model; a distiller trains bfloat16 twins: ``training.precision``); without
+    weight averaging (masks, clusters and ranges are kept by callbacks on the trained weights,
+    which an average would blur; distillation as measured), and without retraining on the
+    validation examples (validation judges a derived run's epochs)."""
     training = {
         **source,
         "epochs": epochs,
@@ -67,7 +71,9 @@ def derived_training(source: dict, *, epochs: int, learning_rate: float) -> dict
         "retrain_on_all": False,
     }
     if "precision" in training:
-        training["precision"] = "float32"
+        # A teacher trained in bfloat16 elsewhere: this machine may have no bfloat16 instructions.
+        kept = keep_precision and training["precision"] == "bfloat16"
+        training["precision"] = resolve_precision("auto") if kept else "float32"
     return training
 
 

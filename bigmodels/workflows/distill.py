@@ -63,7 +63,10 @@ def distill_run(
     builder = get_builder(config["model"])
     source = config["training"]
     training = derived_training(
-        source, epochs=epochs or source["epochs"], learning_rate=learning_rate or source["learning_rate"]
+        source,
+        epochs=epochs or source["epochs"],
+        learning_rate=learning_rate or source["learning_rate"],
+        keep_precision=True,
     )
     student_config = {**config, "model_args": model_args, "training": training}
     comparison = {"teacher": _size_and_accuracy(teacher_dir, teacher, name=str(teacher_dir))}
