@@ -138,14 +138,14 @@ def _in_precision(precision: str, model, saved_model, phase):
     saved as its float32 student. A backbone's phases train in float32."""
     if precision == "float32":
         return model, saved_model
-    wrapped = saved_model is not model
-    if precision != "bfloat16" or phase is not None or (wrapped and not hasattr(model, "in_mixed_precision")):
-        raise ValueError(f"precision '{precision}' trains a classifier from scratch; use float32 here")
-    if wrapped:
-        trained, student_twin = model.in_mixed_precision()
-        return trained, SavedAsFloat32(student_twin, saved_model)
-    twin = mixed_precision_twin(model)
-    return twin, SavedAsFloat32(twin, model)
+    if precision == "bfloat16" and phase is None:
+        if saved_model is model:
+            twin = mixed_precision_twin(model)
+            return twin, SavedAsFloat32(twin, model)
+        if hasattr(model, "in_mixed_precision"):  # a distiller
+            trained, student_twin = model.in_mixed_precision()
+            return trained, SavedAsFloat32(student_twin, saved_model)
+    raise ValueError(f"precision '{precision}' trains a classifier from scratch; use float32 here")
 
 
 def fit_classifier(
