@@ -10,7 +10,8 @@ pixels), e.g. ``--setting smoothing '{"label_smoothing": 0.1}'``. Every setting 
 per seed on train/ (its validation split carved from it, as the app does) and scored by the Keras
 model on val/ as the test split, plain and averaged with the horizontally flipped photos. One
 run's test accuracy moves by several points with the seed (49 validation photos pick the epoch),
-so the mean over seeds is what compares settings. Without --setting: the defaults and the
+so the mean over seeds is what compares settings; the seeds' models averaged (an
+ensemble) shows how much of that spread averaging removes. Without --setting: the defaults and the
 settings measured in December 2026. Writes benchmarks/results/transfer_levers.json.
 
 ``--from-scratch``: no backbone, the app's from-scratch defaults for a few hundred photos (issue
@@ -19,6 +20,7 @@ cores better than one with batches of 16; the figures differ a little from a 2-t
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -42,34 +44,54 @@ SETTINGS = {
 }
 
 
-def accuracy_on_test(run_dir: Path, data: str) -> dict:
-    """The Keras model's accuracy on the test split, plain and averaged with flipped photos."""
+def accuracy_on_test(run_dir: Path, data: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The Keras model's accuracy on the test split, plain and averaged with flipped photos; its
+    probabilities and the labels (for the seeds' average)."""
     model = bigmodels.load_model(run_dir)
     images, labels = bigmodels.load_dataset(data, image_size=model.input_shape[1:3]).arrays["test"]
     plain = model.predict(images, verbose=0)
     flipped = model.predict(images[:, :, ::-1], verbose=0)
-    return {
+    accuracy = {
         "test_accuracy": round(float(np.mean(plain.argmax(1) == labels)), 4),
         "flip_averaged_test_accuracy": round(float(np.mean((plain + flipped).argmax(1) == labels)), 4),
+    }
+    return accuracy, plain, labels
+
+
+def seeds_averaged(probabilities: list, labels: np.ndarray) -> dict:
+    """Accuracy of the seeds' models averaged (an ensemble): all of them, and the mean over every
+    three of them. Near the single runs' mean, the errors are the same photos' (bias, not seed
+    variance), which more runs cannot fix."""
+
+    def accuracy(members):
+        return float(np.mean(np.mean(members, axis=0).argmax(1) == labels))
+
+    threes = [accuracy(trio) for trio in itertools.combinations(probabilities, 3)]
+    return {
+        "all_seeds_averaged_test_accuracy": round(accuracy(probabilities), 4),
+        **({"three_seeds_averaged_test_accuracy": round(float(np.mean(threes)), 4)} if threes else {}),
     }
 
 
 def one_setting(
     name: str, options: dict, data: str, work: Path, seeds: list[int], backbone: str | None
 ) -> dict:
-    runs = []
+    runs, probabilities = [], []
     for seed in seeds:
         started = time.perf_counter()
         run_dir, metrics = bigmodels.train_run(
             None, data, work / name / f"seed{seed}", backbone=backbone, seed=seed,
             overwrite=True, verbose=0, **options,
         )  # fmt: skip
-        run = {"seed": seed, **accuracy_on_test(run_dir, data), "epochs_trained": metrics["epochs_trained"],
+        accuracy, plain, labels = accuracy_on_test(run_dir, data)
+        probabilities.append(plain)
+        run = {"seed": seed, **accuracy, "epochs_trained": metrics["epochs_trained"],
                "train_wall_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         print(json.dumps({"setting": name, **run}), flush=True)
         runs.append(run)
     mean = {key: round(float(np.mean([run[key] for run in runs])), 4)
             for key in ("test_accuracy", "flip_averaged_test_accuracy")}  # fmt: skip
+    mean.update(seeds_averaged(probabilities, labels))
     return {"name": name, "options": options, "mean": mean, "runs": runs}
 
 
@@ -120,7 +142,8 @@ def main() -> None:
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     for result in results:
         print(f"{result['name']:<24} mean test {result['mean']['test_accuracy']:.4f} "
-              f"(flip-averaged {result['mean']['flip_averaged_test_accuracy']:.4f})")  # fmt: skip
+              f"(flip-averaged {result['mean']['flip_averaged_test_accuracy']:.4f}, "
+              f"seeds averaged {result['mean']['all_seeds_averaged_test_accuracy']:.4f})")  # fmt: skip
 
 
 if __name__ == "__main__":
