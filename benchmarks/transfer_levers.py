@@ -60,8 +60,8 @@ def accuracy_on_test(run_dir: Path, data: str) -> tuple[dict, np.ndarray, np.nda
 
 def seeds_averaged(probabilities: list, labels: np.ndarray) -> dict:
     """Accuracy of the seeds' models averaged (an ensemble): all of them, and the mean over every
-    three of them. Near the single runs' mean, the errors are the same photos' (bias, not seed
-    variance), which more runs cannot fix."""
+    three of them. When that stays near the single runs' mean, the runs miss the same photos
+    (bias, not seed variance), which more runs cannot fix."""
 
     def accuracy(members):
         return float(np.mean(np.mean(members, axis=0).argmax(1) == labels))
