@@ -119,6 +119,15 @@ def add_optimizer_flags(parser) -> None:
         "(Polyak averaging; default 1 for text, 0 (off) for images)",
     )
     parser.add_argument(
+        "--plain-last-epochs",
+        dest="plain_last_epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="classifiers: train the schedule's last N epochs without the augmentation's cutout and mixup "
+        "(crops and flips only), at the lowest learning rates (default 0)",
+    )
+    parser.add_argument(
         "--retrain-on-all",
         dest="retrain_on_all",
         action=argparse.BooleanOptionalAction,
@@ -329,6 +338,7 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
         label_smoothing=label_smoothing,
         precision=args.precision,
         weight_averaging=args.weight_averaging,
+        plain_last_epochs=args.plain_last_epochs,
         retrain_on_all=args.retrain_on_all,
         recipe=args.recipe,
         backbone=args.backbone,

@@ -17,38 +17,42 @@ def uses_soft_labels(augmentation: str) -> bool:
     return augmentation.endswith(MIXUP)
 
 
-def augment_pipeline(dataset, augmentation: str, seed: int, classes: int | None = None):
+def augment_pipeline(dataset, augmentation: str, seed: int, classes: int | None = None, strong=None):
     """Adds random shifts, crops, flips, cutout or mixup to a batched uint8 image pipeline;
-    ``classes``: the label count, which mixup's one-hot soft labels need."""
+    ``classes``: the label count, which mixup's one-hot soft labels need. ``strong``: a boolean
+    variable that turns cutout and mixup on or off (``PlainTail``); None: always on."""
     check_augmentation(augmentation)
     if augmentation == "none":
         return dataset
     check_augmentation_for("image" if dataset.element_spec[0].dtype == tf.uint8 else "text", augmentation)
     base = augmentation.removesuffix(MIXUP)
+    strong = tf.constant(True) if strong is None else strong
     generator = keras.random.SeedGenerator(seed)
     if base == "resized_crop_flip":
         apply = _resized_crop_flip(generator)
     elif base.startswith("crop_flip"):
-        apply = _crop_flip(generator, cutout=base.endswith("cutout"))
+        apply = _crop_flip(generator, cutout=base.endswith("cutout"), strong=strong)
     else:
         apply = _translate(base, seed)
     if uses_soft_labels(augmentation):
         if not classes:
             raise ValueError(f"--augmentation {augmentation} mixes labels: give the number of classes")
-        apply = _then_mixup(apply, generator, classes)
+        apply = _then_mixup(apply, generator, classes, strong)
     # Sequential map: parallel calls would draw from the random layers in a varying order, and
     # the same seed would no longer give the same run.
     return dataset.map(apply).prefetch(tf.data.AUTOTUNE)
 
 
-def _then_mixup(augment, generator, classes: int):
+def _then_mixup(augment, generator, classes: int, strong):
     """``augment``, then each image blended with its mirror position in the (shuffled) batch by a
-    Beta(MIXUP_ALPHA, MIXUP_ALPHA) weight, the one-hot labels by the same weight."""
+    Beta(MIXUP_ALPHA, MIXUP_ALPHA) weight, the one-hot labels by the same weight; while ``strong``
+    is off, the weight is one (labels stay one-hot, so the pipeline's types do not change)."""
 
     def apply(images, labels):
         images, labels = augment(images, labels)
         count = tf.shape(images)[0]
         weight = keras.random.beta((count,), MIXUP_ALPHA, MIXUP_ALPHA, seed=generator)
+        weight = tf.where(strong, weight, tf.ones_like(weight))
         partner = tf.reverse(tf.range(count), axis=[0])
         one_hot = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), classes)
         pixels = tf.cast(images, tf.float32)
@@ -78,16 +82,16 @@ def _translate(augmentation: str, seed: int):
     return apply
 
 
-def _crop_flip(generator, cutout: bool = False):
+def _crop_flip(generator, cutout: bool = False, strong=True):
     """CIFAR's standard augmentation: zero-pad by an eighth of the side (4 pixels at 32x32), crop
     back at a random offset, flip half the images. Whole pixels, gathered in one op per batch,
     so it costs a fraction of the interpolating shift. ``cutout`` then greys out one random
     square a quarter of the side wide (8x8 at 32x32; DeVries & Taylor 2017, a size for small
-    networks: the paper's 16x16 suits ResNet-18), clipped at the borders."""
+    networks: the paper's 16x16 suits ResNet-18), clipped at the borders, while ``strong`` is on."""
 
     def apply(images, labels):
         images, labels = crop_flip(images, labels)
-        return (_cut_out(images, generator) if cutout else images), labels
+        return (_cut_out(images, generator, strong) if cutout else images), labels
 
     def crop_flip(images, labels):
         count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
@@ -139,14 +143,32 @@ def _resized_crop_flip(generator):
     return apply
 
 
-def _cut_out(images, generator):
+def _cut_out(images, generator, strong):
     """Each image with one square (a quarter of the shorter side) set to mid-grey, which the
-    classifiers' rescaling maps to about zero, at a random centre."""
+    classifiers' rescaling maps to about zero, at a random centre; unchanged while ``strong`` is
+    off. The squares are drawn either way, so the crops and flips after a plain epoch are the
+    ones the same run without a plain tail would draw."""
     count, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
     half = max(1, min(height, width) // 8)
     top = keras.random.randint((count, 1, 1), 0, height, dtype="int32", seed=generator) - half
     left = keras.random.randint((count, 1, 1), 0, width, dtype="int32", seed=generator) - half
     rows, cols = tf.range(height)[None, :, None], tf.range(width)[None, None, :]
     inside = (rows >= top) & (rows < top + 2 * half) & (cols >= left) & (cols < left + 2 * half)
+    inside = tf.logical_and(inside, strong)
     grey = tf.constant(128, dtype=images.dtype)
     return tf.where(inside[..., None], grey, images)
+
+
+class PlainTail(keras.callbacks.Callback):
+    """Turns cutout and mixup off (``strong``, which ``augment_pipeline`` reads) for the last
+    ``plain_epochs`` of a schedule ending at ``epochs``: the lowest learning rates then fit the
+    clean images the model will see. Set at each epoch's start, before Keras makes the epoch's
+    iterator (and the pipeline's prefetch starts filling), so a resumed run gets it right too."""
+
+    def __init__(self, epochs: int, plain_epochs: int):
+        super().__init__()
+        self.first_plain_epoch = epochs - plain_epochs
+        self.strong = tf.Variable(True, trainable=False, name="strong_augmentation")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.strong.assign(epoch < self.first_plain_epoch)

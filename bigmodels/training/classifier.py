@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from bigmodels.models.losses import SmoothedSparseCrossentropy, label_accuracy_metric
-from bigmodels.training.augmentation import augment_pipeline, uses_soft_labels
+from bigmodels.training.augmentation import PlainTail, augment_pipeline, uses_soft_labels
 from bigmodels.training.callbacks import (
     DivergenceGuard,
     PreciseBatchNorm,
@@ -26,6 +26,7 @@ OPTIMIZER_DEFAULTS = {
     "label_smoothing": 0.0,
     "precision": "float32",
     "weight_averaging": 0.0,
+    "plain_last_epochs": 0,
 }
 # Below this many steps an epoch, BatchNorm's moving statistics (momentum 0.9) still hold their
 # initial values at the first validations; they are recomputed before each one instead.
@@ -111,6 +112,25 @@ def _averaged_weights(weight_averaging: float) -> list:
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_averaging else []
 
 
+def _augmented(dataset, augmentation: str, seed: int, epochs: int, plain_last_epochs: int):
+    """The augmented training pipeline, and the callback that turns its cutout and mixup off
+    for the last ``plain_last_epochs`` epochs (none when 0)."""
+    tail = PlainTail(epochs, plain_last_epochs) if plain_last_epochs else None
+    classes = dataset.info.num_classes
+    train = augment_pipeline(dataset.train, augmentation, seed, classes=classes, strong=tail and tail.strong)
+    return train, [tail] if tail else []
+
+
+def _saver(model, saved_model, dataset, run_dir: Path, *, keep_best: bool, start: bool):
+    """The callback that writes model.keras (``saved_model``); ``start``: the model as it starts,
+    validated now, is its first candidate."""
+    saver = SaveOnImprovement(saved_model, run_dir / "model.keras", keep_best=keep_best)
+    if start and keep_best:
+        accuracy = model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"]
+        saver.save_start(accuracy, dataset.info.counts["validation"])
+    return saver
+
+
 def _early_stopping(patience: int, restore_best: bool):
     return keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=restore_best
@@ -167,6 +187,7 @@ def fit_classifier(
     label_smoothing: float = 0.0,
     precision: str = "float32",
     weight_averaging: float = 0.0,
+    plain_last_epochs: int = 0,
     initial_epoch: int = 0,
     phase: int | None = None,
     start_is_candidate: bool = False,
@@ -180,7 +201,8 @@ def fit_classifier(
     ``precision="bfloat16"`` trains a mixed-precision twin and saves float32 (``training.precision``).
     ``weight_averaging``: epochs over which an exponential moving average of the weights is kept
     (0: none); validation, early stopping and model.keras then see the averaged weights, and
-    training goes on from the raw ones.
+    training goes on from the raw ones. ``plain_last_epochs``: the schedule's last epochs train
+    without cutout and mixup (``augmentation.PlainTail``).
     ``keep_best=False`` keeps the last epoch (pruning: it has the final sparsity). ``saved_model``
     is what model.keras holds when it is not ``model`` (distillation saves the student). A later
     phase (``training.transfer``) numbers its epochs on from ``initial_epoch`` and appends to
@@ -201,18 +223,16 @@ def fit_classifier(
                        label_smoothing=label_smoothing, total_steps=total_steps,
                        ema_momentum=averaging_momentum(weight_averaging, steps_per_epoch),
                        soft_labels=uses_soft_labels(augmentation))  # fmt: skip
-    train = augment_pipeline(dataset.train, augmentation, seed, classes=dataset.info.num_classes)
+    train, tail = _augmented(dataset, augmentation, seed, epochs, plain_last_epochs)
     guard = DivergenceGuard()
-    saver = SaveOnImprovement(saved_model, run_dir / "model.keras", keep_best=keep_best)
-    if start_is_candidate and keep_best:
-        start = model.evaluate(dataset.validation, verbose=0, return_dict=True)["accuracy"]
-        saver.save_start(start, dataset.info.counts["validation"])
+    saver = _saver(model, saved_model, dataset, run_dir, keep_best=keep_best, start=start_is_candidate)
     all_callbacks = [
         *run_folder_callbacks(run_dir, guard, phase=phase),
         *_averaged_weights(weight_averaging),
         *_precise_batch_norm(dataset, steps_per_epoch, averaged=bool(weight_averaging)),
         saver,
         _early_stopping(patience if keep_best else epochs, keep_best),
+        *tail,
         *(callbacks or []),
     ]
     started = time.perf_counter()

@@ -59,6 +59,26 @@ def check_augmentation_for(kind: str, augmentation: str | None) -> None:
         raise ValueError(f"--augmentation {augmentation} shifts images; text takes --augmentation none")
 
 
+def changed_by_plain_tail(augmentation: str) -> bool:
+    """The augmentations a plain tail changes: those with cutout or mixup."""
+    return "cutout" in augmentation or augmentation.endswith("_mixup")
+
+
+def check_plain_last_epochs(plain: int | None, epochs: int | None, augmentation: str | None) -> None:
+    """--plain-last-epochs: a whole number, 0 or more, fewer than the epochs, and with an
+    augmentation it changes (None: not known yet, or the default)."""
+    if plain is None:
+        return
+    if not (plain >= 0 and int(plain) == plain):
+        raise ValueError(f"--plain-last-epochs must be a whole number of epochs, 0 or more, got {plain}")
+    if plain and epochs is not None and plain >= epochs:
+        raise ValueError(f"--plain-last-epochs {plain} leaves no epoch of cutout or mixup in {epochs} "
+                         "epochs; give fewer than --epochs")  # fmt: skip
+    if plain and augmentation is not None and not changed_by_plain_tail(augmentation):
+        raise ValueError(f"--plain-last-epochs turns cutout and mixup off; --augmentation {augmentation} "
+                         "has neither: give crop_flip_cutout or a _mixup one, or leave it out")  # fmt: skip
+
+
 def check_settings(settings: dict) -> None:
     """The checks above on a run's training settings (``train_run``'s names; absent or None: the
     default, always fine)."""
@@ -69,3 +89,6 @@ def check_settings(settings: dict) -> None:
     check_precision(settings.get("precision"))
     check_weight_averaging(settings.get("weight_averaging"))
     check_augmentation(settings.get("augmentation"))
+    check_plain_last_epochs(
+        settings.get("plain_last_epochs"), settings.get("epochs"), settings.get("augmentation")
+    )

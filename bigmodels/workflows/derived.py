@@ -61,13 +61,15 @@ def derived_training(
     own epochs and learning rate; in float32 unless ``keep_precision`` (fine-tuning wraps or
     rebuilds the model; a distiller trains bfloat16 twins: ``training.precision``); without
     weight averaging (masks, clusters and ranges are kept by callbacks on the trained weights,
-    which an average would blur; distillation as measured), and without retraining on the
+    which an average would blur; distillation as measured), without a plain tail (its own few
+    epochs have no cutout-free end to reach), and without retraining on the
     validation examples (validation judges a derived run's epochs)."""
     training = {
         **source,
         "epochs": epochs,
         "learning_rate": learning_rate,
         "weight_averaging": 0.0,
+        "plain_last_epochs": 0,
         "retrain_on_all": False,
     }
     if "precision" in training:

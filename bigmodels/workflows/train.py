@@ -28,7 +28,7 @@ from bigmodels.training.classifier import OPTIMIZER_DEFAULTS
 from bigmodels.training.distribute import describe, is_chief, make_strategy
 from bigmodels.training.precision import resolve_precision
 from bigmodels.training.recipes import get_recipe
-from bigmodels.training.settings import check_augmentation_for, check_settings
+from bigmodels.training.settings import check_augmentation_for, check_plain_last_epochs, check_settings
 from bigmodels.workflows.auto import (
     AUTO,
     auto_candidates,
@@ -72,6 +72,7 @@ def train_run(
     label_smoothing: float | None = None,
     precision: str | None = None,
     weight_averaging: float | None = None,
+    plain_last_epochs: int | None = None,
     retrain_on_all: bool | None = None,
     recipe: str | None = None,
     backbone: str | None = None,
@@ -89,9 +90,9 @@ def train_run(
         epochs, batch_size, patience, learning_rate: the task's for the data (30, 64, 8, 3e-3; GAN 2e-4).
         score_classifier: the DCGAN's scoring classifier run (default: one trained into the run);
             strategy: "default", "mirrored" (every GPU or ``logical_cpus``), "multi_worker".
-        optimizer, weight_decay, label_smoothing, precision, weight_averaging, retrain_on_all: adam/sgd,
-            decay, smoothing, float32/bfloat16, epochs of a moving average of the weights (text: 1),
-            train again on train + validation once validated (``training.retrain``).
+        optimizer, weight_decay, label_smoothing, precision, weight_averaging, plain_last_epochs,
+            retrain_on_all: adam/sgd, decay, smoothing, float32/bfloat16, epochs of a moving average of
+            the weights (text: 1), last epochs without cutout or mixup, retraining (``training.retrain``).
         recipe: a named recipe (``training.recipes.RECIPES``, "cifar10_tiny") filling in the rest.
         backbone: pretrained features (a run, saved_models/<name>, a keras-hub preset) under a new
             head: ``epochs`` of phase 1 (frozen), ``fine_tune_epochs`` of fine-tuning.
@@ -109,9 +110,8 @@ def train_run(
     tokenizer = preset_vocabulary(tune, tokenizer)  # a text backbone's replaces a learned one
     out_dir = _check_request(model_name, settings, Path(out_dir), overwrite)
     data_options = _check_data_options(data_options)
-    dataset = load_dataset(
-        data_source, batch_size=settings["batch_size"] or 64, seed=seed, image_size=image_size, **data_options
-    )
+    dataset = load_dataset(data_source, batch_size=settings["batch_size"] or 64, seed=seed,
+                           image_size=image_size, **data_options)  # fmt: skip
     if model_name is None and dataset.info.kind == "text" and auto_may_choose(request):
         return _train_auto({**request, "model_name": AUTO}, kind="text")  # no model named: try them all
     settings, model_args, tune = backbone_schedule(settings, model_args, tune, dataset.info)
@@ -189,7 +189,8 @@ def _apply_recipe(name: str, model_name, model_args, settings: dict):
 
 
 SETTINGS = ("epochs", "learning_rate", "seed", "patience", "augmentation", "batch_size", "optimizer",
-            "weight_decay", "label_smoothing", "precision", "weight_averaging", "retrain_on_all")  # fmt: skip
+            "weight_decay", "label_smoothing", "precision", "weight_averaging", "plain_last_epochs",
+            "retrain_on_all")  # fmt: skip
 
 
 def _requested(request: dict):
@@ -218,7 +219,8 @@ def _check_request(model_name: str | None, settings: dict, out_dir: Path, overwr
     if task is not None and not task.optimizer_settings and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(
-            f"{flags}: {model_name} trains both networks with Adam (beta_1 0.5) in float32; leave it out"
+            f"{flags}: {model_name} trains both networks with Adam (beta_1 0.5) in float32, without a "
+            "classifier's settings; leave it out"
         )
     if task is not None and not task.optimizer_settings and settings["retrain_on_all"]:
         raise ValueError(f"--retrain-on-all: {model_name} keeps its last epoch and has no validation split "
@@ -248,6 +250,7 @@ def _fill_training_defaults(training: dict, task, info) -> dict:
         training = {key: value for key, value in training.items() if key not in dropped}
     filled = {key: defaults[key] if value is None else value for key, value in training.items()}
     check_augmentation_for(info.kind, filled.get("augmentation"))  # the data's model, when none was named
+    check_plain_last_epochs(filled.get("plain_last_epochs"), filled.get("epochs"), filled.get("augmentation"))
     if "precision" in filled:  # config.json records what ran: "auto" becomes float32 or bfloat16
         filled["precision"] = resolve_precision(filled["precision"])
     return filled
