@@ -119,6 +119,21 @@ def test_resized_crop_flip_zooms_flips_and_is_seeded():
     assert not np.array_equal(run(5)[0], out)
 
 
+def test_resized_crop_flip_cutout_greys_one_square_of_the_same_crops():
+    columns = np.linspace(80, 176, 32)
+    images = np.broadcast_to(columns[None, None, :, None], (32, 32, 32, 3)).astype(np.uint8)
+    crops = next(iter(augment_pipeline(_batches(images, np.zeros(32), 32), "resized_crop_flip", seed=6)))[0]
+    cut = next(
+        iter(augment_pipeline(_batches(images, np.zeros(32), 32), "resized_crop_flip_cutout", seed=6))
+    )[0]
+    crops, cut = crops.numpy(), cut.numpy()
+    changed = (cut != crops).any(-1)  # the first batch: the same crops, cutout draws after them
+    assert (cut[changed] == 128).all() and changed.any((1, 2)).sum() > 24
+    for mask in changed:
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert len(rows) <= 8 and len(cols) <= 8  # inside one square a quarter of the side wide
+
+
 def test_crop_flip_refuses_text():
     ids = tf.data.Dataset.from_tensor_slices((np.zeros((4, 6), np.int32), np.zeros(4))).batch(2)
     with pytest.raises(ValueError, match="text takes --augmentation none"):

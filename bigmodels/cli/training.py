@@ -81,7 +81,8 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         default=None,
         help="none, shift, shift_flip, crop_flip (pad, random crop, flip), crop_flip_cutout (and a "
         "grey square a quarter of the side) or resized_crop_flip (photos: a random quarter to all of "
-        "the area resized back, flip, brightness and contrast); crop_flip_mixup, crop_flip_cutout_mixup "
+        "the area resized back, flip, brightness and contrast; resized_crop_flip_cutout adds the grey "
+        "square); crop_flip_mixup, crop_flip_cutout_mixup "
         "and resized_crop_flip_mixup also blend pairs of images and their labels (mixup) "
         "(default: chosen from the data)",
     )

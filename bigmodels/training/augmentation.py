@@ -28,8 +28,8 @@ def augment_pipeline(dataset, augmentation: str, seed: int, classes: int | None 
     base = augmentation.removesuffix(MIXUP)
     strong = tf.constant(True) if strong is None else strong
     generator = keras.random.SeedGenerator(seed)
-    if base == "resized_crop_flip":
-        apply = _resized_crop_flip(generator)
+    if base.startswith("resized_crop_flip"):
+        apply = _resized_crop_flip(generator, cutout=base.endswith("cutout"), strong=strong)
     elif base.startswith("crop_flip"):
         apply = _crop_flip(generator, cutout=base.endswith("cutout"), strong=strong)
     else:
@@ -114,10 +114,11 @@ CROP_ASPECT = (3 / 4, 4 / 3)
 JITTER = 0.2  # brightness shift (a share of the pixel range) and contrast factor spread
 
 
-def _resized_crop_flip(generator):
+def _resized_crop_flip(generator, cutout: bool = False, strong=True):
     """Photos: a random crop of a quarter to all of the area, aspect 3:4 to 4:3, resized back to
     the batch's size (one crop_and_resize per batch); half of them flipped (the box's sides
-    swapped); brightness and contrast jittered by up to 20%."""
+    swapped); brightness and contrast jittered by up to 20%; ``cutout``: then a grey square, as
+    ``_crop_flip``'s, while ``strong`` is on."""
 
     def uniform(count, low, high):
         return keras.random.uniform((count,), low, high, seed=generator)
@@ -138,7 +139,8 @@ def _resized_crop_flip(generator):
         contrast = tf.reshape(uniform(count, 1.0 - JITTER, 1.0 + JITTER), (-1, 1, 1, 1))
         brightness = tf.reshape(uniform(count, -JITTER, JITTER) * 255.0, (-1, 1, 1, 1))
         x = (x - mean) * contrast + mean + brightness
-        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype), labels
+        x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype)
+        return (_cut_out(x, generator, strong) if cutout else x), labels
 
     return apply
 

@@ -15,6 +15,7 @@ AUGMENTATIONS = (
     "crop_flip",
     "crop_flip_cutout",
     "resized_crop_flip",
+    "resized_crop_flip_cutout",
     "crop_flip_mixup",
     "crop_flip_cutout_mixup",
     "resized_crop_flip_mixup",
