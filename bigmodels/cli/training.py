@@ -125,8 +125,8 @@ def add_optimizer_flags(parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="classifiers: train the schedule's last N epochs without the augmentation's cutout and mixup "
-        "(crops and flips only), at the lowest learning rates (default 0)",
+        help="classifiers: train the schedule's last N epochs (each phase's, with --backbone) without the "
+        "augmentation's cutout and mixup (crops and flips only), at the lowest learning rates (default 0)",
     )
     parser.add_argument(
         "--retrain-on-all",
