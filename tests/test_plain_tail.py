@@ -128,3 +128,26 @@ def test_a_plain_tail_on_data_whose_default_augmentation_has_no_cutout_is_refuse
     with pytest.raises(ValueError, match="--augmentation shift has neither"):
         train_run(None, "digits", tmp_path / "run", epochs=2, plain_last_epochs=1, verbose=0)
     assert not (tmp_path / "run").exists()
+
+
+def test_with_a_backbone_each_phase_ends_plain(tmp_path, monkeypatch):
+    import bigmodels.training.classifier as classifier
+
+    seen = []
+
+    class Recorded(PlainTail):
+        def on_epoch_begin(self, epoch, logs=None):
+            super().on_epoch_begin(epoch, logs)
+            seen.append((epoch, bool(self.strong.numpy())))
+
+    monkeypatch.setattr(classifier, "PlainTail", Recorded)
+    photos = write_image_folder(tmp_path / "photos", per_class=12, size=(32, 32))
+    model_args = {"variant": "resnet", "width_multiplier": 0.25, "resolution": 32}
+    source, _ = train_run("cnn_classifier", str(photos), tmp_path / "source", epochs=1, model_args=model_args,
+                          verbose=0)  # fmt: skip
+    assert seen == []  # no tail asked for: no gate
+    tail = {"augmentation": "crop_flip_cutout", "plain_last_epochs": 1}
+    train_run(None, str(photos), tmp_path / "run", backbone=str(source), epochs=2, fine_tune_epochs=2,
+              retrain_on_all=False, verbose=0, **tail)  # fmt: skip
+    # Phase 1 numbers its epochs 0-1, fine-tuning 2-3: each schedule's last epoch is plain.
+    assert seen == [(0, True), (1, False), (2, True), (3, False)]
