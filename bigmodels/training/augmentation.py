@@ -4,9 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bigmodels.training.settings import check_augmentation, check_augmentation_for
+from bigmodels.training.settings import MIXUP, check_augmentation, check_augmentation_for
 
-MIXUP = "_mixup"
 # Mixup's Beta(alpha, alpha) mixing weights (Zhang et al. 2018): 0.2-0.4 for ImageNet-sized sets;
 # 0.4 leaves most pairs dominated by one photo.
 MIXUP_ALPHA = 0.4

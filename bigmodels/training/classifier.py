@@ -115,10 +115,10 @@ def _averaged_weights(weight_averaging: float) -> list:
 def _augmented(dataset, augmentation: str, seed: int, epochs: int, plain_last_epochs: int):
     """The augmented training pipeline, and the callback that turns its cutout and mixup off
     for the last ``plain_last_epochs`` epochs (none when 0)."""
-    tail = PlainTail(epochs, plain_last_epochs) if plain_last_epochs else None
+    tails = [PlainTail(epochs, plain_last_epochs)] if plain_last_epochs else []
+    strong = tails[0].strong if tails else None  # None: cutout and mixup every epoch
     classes = dataset.info.num_classes
-    train = augment_pipeline(dataset.train, augmentation, seed, classes=classes, strong=tail and tail.strong)
-    return train, [tail] if tail else []
+    return augment_pipeline(dataset.train, augmentation, seed, classes=classes, strong=strong), tails
 
 
 def _saver(model, saved_model, dataset, run_dir: Path, *, keep_best: bool, start: bool):

@@ -7,6 +7,7 @@ minutes of loading, not after. No TensorFlow here: the values alone decide.
 import math
 
 OPTIMIZERS = ("adam", "sgd")
+MIXUP = "_mixup"  # the suffix of the augmentations that mix pairs of images
 PRECISIONS = ("float32", "bfloat16", "auto")
 AUGMENTATIONS = (
     "none",
@@ -62,7 +63,7 @@ def check_augmentation_for(kind: str, augmentation: str | None) -> None:
 
 def changed_by_plain_tail(augmentation: str) -> bool:
     """The augmentations a plain tail changes: those with cutout or mixup."""
-    return "cutout" in augmentation or augmentation.endswith("_mixup")
+    return "cutout" in augmentation or augmentation.endswith(MIXUP)
 
 
 def check_plain_last_epochs(plain: int | None, epochs: int | None, augmentation: str | None) -> None:
