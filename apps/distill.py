@@ -34,7 +34,8 @@ def parse_args(argv=None):
         "--student-config",
         dest="student_config",
         required=True,
-        help="builder arguments that make the student smaller: key=value,... or a JSON object",
+        help="builder arguments that make the student smaller: key=value,... or a JSON object "
+        "('{}' keeps the teacher's architecture: born-again distillation)",
     )
     parser.add_argument("--out", required=True, help="run folder of the distilled student")
     parser.add_argument("--alpha", type=float, default=0.1, help="weight of the hard-label loss")

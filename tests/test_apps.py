@@ -264,6 +264,7 @@ def test_pipeline_prunes_clusters_and_trains_quantization_aware_into_one_int8_fi
         ("prune", ["--layers", "lstm"], "unknown layer kind"),
         ("distill", ["--student-config", "width_multiplier"], "is not key=value"),
         ("distill", ["--student-config", "depth=2"], "no argument(s) depth"),
+        ("distill", ["--student-config", " , "], "--student-config is empty"),
         ("cluster", ["--clusters", "1"], "--clusters must be at least 2"),
         ("cluster", ["--clusters", "100000"], "weights of the smallest clustered kernel"),
         ("qat", ["--quantization", "float16"], "use --quantization int8"),

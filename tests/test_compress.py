@@ -111,6 +111,14 @@ def test_strip_leaves_a_plain_model_that_saves_and_exports(tmp_path):
     assert np.mean(runner.predict(images).argmax(-1) == expected) >= 0.9
 
 
+def test_student_config_reads_key_values_json_and_an_empty_object():
+    from bigmodels.cli.training import parse_model_arguments
+
+    assert parse_model_arguments("width=32, dropout=0.1,name=x") == {"width": 32, "dropout": 0.1, "name": "x"}
+    assert parse_model_arguments('{"width_multiplier": 0.5}') == {"width_multiplier": 0.5}
+    assert parse_model_arguments("{}") == {}  # the teacher's own architecture: born-again distillation
+
+
 def test_distillation_loss_equals_the_formula_by_hand():
     labels = np.array([0, 1])
     student = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1]], dtype=np.float32)
