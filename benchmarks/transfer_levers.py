@@ -15,8 +15,11 @@ ensemble) shows how much of that spread averaging removes. Without --setting: th
 settings measured in December 2026. Writes benchmarks/results/transfer_levers.json.
 
 ``--from-scratch``: no backbone, the app's from-scratch defaults for a few hundred photos (issue
-18). ``--threads N``: TensorFlow's thread pools (two one-thread invocations side by side use 2
-cores better than one with batches of 16; the figures differ a little from a 2-thread run's).
+18). ``--test-resolutions 112 128 144``: each run's trained weights are also scored with the model
+rebuilt to infer at each of those sides (``--resolution``; training untouched), as FixRes tests a
+model trained on random-resized crops (``--training-resolution-scale``). ``--threads N``:
+TensorFlow's thread pools (two one-thread invocations side by side use 2 cores better than one
+with batches of 16; the figures differ a little from a 2-thread run's).
 """
 
 import argparse
@@ -58,6 +61,20 @@ def accuracy_on_test(run_dir: Path, data: str) -> tuple[dict, np.ndarray, np.nda
     return accuracy, plain, labels
 
 
+def accuracy_by_resolution(run_dir: Path, data: str, sides: list[int]) -> dict:
+    """The run's trained weights in the model rebuilt to infer at each side: {side: accuracy}."""
+    trained = bigmodels.load_model(run_dir)
+    _, config = bigmodels.read_run(run_dir)
+    model_args = {k: v for k, v in config["model_args"].items() if k != "variant_chosen_by"}
+    images, labels = bigmodels.load_dataset(data, image_size=trained.input_shape[1:3]).arrays["test"]
+    scores = {}
+    for side in sides:
+        model = bigmodels.get_model(config["model"], **{**model_args, "resolution": side})
+        model.set_weights(trained.get_weights())
+        scores[str(side)] = round(float(np.mean(model.predict(images, verbose=0).argmax(1) == labels)), 4)
+    return scores
+
+
 def seeds_averaged(probabilities: list, labels: np.ndarray) -> dict:
     """Accuracy of the seeds' models averaged (an ensemble): all of them, and the mean over every
     three of them. When that stays near the single runs' mean, the runs miss the same photos
@@ -74,7 +91,7 @@ def seeds_averaged(probabilities: list, labels: np.ndarray) -> dict:
 
 
 def one_setting(
-    name: str, options: dict, data: str, work: Path, seeds: list[int], backbone: str | None
+    name: str, options: dict, data: str, work: Path, seeds: list[int], backbone: str | None, sides=()
 ) -> dict:
     runs, probabilities = [], []
     for seed in seeds:
@@ -87,11 +104,18 @@ def one_setting(
         probabilities.append(plain)
         run = {"seed": seed, **accuracy, "epochs_trained": metrics["epochs_trained"],
                "train_wall_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        if sides:
+            run["test_accuracy_by_resolution"] = accuracy_by_resolution(run_dir, data, sides)
         print(json.dumps({"setting": name, **run}), flush=True)
         runs.append(run)
     mean = {key: round(float(np.mean([run[key] for run in runs])), 4)
             for key in ("test_accuracy", "flip_averaged_test_accuracy")}  # fmt: skip
     mean.update(seeds_averaged(probabilities, labels))
+    if sides:
+        by_side = [run["test_accuracy_by_resolution"] for run in runs]
+        mean["test_accuracy_by_resolution"] = {
+            str(side): round(float(np.mean([scores[str(side)] for scores in by_side])), 4) for side in sides
+        }
     return {"name": name, "options": options, "mean": mean, "runs": runs}
 
 
@@ -117,6 +141,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "transfer_levers.json")
     parser.add_argument("--from-scratch", action="store_true", help="no backbone: the from-scratch defaults")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    parser.add_argument("--test-resolutions", type=int, nargs="+", default=[], metavar="SIDE",
+                        help="also score each run's weights inferring at these sides (FixRes)")  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         import tensorflow as tf
@@ -126,7 +152,7 @@ def main() -> None:
     chosen = {name: _options(parser, name, options) for name, options in args.setting or []} or SETTINGS
     backbone = None if args.from_scratch else "cifar10_tiny"
     results = [
-        one_setting(name, options, args.data, args.work, args.seeds, backbone)
+        one_setting(name, options, args.data, args.work, args.seeds, backbone, args.test_resolutions)
         for name, options in chosen.items()
     ]
     summary = {

@@ -34,7 +34,7 @@ def test_small_photo_folder_validation_moves_off_chance_with_small_data_defaults
     assert metrics["test_accuracy"] >= 0.75, metrics
 
 
-def test_a_few_hundred_camera_photos_get_the_full_width_and_random_resized_crops():
+def test_a_few_hundred_camera_photos_get_width_1_5_random_resized_crops_and_fixres():
     from types import SimpleNamespace
 
     from bigmodels.tasks.image_classification import TASK
@@ -43,8 +43,13 @@ def test_a_few_hundred_camera_photos_get_the_full_width_and_random_resized_crops
         counts = {"train": labelled - 49, "validation": 49}
         return SimpleNamespace(kind="image", input_shape=(side, side, channels), counts=counts)
 
-    camera = info(224)  # resized to 112 pixels inside the model
-    assert TASK.default_model_args(camera) == {"width_multiplier": 1.0, "dropout": 0.5, "resolution": 112}
+    camera = info(224)  # resized inside the model: to 112 pixels while training, 128 at inference
+    assert TASK.default_model_args(camera) == {
+        "width_multiplier": 1.5,
+        "dropout": 0.5,
+        "resolution": 128,
+        "training_resolution_scale": 0.875,
+    }
     assert TASK.default_augmentation(camera) == "resized_crop_flip"
     assert TASK.default_training(camera)["retrain_on_all"] is True
     assert TASK.default_training(camera)["epochs"] == 40 and TASK.default_training(info(32))["epochs"] == 150
@@ -92,22 +97,25 @@ def test_train_app_refuses_a_run_stuck_at_chance_in_one_line(tmp_path):
     reason=f"needs the real ants/bees photos at {HYMENOPTERA} (shared data: in CI, not in a clone)",
 )
 def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
-    # Several minutes on 2 cores (the validated pass, then the retrain on all 245 photos; 303-456 s
-    # in CI beside the other tests at the 40-epoch default, 479 s at 80 epochs): the real folder is
-    # the point of issue 18.
+    # Several minutes on 2 cores (the validated pass, then the retrain on all 245 photos): the real
+    # folder is the point of issue 18. At width 1.5 (December 7) the 40-epoch default took 619 s
+    # with the one thread `make test` gives it, and the suite 18.5 minutes; 20 epochs take about
+    # 260 s (72.5% at seed 0). The 40-epoch default is asserted without training, above.
     started = time.perf_counter()
     # train/ and val/ beside each other: val/ is the test split (as --test-data is for text).
-    # The app's defaults, the retrain included.
+    # The app's defaults but the schedule's length, the retrain included.
     # The timeout guards against a hang only: beside other training on 2 cores it ran past the
     # usual 600 s (December 6: over 10 minutes beside two CIFAR-10 runs).
-    result = run_app("train", "--data", HYMENOPTERA, "--out", tmp_path / "run", timeout=2400)
+    arguments = ("--data", HYMENOPTERA, "--out", tmp_path / "run", "--epochs", "20")
+    result = run_app("train", *arguments, timeout=2400)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["training"]["augmentation"] == "resized_crop_flip"
-    assert config["model_args"]["width_multiplier"] == 1.0 and config["model_args"]["resolution"] == 112
-    assert config["training"]["epochs"] == 40
+    assert config["model_args"]["width_multiplier"] == 1.5 and config["model_args"]["resolution"] == 128
+    assert config["model_args"]["training_resolution_scale"] == 0.875
+    assert config["training"]["retrain_on_all"] is True
     print(f"hymenoptera val accuracy {metrics['test_accuracy']:.4f} in {time.perf_counter() - started:.0f} s")
     assert metrics["num_test_examples"] == 153
     assert all(sum(column) > 0 for column in zip(*report["confusion_matrix"], strict=True)), (
@@ -115,6 +123,7 @@ def test_train_app_defaults_on_hymenoptera_learn_both_classes(tmp_path):
     )
     # Was 0.458, the constant "ants"; 0.706 measured from scratch, 0.739 with the retrain, 0.771
     # with the camera-photo defaults at 150 epochs, 0.791 at today's 40, 0.765 since precise BN
-    # samples its batches (seed 0), 0.745 with the one TensorFlow thread `make test` gives it (the
-    # issue's target, 0.80 over seeds, is not reached and stays the target: issue 18's notes).
+    # samples its batches (seed 0), 0.745 with the one TensorFlow thread `make test` gives it, 0.725
+    # at width 1.5 with FixRes and 20 epochs (the issue's target, 0.80 over seeds with the defaults,
+    # is not reached and stays the target: issue 18's notes).
     assert metrics["test_accuracy"] >= 0.65, metrics

@@ -8,7 +8,7 @@ device feeds camera pixels as they are.
 import keras
 from keras import layers
 
-from bigmodels.models.layers import FusedBatchNormalization, averaged_views, mirrored_views
+from bigmodels.models.layers import FusedBatchNormalization, averaged_views, mirrored_views, resized
 from bigmodels.models.registry import register_model
 
 VARIANTS = ("compact", "mobile", "resnet")
@@ -115,6 +115,7 @@ def cnn_classifier(
     resolution: int | None = None,
     dropout: float = 0.1,
     flip_average: bool = False,
+    training_resolution_scale: float = 1.0,
 ) -> keras.Model:
     """Builds a CNN image classifier that takes raw uint8 pixels.
 
@@ -131,6 +132,10 @@ def cnn_classifier(
         dropout: dropout rate before the classification layer.
         flip_average: at inference, classify each image and its mirror image and average the two
             (twice the compute; training is unchanged). For photos, not digits or text.
+        training_resolution_scale: while training, images are resized to this share of the
+            side they are resized to at inference (``resolution``, else the input's). Below 1
+            with random-resized crops, which magnify objects: the model then infers at a higher
+            resolution than it trained at, where objects look as large as in training (FixRes).
 
     Returns:
         An uncompiled functional ``keras.Model``.
@@ -146,13 +151,17 @@ def cnn_classifier(
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+    if not 0 < training_resolution_scale <= 1:
+        raise ValueError(f"training_resolution_scale must be in (0, 1], got {training_resolution_scale}")
     inputs = keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
     if variant == "compact":
         x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     else:
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
-    if resolution and (resolution, resolution) != tuple(input_shape[:2]):
-        x = layers.Resizing(resolution, resolution, name="resize")(x)
+    size = (resolution, resolution) if resolution else tuple(input_shape[:2])
+    # At least 8 pixels while training, unless the images are smaller still.
+    training_size = tuple(max(min(side, 8), round(side * training_resolution_scale)) for side in size)
+    x = resized(x, size, training_size, input_shape[:2])
     x = mirrored_views(x, flip_average)
     if variant == "compact":
         x = _compact_body(x, resolution or min(input_shape[:2]), width_multiplier)

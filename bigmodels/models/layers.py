@@ -126,3 +126,38 @@ def mirrored_views(x, flip_average: bool):
 def averaged_views(probabilities, flip_average: bool):
     """The two views' probabilities averaged when ``flip_average`` (else as they are)."""
     return AveragePairs(name="average_pairs")(probabilities) if flip_average else probabilities
+
+
+# Train at a lower resolution than the model infers at (Touvron et al. 2019, "Fixing the train-test
+# resolution discrepancy"): a random-resized crop of a quarter to all of a photo, resized back,
+# shows objects larger than the whole photo does at the same resolution, so the model sees them
+# at their trained size when it infers at a higher resolution than it trained at.
+@keras.saving.register_keras_serializable(package="bigmodels")
+class TrainingResize(keras.layers.Layer):
+    """Bilinear resizing to ``size`` (height, width) at inference and to ``training_size`` while
+    training; what follows must not depend on the spatial size (convolutions, global pooling)."""
+
+    def __init__(self, size, training_size, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.training_size = tuple(size), tuple(training_size)
+
+    def call(self, inputs, training=None):
+        side = self.training_size if training else self.size
+        # keras.ops.image.resize, as keras.layers.Resizing: TFLite's RESIZE_BILINEAR at inference.
+        return keras.ops.image.resize(inputs, side, interpolation="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "training_size": list(self.training_size)}
+
+
+def resized(x, size, training_size, input_size):
+    """``x`` resized inside the model: to ``size`` at inference and ``training_size`` while training
+    (a plain ``Resizing`` layer when the two agree; ``x`` itself when no resizing is needed)."""
+    if tuple(training_size) != tuple(size):
+        return TrainingResize(size, training_size, name="resize")(x)
+    if tuple(size) != tuple(input_size):
+        return keras.layers.Resizing(*size, name="resize")(x)
+    return x
