@@ -92,6 +92,7 @@ def test_export_gate_failure_exits_non_zero_and_names_the_artifact(digits_run):
         "gan_optimizer",
         "gan_retrain",
         "test_fraction",
+        "training_resolution_scale",
     ],
 )
 def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
@@ -112,6 +113,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "gan_optimizer": ["--model", "dcgan", "--optimizer", "sgd", "--weight-decay", "0.01"],
         "gan_retrain": ["--model", "dcgan", "--retrain-on-all"],
         "test_fraction": ["--test-fraction", "1.5"],
+        "training_resolution_scale": ["--training-resolution-scale", "1.5"],
     }[case]
     out = tmp_path / "run"
     result = run_app_in_process("train", *arguments, "--out", out, "--epochs", "1")
@@ -126,6 +128,7 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "gan_optimizer": "--optimizer, --weight-decay: dcgan trains both networks with Adam",
         "gan_retrain": "--retrain-on-all: dcgan keeps its last epoch and has no validation split",
         "test_fraction": "--test-fraction must be a share between 0 and 1",
+        "training_resolution_scale": "training_resolution_scale must be in (0, 1], got 1.5",
     }[case]
     assert_one_line_error(result, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])

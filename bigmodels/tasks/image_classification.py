@@ -36,7 +36,7 @@ SMALL_PHOTO_RESOLUTION = 112
 # width 1.0 at 128 77.1 / 78.4 / 80.4 / 74.5 / 77.8% (mean 77.65% against 77.3% at 112), width 1.5
 # at 128 77.1 / 81.7 / 79.7 / 79.1 / 77.8% (mean 79.1%, against 77.9% at 112 and the old defaults'
 # 77.3%: ahead on four seeds, level on one). That costs 1.21M weights instead of 545k, 200M
-# multiply-accumulates a photo instead of 70M, and about 7 minutes of training on 2 cores, not 4.5.
+# multiply-accumulates a photo instead of 70M, and 393-476 s of training a seed on 2 cores, not 248-310.
 CAMERA_PHOTO_INFERENCE_RESOLUTION = 128
 CAMERA_PHOTO_MODEL = {
     "width_multiplier": 1.5,
