@@ -38,6 +38,7 @@ _PUBLIC = {
     # workflows, one per verb
     "train_run": "bigmodels.workflows.train",
     "evaluate_run": "bigmodels.workflows.evaluate",
+    "evaluate_bundle": "bigmodels.workflows.evaluate",
     "export_run": "bigmodels.workflows.export",
     "prune_run": "bigmodels.workflows.prune",
     "distill_run": "bigmodels.workflows.distill",

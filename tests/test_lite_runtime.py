@@ -54,3 +54,16 @@ def test_load_image_crops_to_aspect_then_resizes(tmp_path):
     pixels = load_image(tmp_path / "wide.png", size=(10, 10), channels=3)
     assert pixels.shape == (10, 10, 3) and pixels.dtype == np.uint8
     assert pixels.min() > 200  # the centre crop keeps only the square
+
+
+def test_tied_scores_rank_by_class_index_as_argmax_picks():
+    """An int8 output has 256 levels, so two classes can tie; the label must be np.argmax's
+    (the self-test's and the evaluation's pick), whatever order the scores come in."""
+    from bigmodels.lite import load_bundle
+
+    bundle = load_bundle("cifar10_tiny")
+    scores = np.array([[0.05, 0.1, 0.3, 0.3, 0.0, 0.05, 0.1, 0.0, 0.0, 0.1]], dtype=np.float32)
+    bundle.model.predict = lambda inputs: np.repeat(scores, len(inputs), axis=0)
+    results = bundle.predict(np.zeros((3, 32, 32, 3), np.uint8), top_k=3)
+    assert [result["label"] for result in results] == ["bird"] * 3
+    assert list(results[0]["scores"]) == ["bird", "cat", "automobile"]

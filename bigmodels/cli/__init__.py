@@ -22,13 +22,19 @@ from bigmodels.cli.export import (
     print_stage_table,
 )
 from bigmodels.cli.serve import bundle_server
-from bigmodels.cli.training import add_training_flags, parse_model_arguments, train_from_args
+from bigmodels.cli.training import (
+    add_text_column_flags,
+    add_training_flags,
+    parse_model_arguments,
+    train_from_args,
+)
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_PARITY_FAILED",
     "ArgumentParser",
     "add_export_flags",
+    "add_text_column_flags",
     "add_training_flags",
     "bundle_server",
     "check_export_flags",

@@ -218,7 +218,8 @@ def add_backbone_flags(parser) -> None:
     )
 
 
-def add_text_data_flags(parser) -> None:
+def add_text_column_flags(parser):
+    """How a CSV/TSV file is read (columns, header row, encoding); returns the flag group."""
     text = parser.add_argument_group("text data (CSV/TSV files)")
     text.add_argument(
         "--text-column",
@@ -230,13 +231,6 @@ def add_text_data_flags(parser) -> None:
         help="text column(s) by header name or 0-based index; several are joined",
     )
     text.add_argument("--label-column", dest="label_column", type=_column, default=None, metavar="COLUMN")
-    text.add_argument("--test-data", dest="test_source", default=None, help="separate test file or folder")
-    text.add_argument(
-        "--validation-data",
-        dest="validation_source",
-        default=None,
-        help="separate validation (dev) file used for model selection",
-    )
     text.add_argument(
         "--header",
         action=argparse.BooleanOptionalAction,
@@ -245,6 +239,18 @@ def add_text_data_flags(parser) -> None:
     )
     text.add_argument(
         "--encoding", default=None, help="text encoding (default utf-8; bad bytes are reported)"
+    )
+    return text
+
+
+def add_text_data_flags(parser) -> None:
+    text = add_text_column_flags(parser)
+    text.add_argument("--test-data", dest="test_source", default=None, help="separate test file or folder")
+    text.add_argument(
+        "--validation-data",
+        dest="validation_source",
+        default=None,
+        help="separate validation (dev) file used for model selection",
     )
 
 

@@ -125,13 +125,25 @@ def load_dataset(
     return dataset
 
 
+def source_kind(source: str) -> str | None:
+    """ "text" or "image" for the embedded set and files and folders that exist; None for a
+    tfds name (known once loaded) or a missing path."""
+    path = Path(source).expanduser()
+    if source in EMBEDDED_DATASETS:
+        return "image"
+    if not path.exists():
+        return None
+    return "text" if path.is_file() or is_text_folder(path) else "image"
+
+
 def _load_source(source: str, *, image_size, channels, text: _TextOptions) -> LoadedSource:
     """Tells what ``source`` names (embedded, text, image path, tfds name) and loads it."""
     path = Path(source).expanduser()
+    kind = source_kind(source)
     if source in EMBEDDED_DATASETS:
         images, labels, class_names = load_digits_arrays()
         return LoadedSource({"all": (images, labels)}, class_names, None, {})
-    if path.exists() and (path.is_file() or is_text_folder(path)):
+    if kind == "text":
         return _load_text(path, text)
     if text.has_separate_splits:
         raise ValueError(

@@ -51,8 +51,16 @@ def validation_fraction_for(count: int, fraction: float | None) -> float:
     return float(min(MAX_SMALL_DATA_VALIDATION_FRACTION, max(0.1, wanted)))
 
 
+CARVED_SPLIT = "seeded stratified"  # how the description of a split carved here begins
+
+
 def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> str:
-    return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
+    return f"{CARVED_SPLIT} {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
+
+
+def is_carved(split_description: str) -> bool:
+    """Whether a ``DatasetInfo`` split description names a share carved here, not the source's own."""
+    return split_description.startswith(CARVED_SPLIT)
 
 
 SOURCE_VALIDATION_SPLIT = "the source's own validation split"  # a user's file, not carved here

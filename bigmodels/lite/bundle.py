@@ -224,7 +224,9 @@ class Bundle:
         probabilities = self.model.predict(self.prepare(inputs))
         results = []
         for row in probabilities:
-            order = np.argsort(-row)[: top_k or len(row)]
+            # Stable: tied scores (an int8 output has 256 levels) rank by class index, so the
+            # label is np.argmax's, as the self-test, the evaluation and the web page pick it.
+            order = np.argsort(-row, kind="stable")[: top_k or len(row)]
             results.append(
                 {
                     "label": self.class_names[order[0]],

@@ -242,6 +242,13 @@ class Task:
         """``config`` for a run derived from ``source_dir`` (pruned): paths made absolute."""
         return dict(config)
 
+    def bundle_data_options(self, metadata: dict) -> dict:
+        """``load_dataset``'s shape options for data a bundle of this task is scored on, from its
+        metadata (``evaluate_bundle``); only classifiers are scored on labelled data."""
+        raise ValueError(
+            f"{self.name} bundles have no classes to score on labelled data; evaluate a classifier bundle"
+        )
+
 
 def data_fields(info) -> dict:
     """What metrics.json says about the data a run was trained on (every task records it)."""

@@ -116,6 +116,21 @@ def evaluate_into(run_dir: Path, dataset, model, *, name: str = "evaluation") ->
     }
 
 
+def check_same_classes(found: list[str], expected: list[str], whose: str) -> None:
+    """Raises ValueError unless the data's classes are ``expected`` (a model's), in order."""
+    if found != expected:
+        raise ValueError(
+            f"the data's classes ({_listed(found)}) differ from {whose} ({_listed(expected)}); "
+            "evaluate on data with the same classes"
+        )
+
+
+def _listed(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` names (a text column taken for labels has thousands)."""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def top1_report(probabilities, labels, keras_top1) -> dict:
     top1 = probabilities.argmax(-1)
     return {
@@ -225,11 +240,7 @@ class ClassificationTask(Task):
             # A small folder of new examples is too small to carve; --all scores every one of them.
             raise EmptySplitError(f"{error}, or score every example of it with --all") from None
         trained_classes = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["class_names"]
-        if dataset.info.class_names != trained_classes:
-            raise ValueError(
-                f"the data's classes ({', '.join(dataset.info.class_names)}) differ from the run's "
-                f"({', '.join(trained_classes)}); evaluate on data with the same classes"
-            )
+        check_same_classes(dataset.info.class_names, trained_classes, "the run's")
         name = "evaluation" if data_source is None else "evaluation_other_data"
         evaluate_into(run_dir, dataset, load_run_model(run_dir), name=name)
         record_entries(run_dir)  # evaluation_other_data.json is the run's own file too

@@ -81,6 +81,11 @@ class ImageClassification(ClassificationTask):
     def serving(self, run_dir, dataset, features) -> dict:
         return {"serving_inputs": features, "saved_model_fields": {"input": "raw uint8 pixels"}}
 
+    def bundle_data_options(self, metadata: dict) -> dict:
+        """Images decoded and resized as the device does, to the bundle's input size and channels."""
+        height, width, channels = metadata["input"]["shape"][1:]
+        return {"image_size": (height, width), "channels": channels}
+
     def selftest_count(self, features: np.ndarray) -> int:
         fitting = SELFTEST_PIXEL_BYTES // max(1, features[0].nbytes)
         return int(np.clip(fitting, MIN_SELFTEST_EXAMPLES, SELFTEST_EXAMPLES))

@@ -46,6 +46,13 @@ class TextClassification(ClassificationTask):
             raise ValueError(f"{source}: the run was trained on text; evaluate it on text data")
         return tokenize_dataset(raw, *load_tokenizer(run_dir))
 
+    def bundle_data_options(self, metadata: dict) -> dict:
+        """The columns and encoding the bundle's training data had (a CSV/TSV of the same layout)."""
+        preprocessing = metadata.get("preprocessing", {})
+        return {
+            k: preprocessing[k] for k in ("text_columns", "label_column", "encoding") if k in preprocessing
+        }
+
     def prepare_data(self, dataset, staging, tokenizer):
         """Learns the run's vocabulary from the training texts only (or takes a backbone's
         ``FixedVocabulary``), into ``staging``."""
