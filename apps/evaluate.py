@@ -14,8 +14,9 @@ example it has, for a folder or file of new labelled data. For a DCGAN run it re
 the classifier score and the Frechet distance of 2,000 samples from fixed latent vectors.
 
 --bundle scores the bundle's TFLite file (the shipped int8 file, say) as a device runs it, on
---data's own test split or, with --all, every example; it writes nothing into the bundle, and
---out FOLDER keeps evaluation.json and confusion_matrix.png.
+--data's own test split (a test/ or val/ folder, MNIST's t10k files, CIFAR's test batch, a tfds
+test split) or, with --all, every example; it writes nothing into the bundle, and --out FOLDER
+keeps evaluation.json and confusion_matrix.png.
 """
 
 import sys

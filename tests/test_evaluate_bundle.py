@@ -3,6 +3,7 @@ the same answers the device path gives, and bad input refused in one line with n
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -50,6 +51,13 @@ def test_an_image_bundle_is_scored_on_the_test_folder_as_the_device_classifies_i
         "int8",
         runtime,
     )
+
+
+def test_a_folder_holding_only_test_is_scored_without_a_training_split(cifar_like_folder, tmp_path):
+    shutil.copytree(cifar_like_folder / "test", tmp_path / "test")
+    report = evaluate_bundle("cifar10_tiny", str(tmp_path))
+    assert report["num_examples"] == 30 and "'test/' folder" in report["test_split"]
+    assert report == {**evaluate_bundle("cifar10_tiny", str(cifar_like_folder)), "data_source": str(tmp_path)}
 
 
 def test_a_text_bundle_reads_its_own_columns_or_the_ones_given(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bigmodels.data.cifar import has_cifar_batches, load_cifar_folder
 from bigmodels.data.dataset import Dataset
 from bigmodels.data.images import (
     DEFAULT_PHOTO_SIZE,
@@ -59,6 +60,7 @@ def load_dataset(
     header: bool | None = None,
     encoding: str = "utf-8",
     all_as_test: bool = False,
+    own_test_only: bool = False,
 ) -> Dataset:
     """Loads a dataset into train / validation / test splits.
 
@@ -68,6 +70,7 @@ def load_dataset(
             - a folder of class subfolders of images, with optional train/ and test/ (or val/)
               subfolders that are then used as the splits;
             - a folder of MNIST-format IDX files (train-images-idx3-ubyte.gz, ...);
+            - an extracted CIFAR-10 or CIFAR-100 download (binary or Python version's batches);
             - a tensorflow-datasets name ("mnist", "fashion_mnist", "cifar10", "beans", ...);
             - a CSV/TSV file of texts and labels, or a folder with one subfolder of .txt files
               per class.
@@ -89,6 +92,8 @@ def load_dataset(
         encoding: encoding of text files; undecodable bytes are replaced and reported.
         all_as_test: carve nothing: every example the source has (all its splits) is the test
             split, and training and validation are empty (to score a trained model on new data).
+        own_test_only: carve nothing: the source's own test split alone (its test/ or val/
+            folder, t10k files, test batch or tfds split); a source without one is refused.
 
     Returns:
         A ``Dataset`` with ``.train``, ``.validation``, ``.test`` tf.data pipelines, numpy
@@ -103,14 +108,7 @@ def load_dataset(
         model.fit(data.train, validation_data=data.validation)
     """
     source = DEFAULT_SOURCE if source in (None, "") else str(source)
-    text = _TextOptions(
-        text_columns=text_columns,
-        label_column=label_column,
-        test_source=test_source,
-        validation_source=validation_source,
-        header=header,
-        encoding=encoding,
-    )
+    text = _TextOptions(text_columns, label_column, test_source, validation_source, header, encoding)
     loaded = _load_source(source, image_size=image_size, channels=channels, text=text)
     dataset = assemble_dataset(
         loaded,
@@ -120,6 +118,7 @@ def load_dataset(
         test_fraction=test_fraction,
         seed=seed,
         all_as_test=all_as_test,
+        own_test_only=own_test_only,
     )
     _check_channels(dataset, channels, source)
     return dataset
@@ -183,10 +182,17 @@ def _load_text(path: Path, text: _TextOptions) -> LoadedSource:
 def _load_path(path: Path, image_size, channels) -> LoadedSource:
     """An image folder: IDX files, class subfolders, or train/ and test/ (or val/) subfolders."""
     if not path.is_dir():
-        raise ValueError(f"{path}: image data must be a folder of class subfolders or of IDX files")
+        raise ValueError(
+            f"{path}: image data must be a folder of class subfolders, of IDX files or of CIFAR batches"
+        )
     if has_idx_files(path):
         splits = load_idx_folder(path)
         return LoadedSource(splits, [str(d) for d in range(10)], "the source's own test files (t10k-*)", {})
+    if has_cifar_batches(path):
+        raw_splits, class_names = load_cifar_folder(path)
+        splits, preprocessing = _sized_images(raw_splits, image_size, channels)
+        test_split = "the source's own test batch" if "test" in splits else None
+        return LoadedSource(splits, class_names, test_split, {"preprocessing": preprocessing})
     if has_split_folders(path):
         return _load_split_folders(find_split_folders(path), image_size, channels)
     images, labels, class_names, skipped, preprocessing = load_image_folder(
@@ -234,6 +240,13 @@ def _load_tfds(name: str, image_size, channels, text_columns) -> LoadedSource:
         return LoadedSource(
             raw_splits, class_names, test_split, {"preprocessing": {"text_columns": text_columns}}
         )
+    splits, preprocessing = _sized_images(raw_splits, image_size, channels)
+    return LoadedSource(splits, class_names, test_split, {"preprocessing": preprocessing})
+
+
+def _sized_images(raw_splits: dict, image_size, channels) -> tuple[dict, dict]:
+    """Splits of images (arrays of one size, or lists of several) at ``image_size`` and
+    ``channels`` (by default their own when they share one), with the preprocessing record."""
     shapes = {image.shape for images, _ in raw_splits.values() for image in images}
     size = (
         tuple(image_size)
@@ -254,7 +267,7 @@ def _load_tfds(name: str, image_size, channels, text_columns) -> LoadedSource:
     }
     if not unchanged:
         preprocessing["resize"] = "centre crop to the aspect ratio, then bilinear resize"
-    return LoadedSource(splits, class_names, test_split, {"preprocessing": preprocessing})
+    return splits, preprocessing
 
 
 def _resized(images, size: tuple[int, int], channels: int) -> list[np.ndarray]:

@@ -34,6 +34,10 @@ class EmptySplitError(ValueError):
     """Carving left a validation or test split with no examples (too few per class)."""
 
 
+class NoTestSplitError(ValueError):
+    """Only the source's own test split was asked for, and it has none."""
+
+
 def check_fraction(split: str, fraction: float | None) -> None:
     """Raises ValueError unless ``fraction`` (the share held out for ``split``) is in (0, 1)."""
     if fraction is None:
@@ -51,16 +55,8 @@ def validation_fraction_for(count: int, fraction: float | None) -> float:
     return float(min(MAX_SMALL_DATA_VALIDATION_FRACTION, max(0.1, wanted)))
 
 
-CARVED_SPLIT = "seeded stratified"  # how the description of a split carved here begins
-
-
 def _describe_fraction(fraction: float, seed: int, count: int, of_what: str) -> str:
-    return f"{CARVED_SPLIT} {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
-
-
-def is_carved(split_description: str) -> bool:
-    """Whether a ``DatasetInfo`` split description names a share carved here, not the source's own."""
-    return split_description.startswith(CARVED_SPLIT)
+    return f"seeded stratified {fraction:.0%} of {of_what} (seed {seed}, {count} examples)"
 
 
 SOURCE_VALIDATION_SPLIT = "the source's own validation split"  # a user's file, not carved here
@@ -113,6 +109,18 @@ def _all_as_test(loaded: LoadedSource) -> dict:
             "test": (features, labels)}  # fmt: skip
 
 
+def _own_test(loaded: LoadedSource, source: str) -> dict:
+    """The source's own test split alone; training and validation empty."""
+    if "test" not in loaded.splits:
+        raise NoTestSplitError(
+            f"{source} has no test split of its own (a test/ or val/ folder, MNIST's t10k files, "
+            "CIFAR's test batch, a tfds test split)"
+        )
+    features, labels = loaded.splits["test"]
+    return {"train": (features[:0], labels[:0]), "validation": (features[:0], labels[:0]),
+            "test": (features, labels)}  # fmt: skip
+
+
 def _preprocessing(features: np.ndarray, kind: str, extra: dict) -> dict:
     """The source's preprocessing record; image data always says its size, channels and range."""
     preprocessing = dict(extra.get("preprocessing", {}))
@@ -136,9 +144,11 @@ def assemble_dataset(
     test_fraction: float,
     seed: int,
     all_as_test: bool = False,
+    own_test_only: bool = False,
 ) -> Dataset:
     """Carves the missing splits of ``loaded`` and wraps them, with their ``DatasetInfo``;
-    ``all_as_test``: carve nothing, every example is the test split (scoring a run on new data).
+    ``all_as_test``: carve nothing, every example is the test split (scoring a run on new data);
+    ``own_test_only``: carve nothing, the source's own test split alone (scoring a bundle).
 
     Raises:
         ValueError: no training split, a label outside the class names, an empty split, or a
@@ -148,6 +158,8 @@ def assemble_dataset(
     check_fraction("validation", validation_fraction)
     if all_as_test:
         arrays, test_split, validation_split = _all_as_test(loaded), ALL_AS_TEST_SPLIT, "none"
+    elif own_test_only:
+        arrays, test_split, validation_split = _own_test(loaded, source), loaded.test_split, "none"
     else:
         arrays, test_split, validation_split = _carve_splits(
             loaded, source, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed

@@ -7,7 +7,7 @@ import numpy as np
 
 from bigmodels.data import load_dataset
 from bigmodels.data.loading import source_kind
-from bigmodels.data.splits import EmptySplitError, is_carved
+from bigmodels.data.splits import NoTestSplitError
 from bigmodels.lite import load_bundle
 from bigmodels.quality.classification import classification_report, plot_confusion_matrix
 from bigmodels.run_folder import check_output_folder, read_run, staged_folder, write_json
@@ -110,17 +110,12 @@ def _test_data(bundle, source: str, all_examples: bool, options: dict):
     kind = TASKS[bundle.task].data_kind
     _check_kind(source, source_kind(source), kind)  # before reading it with the other kind's options
     try:
-        dataset = load_dataset(source, all_as_test=all_examples, **options)
-    except EmptySplitError as error:  # a few examples per class: too few to carve
-        raise ValueError(f"{error}, or score every example of it with --all") from None
+        # Only the source's own test split: the bundle does not say how its run carved one, and
+        # a guessed share could hold the very examples it was trained on.
+        dataset = load_dataset(source, all_as_test=all_examples, own_test_only=not all_examples, **options)
+    except NoTestSplitError as error:
+        raise ValueError(f"{error}; score every example of it with --all") from None
     _check_kind(source, dataset.info.kind, kind)  # a tfds name tells its kind once loaded
-    if not all_examples and is_carved(dataset.info.test_split):
-        # The bundle does not say how its run carved a test split; a guessed share could hold
-        # the very examples it was trained on.
-        raise ValueError(
-            f"{source} has no test split of its own (a test/ or val/ folder, MNIST's t10k files, a "
-            "tfds test split); score every example of it with --all"
-        )
     check_same_classes(dataset.info.class_names, bundle.class_names, "the bundle's")
     return dataset
 
