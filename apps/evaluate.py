@@ -87,7 +87,7 @@ def _evaluate_bundle(args) -> int:
         out_dir=args.out,
         overwrite=args.overwrite,
         runtime=args.runtime or "litert",
-        num_threads=args.threads or 1,
+        num_threads=1 if args.threads is None else args.threads,
         text_columns=args.text_columns,
         label_column=args.label_column,
         header=args.header,

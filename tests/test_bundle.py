@@ -261,3 +261,10 @@ def test_benchmark_app_writes_its_json(digits_bundle, tmp_path):
     figures = json.loads((tmp_path / "b.json").read_text())
     assert set(figures["latency_per_example"]) == {"1", "2"}
     assert figures["peak_rss_mb"] > 0 and figures["model_file_bytes"] > 0 and figures["load_seconds"] > 0
+
+
+def test_predict_app_refuses_zero_threads_in_one_line(tmp_path):
+    """Not "export the bundle again": the runtime's own complaint named the bundle, not the flag."""
+    result = run_app("predict.py", "--bundle", "cifar10_tiny", "--threads", "0", "--selftest")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--threads must be at least 1, got 0" in result.stderr

@@ -117,6 +117,10 @@ def test_an_evaluation_folder_is_replaced_only_with_overwrite_and_never_a_users(
         (["--bundle", "{folder}/missing.zip", "--data", "{folder}"], ["does not exist"]),
         (["--bundle", "sst2_text", "--data", "{csv}", "--all", "--runtime", "tflm"], ["int8"]),
         (["--run", "{folder}", "--out", "{out}"], ["--out: only for --bundle"]),
+        (
+            ["--bundle", "cifar10_tiny", "--data", "{folder}", "--threads", "0"],
+            ["--threads must be at least 1"],
+        ),
     ],
 )
 def test_bad_bundle_evaluations_are_one_line_and_write_nothing(

@@ -307,9 +307,11 @@ def load_bundle(path: str | Path, *, num_threads: int = 1, runtime: str = "liter
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: not a bundle, an unsupported format version, metadata that breaks the schema,
-            a cap passed, or a file that is not the one its sha256 names.
+        ValueError: fewer than one thread, not a bundle, an unsupported format version, metadata
+            that breaks the schema, a cap passed, or a file that is not the one its sha256 names.
     """
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {num_threads}")
     path = resolve_bundle_path(Path(path))
     if not path.exists():
         raise FileNotFoundError(

@@ -42,7 +42,10 @@ def evaluate_bundle(
     overwrite: bool = False,
     runtime: str = "litert",
     num_threads: int = 1,
-    **text_options,
+    text_columns: list[str | int] | str | int | None = None,
+    label_column: str | int | None = None,
+    header: bool | None = None,
+    encoding: str | None = None,
 ) -> dict:
     """Scores a classifier bundle's TFLite file on labelled data as a device runs it (ai-edge-litert,
     or TensorFlow Lite Micro with ``runtime="tflm"``): the shipped int8 file's own accuracy, not the
@@ -52,12 +55,12 @@ def evaluate_bundle(
     Args:
         bundle: a bundle folder or .zip, a folder holding ``bundle/``, or a shipped name.
         data_source: any ``load_dataset`` source with the bundle's classes. Its own test split is
-            scored (a test/ or val/ folder, MNIST's t10k files, a tfds test split); with
+            scored (a test/ or val/ folder, MNIST's t10k files, CIFAR's test batch, a tfds test split); with
             ``all_examples``, every example it has.
         out_dir: a new folder for evaluation.json and confusion_matrix.png (None: nothing written).
         overwrite: replace an evaluation folder this function wrote before.
-        text_options: ``load_dataset``'s text_columns, label_column, header and encoding
-            (default: the columns and encoding the bundle was trained on).
+        text_columns, label_column, header, encoding: how a CSV/TSV is read, as ``load_dataset``
+            takes them (default: the columns and encoding the bundle was trained on).
 
     Returns:
         ``classification_report``'s fields with data_source, test_split, num_skipped_files,
@@ -74,7 +77,13 @@ def evaluate_bundle(
     if out_dir is not None:  # refused before minutes of loading, not after
         check_output_folder(Path(out_dir), EVALUATION_KIND, overwrite=overwrite)
     loaded = load_bundle(bundle, num_threads=num_threads, runtime=runtime)
-    options = {**TASKS[loaded.task].bundle_data_options(loaded.metadata), **_given(text_options)}
+    given = {
+        "text_columns": text_columns,
+        "label_column": label_column,
+        "header": header,
+        "encoding": encoding,
+    }
+    options = {**TASKS[loaded.task].bundle_data_options(loaded.metadata), **_given(given)}
     dataset = _test_data(loaded, data_source, all_examples, options)
     features, labels = dataset.arrays["test"]
     probabilities = np.concatenate(
