@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from helpers import run_app_in_process
 from test_apps import assert_one_line_error
+from test_evaluate_bundle import CIFAR10_CLASSES as CIFAR10_CLASS_TUPLE
 
 from bigmodels.data import load_dataset
 from bigmodels.lite import load_bundle
 from bigmodels.workflows.evaluate import evaluate_bundle
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = list(CIFAR10_CLASS_TUPLE)
 
 
 def _images(count: int, seed: int) -> np.ndarray:
@@ -142,3 +143,15 @@ def test_damaged_binary_batches_are_one_line(tmp_path, damage, fragment):
     damage(tmp_path)
     result = run_app_in_process("evaluate", "--bundle", "cifar10_tiny", "--data", tmp_path)
     assert_one_line_error(result, fragment)
+
+
+@pytest.mark.parametrize("app", ["train", "evaluate"])
+def test_a_downloaded_archive_is_refused_with_what_to_do(tmp_path, app):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"\x1f\x8b" + bytes(64))
+    arguments = ["--data", archive, "--out", tmp_path / "out"]
+    if app == "evaluate":
+        arguments = ["--bundle", "cifar10_tiny", "--data", archive, "--all"]
+    result = run_app_in_process(app, *arguments)
+    assert_one_line_error(result, "an archive, not data; extract it and pass the folder it holds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-python.tar.gz"]

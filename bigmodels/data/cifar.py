@@ -7,6 +7,7 @@ refuses anything else.
 """
 
 import codecs
+import importlib
 import io
 import pickle
 from pathlib import Path
@@ -126,8 +127,6 @@ def _text(name) -> str:
 
 def _numpy_function(module: str, name: str):
     """numpy's own pickling helper, wherever this numpy keeps it (numpy._core from numpy 2)."""
-    import importlib
-
     try:
         return getattr(importlib.import_module(f"numpy._core.{module}"), name)
     except ImportError:

@@ -124,14 +124,21 @@ def load_dataset(
     return dataset
 
 
+# Downloads arrive packed (CIFAR's tarballs, a zip of photos): read as text, they would fail on
+# columns or bytes and the message would not say what to do.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
+
+
 def source_kind(source: str) -> str | None:
     """ "text" or "image" for the embedded set and files and folders that exist; None for a
-    tfds name (known once loaded) or a missing path."""
+    tfds name (known once loaded) or a missing path. Raises ValueError for an archive file."""
     path = Path(source).expanduser()
     if source in EMBEDDED_DATASETS:
         return "image"
     if not path.exists():
         return None
+    if path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise ValueError(f"{path}: an archive, not data; extract it and pass the folder it holds")
     return "text" if path.is_file() or is_text_folder(path) else "image"
 
 
