@@ -4,6 +4,7 @@ Usage:
     python apps/evaluate.py --run saved_models/digits
     python apps/evaluate.py --run saved_models/bees --data path/to/other/bees_and_ants
     python apps/evaluate.py --run saved_models/bees --data path/to/new_photos --all
+    python apps/evaluate.py --run runs/reviews --data new.csv --all --text-column 1 --label-column 0
     python apps/evaluate.py --bundle saved_models/cifar10_tiny --data path/to/cifar10/test --all
     python apps/evaluate.py --bundle saved_models/sst2_text --data reviews.csv --all --out reports/sst2
 
@@ -30,10 +31,6 @@ BUNDLE_ONLY = {
     "overwrite": "--overwrite",
     "runtime": "--runtime",
     "threads": "--threads",
-    "text_columns": "--text-column",
-    "label_column": "--label-column",
-    "header": "--header",
-    "encoding": "--encoding",
 }
 
 
@@ -58,7 +55,7 @@ def parse_args(argv=None):
         help="ai-edge-litert (default), or TensorFlow Lite Micro (int8 bundles) as a microcontroller runs it",
     )
     bundle.add_argument("--threads", type=int, default=None, help="runtime threads (default 1)")
-    add_text_column_flags(parser).description = "(default: the columns the bundle was trained on)"
+    add_text_column_flags(parser).description = "(default: the columns the run or bundle was trained on)"
     args = parser.parse_args(argv)
     if args.bundle is not None and args.data is None:
         parser.error("--bundle needs --data: the labelled examples to score it on")
@@ -72,7 +69,15 @@ def parse_args(argv=None):
 def main(args) -> int:
     if args.bundle is not None:
         return _evaluate_bundle(args)
-    report = bigmodels.evaluate_run(args.run, args.data, all_examples=args.all)
+    report = bigmodels.evaluate_run(
+        args.run,
+        args.data,
+        all_examples=args.all,
+        text_columns=args.text_columns,
+        label_column=args.label_column,
+        header=args.header,
+        encoding=args.encoding,
+    )
     task = bigmodels.task_of(bigmodels.read_run(args.run)[1]["model"])
     for line in task.evaluation_lines(report):
         print(line)

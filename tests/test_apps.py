@@ -93,6 +93,9 @@ def test_export_gate_failure_exits_non_zero_and_names_the_artifact(digits_run):
         "gan_retrain",
         "test_fraction",
         "training_resolution_scale",
+        "stacks_unmatched",
+        "stacks_not_numbers",
+        "stacks_on_mobile",
     ],
 )
 def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
@@ -114,6 +117,9 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "gan_retrain": ["--model", "dcgan", "--retrain-on-all"],
         "test_fraction": ["--test-fraction", "1.5"],
         "training_resolution_scale": ["--training-resolution-scale", "1.5"],
+        "stacks_unmatched": ["--variant", "resnet", "--stack-filters", "12,32"],
+        "stacks_not_numbers": ["--stack-filters", "12;32;64"],
+        "stacks_on_mobile": ["--variant", "mobile", "--blocks-per-stack", "1,2,2"],
     }[case]
     out = tmp_path / "run"
     result = run_app_in_process("train", *arguments, "--out", out, "--epochs", "1")
@@ -129,6 +135,9 @@ def test_train_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
         "gan_retrain": "--retrain-on-all: dcgan keeps its last epoch and has no validation split",
         "test_fraction": "--test-fraction must be a share between 0 and 1",
         "training_resolution_scale": "training_resolution_scale must be in (0, 1], got 1.5",
+        "stacks_unmatched": "need one number per stack, got (12, 32) and (1, 1, 1)",
+        "stacks_not_numbers": "'12;32;64' is not comma-separated whole numbers",
+        "stacks_on_mobile": "shape the resnet variant only, not 'mobile'",
     }[case]
     assert_one_line_error(result, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])

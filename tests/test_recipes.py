@@ -31,6 +31,23 @@ def test_resnet_variant_costs_less_than_resnet8():
     assert model.output.shape[-1] == 10
 
 
+def test_resnet_stacks_take_their_widths_and_block_counts():
+    model = cnn_classifier(
+        input_shape=(32, 32, 3),
+        num_classes=10,
+        variant="resnet",
+        stack_filters=(12, 20, 40),
+        blocks_per_stack=(1, 2, 2),
+    )
+    adds = [layer.name for layer in model.layers if layer.name.endswith("_add")]
+    assert adds == ["stack0_add", "stack1_add", "stack1_1_add", "stack2_add", "stack2_1_add"]
+    # Only each stack's first block changes the shape: later ones keep it, with no shortcut conv.
+    assert model.get_layer("stack1_1_add").output.shape[1:] == (16, 16, 20)
+    assert model.get_layer("stack2_1_add").output.shape[1:] == (8, 8, 40)
+    assert "stack2_1_shortcut_conv" not in {layer.name for layer in model.layers}
+    assert multiply_accumulates(model) < RESNET8_MACS
+
+
 def test_multiply_accumulates_counts_each_kernel_weight_once_per_output_position():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 3*3*3*4 weights x 64 positions
@@ -185,6 +202,20 @@ def test_recipe_fills_in_what_the_caller_left_out(tmp_path):
     )
     assert training["batch_size"] == 256 and training["learning_rate"] == 0.2
     load_run_model(run_dir)  # the saved loss loads (registered)
+
+
+def test_train_app_flags_shape_the_resnet_stacks(tmp_path):
+    data = write_image_folder(tmp_path / "photos", per_class=8, size=(16, 16), classes=("a", "b"))
+    out = tmp_path / "run"
+    flags = ["--stack-filters", "8,16", "--blocks-per-stack", "1,2", "--width-multiplier", "1"]
+    result = run_app_in_process(
+        "train", "--recipe", "cifar10_tiny", "--data", data, "--out", out, "--epochs", "1", *flags
+    )
+    assert result.returncode == 0, result.stderr
+    model_args = json.loads((out / "config.json").read_text())["model_args"]
+    assert (model_args["stack_filters"], model_args["blocks_per_stack"]) == ([8, 16], [1, 2])
+    model = load_run_model(out)
+    assert model.get_layer("stack1_1_add").output.shape[1:] == (8, 8, 16)
 
 
 def test_runs_without_a_recipe_keep_adam_and_record_it(digits_run):

@@ -1,5 +1,6 @@
 """The text family end to end: vocabulary in three scripts, runs, export in five modes, tfds text."""
 
+import csv
 import json
 
 import numpy as np
@@ -265,6 +266,43 @@ def test_evaluate_all_scores_every_row_of_a_new_file(text_run, tmp_path):
     new = write_reviews_csv(tmp_path / "new.csv", 30, seed=5)
     assert evaluate_run(text_run, str(new), all_examples=True)["num_examples"] == 30
     assert evaluate_run(text_run, str(new))["num_examples"] < 30
+
+
+def test_evaluate_run_reads_other_columns_when_told(text_run, tmp_path):
+    """The app's --text-column/--label-column/--no-header for --run: the same reviews, headerless
+    with the label first, score as the run's own layout does."""
+    from helpers import run_app_in_process, write_reviews_csv
+
+    from bigmodels.workflows.evaluate import evaluate_run
+
+    same_layout = write_reviews_csv(tmp_path / "same.csv", 30, seed=5)
+    expected = evaluate_run(text_run, str(same_layout), all_examples=True)
+    other = tmp_path / "other.csv"
+    with open(other, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows((label, title, body) for title, body, label in review_rows(30, 5))
+    flags = ["--text-column", "1", "2", "--label-column", "0", "--no-header", "--all"]
+    result = run_app_in_process("evaluate", "--run", text_run, "--data", other, *flags)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((text_run / "evaluation_other_data.json").read_text(encoding="utf-8"))
+    assert (report["num_examples"], report["accuracy"]) == (30, expected["accuracy"])
+
+
+@pytest.mark.parametrize(
+    "run, arguments, expected",
+    [
+        ("text_run", ["--text-column", "1"], "--text-column: they say how --data is read"),
+        ("digits_run", ["--data", "{data}", "--no-header"], "--header: only for text runs"),
+    ],
+)
+def test_evaluate_run_text_flags_that_cannot_apply_are_one_line(run, arguments, expected, request, tmp_path):
+    from helpers import run_app_in_process
+    from test_apps import assert_one_line_error
+
+    run_dir = request.getfixturevalue(run)
+    arguments = [str(a).replace("{data}", str(tmp_path)) for a in arguments]
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert_one_line_error(run_app_in_process("evaluate", "--run", run_dir, *arguments), expected)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 @pytest.mark.parametrize(

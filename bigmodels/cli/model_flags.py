@@ -12,6 +12,7 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -48,12 +49,23 @@ ON_FOR_SOME_DATA = frozenset({"flip_average"})
 FLAG_TYPES = (bool, int, float, str)
 
 
+def whole_numbers(text: str) -> tuple[int, ...]:
+    """A flag's comma-separated whole numbers ("12,20,40"), for a builder argument whose default
+    is a tuple of ints (the resnet variant's stack_filters)."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not comma-separated whole numbers; write them like 12,32,64"
+        ) from None
+
+
 @dataclass
 class ModelFlag:
     """One builder argument as a flag: ``--name-with-dashes``, dest ``name``, default None."""
 
     name: str
-    type: type
+    type: type | Callable[[str], tuple]  # whole_numbers for a tuple of ints
     doc: str = ""
     defaults: dict = field(default_factory=dict)  # builder name -> its default
 
@@ -79,7 +91,11 @@ def _default_note(name: str, defaults: dict) -> str:
     """The help's default: one value, or each builder's where they differ; "" when it says nothing."""
     if name in FLAG_DEFAULTS:
         return f"default: {FLAG_DEFAULTS[name]}"
-    shown = {model: value for model, value in defaults.items() if value is not None and value is not False}
+    shown = {
+        model: ",".join(map(str, value)) if isinstance(value, tuple) else value  # as the flag is written
+        for model, value in defaults.items()
+        if value is not None and value is not False
+    }
     if not shown:
         return ""
     if len(set(map(repr, defaults.values()))) == 1:
@@ -107,9 +123,13 @@ def argument_docs(docstring: str) -> dict[str, str]:
 
 
 def flag_type(parameter: inspect.Parameter) -> type | None:
-    """bool, int, float or str from the default (else the annotation); None: no flag carries it."""
+    """bool, int, float or str from the default (else the annotation), ``whole_numbers`` for a tuple
+    of ints; None: no flag carries it."""
     if parameter.kind not in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
         return None
+    default = parameter.default
+    if isinstance(default, tuple) and default and all(type(value) is int for value in default):
+        return whole_numbers
     if parameter.default is not None and parameter.default is not parameter.empty:
         return type(parameter.default) if type(parameter.default) in FLAG_TYPES else None
     annotation = parameter.annotation

@@ -24,6 +24,8 @@ COMPACT_STAGES = ((16,), (32, 32), (48,))
 # (2,004-2,546 vs 2,227-2,414 images/s, December 5), and 14 filters at 926 images/s: oneDNN
 # favours some channel counts. What keeps 12 is the MAC count under ResNet-8's.
 RESNET_STAGES = (12, 32, 64)
+# Residual blocks per stack: one each, like ResNet-8.
+RESNET_BLOCKS = (1, 1, 1)
 # Tried for the cifar10_tiny recipe and left out (December 7): squeeze-and-excitation gates on
 # the second and third stacks' branches (2.7k weights) grew the exported int8 file from 94,400 to
 # 104,800 bytes, over 98.5 KB: each gate's extra ops and per-channel scales cost about 3.8 KB on
@@ -97,12 +99,33 @@ def _mobile_body(x, width_multiplier):
     return x
 
 
-def _resnet_body(x, width_multiplier):
-    widths = [max(4, int(round(filters * width_multiplier))) for filters in RESNET_STAGES]
+def _resnet_body(x, width_multiplier, stack_filters, blocks_per_stack):
+    widths = [max(4, int(round(filters * width_multiplier))) for filters in stack_filters]
     x = _conv_block(x, widths[0], name="stem")
-    for stack, filters in enumerate(widths):
-        x = _residual_stack(x, filters, stride=1 if stack == 0 else 2, name=f"stack{stack}")
+    for stack, (filters, blocks) in enumerate(zip(widths, blocks_per_stack, strict=True)):
+        for block in range(blocks):
+            # Every stack after the first halves the resolution in its first block. The first
+            # block keeps the name "stack{n}" that the one-block networks have always had.
+            stride = 2 if stack > 0 and block == 0 else 1
+            name = f"stack{stack}" if block == 0 else f"stack{stack}_{block}"
+            x = _residual_stack(x, filters, stride=stride, name=name)
     return x
+
+
+def _check_resnet_shape(variant, stack_filters, blocks_per_stack) -> None:
+    shaped = (tuple(stack_filters), tuple(blocks_per_stack)) != (RESNET_STAGES, RESNET_BLOCKS)
+    if variant != "resnet" and shaped:
+        raise ValueError(f"stack_filters and blocks_per_stack shape the resnet variant only, not '{variant}'")
+    if not stack_filters or len(stack_filters) != len(blocks_per_stack):
+        raise ValueError(
+            f"stack_filters and blocks_per_stack need one number per stack, got {tuple(stack_filters)} "
+            f"and {tuple(blocks_per_stack)}"
+        )
+    if min(stack_filters) < 1 or min(blocks_per_stack) < 1:
+        raise ValueError(
+            f"every stack needs at least one filter and one block, got {tuple(stack_filters)} "
+            f"and {tuple(blocks_per_stack)}"
+        )
 
 
 @register_model("cnn_classifier", task="image_classification")
@@ -116,6 +139,8 @@ def cnn_classifier(
     dropout: float = 0.1,
     flip_average: bool = False,
     training_resolution_scale: float = 1.0,
+    stack_filters: tuple[int, ...] = RESNET_STAGES,
+    blocks_per_stack: tuple[int, ...] = RESNET_BLOCKS,
 ) -> keras.Model:
     """Builds a CNN image classifier that takes raw uint8 pixels.
 
@@ -136,6 +161,10 @@ def cnn_classifier(
             side they are resized to at inference (``resolution``, else the input's). Below 1
             with random-resized crops, which magnify objects: the model then infers at a higher
             resolution than it trained at, where objects look as large as in training (FixRes).
+        stack_filters: the resnet variant's filters per stack (before ``width_multiplier``);
+            each stack after the first halves the resolution.
+        blocks_per_stack: the resnet variant's residual blocks per stack (two 3x3 convolutions
+            each), one number per entry of ``stack_filters``.
 
     Returns:
         An uncompiled functional ``keras.Model``.
@@ -153,6 +182,7 @@ def cnn_classifier(
         raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
     if not 0 < training_resolution_scale <= 1:
         raise ValueError(f"training_resolution_scale must be in (0, 1], got {training_resolution_scale}")
+    _check_resnet_shape(variant, stack_filters, blocks_per_stack)
     inputs = keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
     if variant == "compact":
         x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
@@ -168,7 +198,7 @@ def cnn_classifier(
     elif variant == "mobile":
         x = _mobile_body(x, width_multiplier)
     else:
-        x = _resnet_body(x, width_multiplier)
+        x = _resnet_body(x, width_multiplier, stack_filters, blocks_per_stack)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)

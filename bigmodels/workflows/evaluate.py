@@ -16,21 +16,50 @@ from bigmodels.tasks.classification import check_same_classes
 
 EVALUATION_KIND = "report"  # the marker kind of the folder evaluate_bundle writes
 SCORING_BATCH = 256
+# How a CSV/TSV is read: argument -> the apps' flag, for the messages.
+TEXT_COLUMN_FLAGS = {
+    "text_columns": "--text-column",
+    "label_column": "--label-column",
+    "header": "--header",
+    "encoding": "--encoding",
+}
 
 
-def evaluate_run(run_dir: str | Path, data_source: str | None = None, all_examples: bool = False) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    data_source: str | None = None,
+    all_examples: bool = False,
+    *,
+    text_columns: list[str | int] | str | int | None = None,
+    label_column: str | int | None = None,
+    header: bool | None = None,
+    encoding: str | None = None,
+) -> dict:
     """Recomputes a run's test metrics and writes evaluation.json.
 
     Classifiers: accuracy, per-class precision/recall/F1 and the confusion matrix, on the run's
     test split or on ``data_source`` (same classes; written as evaluation_other_data.json): its
     own test split, or with ``all_examples`` every example it has (a folder of new photos).
     Generators: the quality scores of the saved generator on the run's fixed latent vectors.
+    text_columns, label_column, header, encoding: how a text run's ``data_source`` CSV/TSV is
+    read, as ``load_dataset`` takes them (default: as the run's own data was read).
 
     Example:
         report = evaluate_run("saved_models/digits")
     """
     run_dir, config = read_run(run_dir)
-    return task_of(config["model"]).evaluate(run_dir, config, data_source, all_examples)
+    task = task_of(config["model"])
+    given = _given(
+        {"text_columns": text_columns, "label_column": label_column, "header": header, "encoding": encoding}
+    )
+    if given:
+        flags = ", ".join(TEXT_COLUMN_FLAGS[name] for name in given)
+        if data_source is None:
+            raise ValueError(f"{flags}: they say how --data is read; name the data to score")
+        if task.data_kind != "text":
+            raise ValueError(f"{flags}: only for text runs; this run classifies {task.data_kind}s")
+        config = {**config, "data": {**config["data"], **given}}  # read --data this way, this once
+    return task.evaluate(run_dir, config, data_source, all_examples)
 
 
 def evaluate_bundle(
