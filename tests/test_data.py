@@ -198,6 +198,27 @@ def test_tfds_photos_of_large_size_keep_their_size_or_resize(tmp_path):
     assert data.info.class_names == ["angular_leaf_spot", "bean_rust", "healthy"]
 
 
+def test_tfds_download_tries_three_times_then_gives_tfds_its_own_setting_back(tmp_path, monkeypatch):
+    """Offline, tfds's ten tries with a doubling back-off took 3.5 minutes to fail."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import downloader
+
+    from bigmodels.data.sources import DOWNLOAD_TRIES, load_tfds_arrays
+
+    tries_during_download = []
+
+    def unreachable(builder, *args, **kwargs):
+        tries_during_download.append(downloader.MAX_RETRIES)
+        raise ConnectionError("storage.googleapis.com: name resolution failed")
+
+    before = downloader.MAX_RETRIES
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", unreachable)
+    with pytest.raises(ValueError, match=r"'mnist' could not be downloaded or prepared \(ConnectionError\)"):
+        load_tfds_arrays("mnist", data_dir=str(tmp_path))
+    assert tries_during_download == [DOWNLOAD_TRIES] and before > DOWNLOAD_TRIES
+    assert before == downloader.MAX_RETRIES
+
+
 def test_unknown_tfds_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown dataset 'not_a_dataset_xyz'"):
         load_dataset("not_a_dataset_xyz")
