@@ -48,6 +48,21 @@ def test_resnet_stacks_take_their_widths_and_block_counts():
     assert multiply_accumulates(model) < RESNET8_MACS
 
 
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        ({"stack_filters": "12,32,64"}, "stack_filters takes whole numbers"),
+        ({"blocks_per_stack": (1, 1.5, 1)}, "blocks_per_stack takes whole numbers"),
+        ({"stack_filters": (12, 32), "blocks_per_stack": (1, 2, 2)}, "need one number per stack"),
+        ({"stack_filters": (12, 0, 64)}, "at least one filter and one block"),
+        ({"variant": "mobile", "blocks_per_stack": (1, 2, 2)}, "resnet variant only, not 'mobile'"),
+    ],
+)
+def test_bad_resnet_stacks_raise_value_error(arguments, expected):
+    with pytest.raises(ValueError, match=expected):
+        cnn_classifier(input_shape=(32, 32, 3), **{"variant": "resnet", **arguments})
+
+
 def test_multiply_accumulates_counts_each_kernel_weight_once_per_output_position():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 3*3*3*4 weights x 64 positions

@@ -113,9 +113,15 @@ def _resnet_body(x, width_multiplier, stack_filters, blocks_per_stack):
 
 
 def _check_resnet_shape(variant, stack_filters, blocks_per_stack) -> None:
+    for name, numbers in (("stack_filters", stack_filters), ("blocks_per_stack", blocks_per_stack)):
+        if isinstance(numbers, str) or not all(type(n) is int for n in numbers):
+            raise ValueError(f"{name} takes whole numbers, one per stack, like (12, 32, 64); got {numbers!r}")
     shaped = (tuple(stack_filters), tuple(blocks_per_stack)) != (RESNET_STAGES, RESNET_BLOCKS)
     if variant != "resnet" and shaped:
-        raise ValueError(f"stack_filters and blocks_per_stack shape the resnet variant only, not '{variant}'")
+        raise ValueError(
+            f"stack_filters and blocks_per_stack shape the resnet variant only, not '{variant}'; "
+            "choose variant resnet"
+        )
     if not stack_filters or len(stack_filters) != len(blocks_per_stack):
         raise ValueError(
             f"stack_filters and blocks_per_stack need one number per stack, got {tuple(stack_filters)} "
