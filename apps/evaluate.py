@@ -23,7 +23,7 @@ keeps evaluation.json and confusion_matrix.png.
 import sys
 
 import bigmodels
-from bigmodels.cli import ArgumentParser, add_text_column_flags, run_app
+from bigmodels.cli import ArgumentParser, add_text_column_flags, run_app, text_column_options
 
 # The flags that only --bundle reads (argparse destination -> flag).
 BUNDLE_ONLY = {
@@ -73,10 +73,7 @@ def main(args) -> int:
         args.run,
         args.data,
         all_examples=args.all,
-        text_columns=args.text_columns,
-        label_column=args.label_column,
-        header=args.header,
-        encoding=args.encoding,
+        **text_column_options(args),
     )
     task = bigmodels.task_of(bigmodels.read_run(args.run)[1]["model"])
     for line in task.evaluation_lines(report):
@@ -93,10 +90,7 @@ def _evaluate_bundle(args) -> int:
         overwrite=args.overwrite,
         runtime=args.runtime or "litert",
         num_threads=1 if args.threads is None else args.threads,
-        text_columns=args.text_columns,
-        label_column=args.label_column,
-        header=args.header,
-        encoding=args.encoding,
+        **text_column_options(args),
     )
     print(f"{report['model_file']} ({report['quantization']}) on {report['runtime']}, {report['test_split']}")
     for line in bigmodels.task_of(report["model_family"]).evaluation_lines(report):

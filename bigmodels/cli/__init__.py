@@ -26,6 +26,7 @@ from bigmodels.cli.training import (
     add_text_column_flags,
     add_training_flags,
     parse_model_arguments,
+    text_column_options,
     train_from_args,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "print_export_table",
     "print_stage_table",
     "run_app",
+    "text_column_options",
     "train_from_args",
 ]
 

@@ -243,6 +243,11 @@ def add_text_column_flags(parser):
     return text
 
 
+def text_column_options(args) -> dict:
+    """The values of ``add_text_column_flags``' flags, as load_dataset and the workflows name them."""
+    return {name: getattr(args, name) for name in ("text_columns", "label_column", "header", "encoding")}
+
+
 def add_text_data_flags(parser) -> None:
     text = add_text_column_flags(parser)
     text.add_argument("--test-data", dest="test_source", default=None, help="separate test file or folder")
@@ -311,12 +316,9 @@ def train_from_args(args, *, verbose: int = 1, before_training=None):
     # Only the flags given: train_run fills in the rest, and a text preset refuses what it replaces.
     tokenizer = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     data_options = {
-        "text_columns": args.text_columns,
-        "label_column": args.label_column,
+        **text_column_options(args),
         "test_source": args.test_source,
         "validation_source": args.validation_source,
-        "header": args.header,
-        "encoding": args.encoding,
         "test_fraction": args.test_fraction,
         "validation_fraction": args.validation_fraction,
     }
