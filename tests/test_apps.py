@@ -52,6 +52,9 @@ def test_train_app_writes_a_run_and_evaluate_and_export_read_it(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert f"run folder: {run_dir}" in result.stdout
+    # Not a terminal: one line an epoch, no progress bar redrawn at every step.
+    assert "━" not in result.stdout and "\r" not in result.stdout
+    assert [line.startswith("Epoch 1/2") for line in result.stdout.splitlines()].count(True) == 1
     config = json.loads((run_dir / "config.json").read_text())
     assert config["training"]["seed"] == 3
     result = run_app("evaluate", "--run", run_dir)
