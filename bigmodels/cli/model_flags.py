@@ -122,7 +122,7 @@ def argument_docs(docstring: str) -> dict[str, str]:
     return docs
 
 
-def flag_type(parameter: inspect.Parameter) -> type | None:
+def flag_type(parameter: inspect.Parameter) -> type | Callable[[str], tuple] | None:
     """bool, int, float or str from the default (else the annotation), ``whole_numbers`` for a tuple
     of ints; None: no flag carries it."""
     if parameter.kind not in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
@@ -130,8 +130,8 @@ def flag_type(parameter: inspect.Parameter) -> type | None:
     default = parameter.default
     if isinstance(default, tuple) and default and all(type(value) is int for value in default):
         return whole_numbers
-    if parameter.default is not None and parameter.default is not parameter.empty:
-        return type(parameter.default) if type(parameter.default) in FLAG_TYPES else None
+    if default is not None and default is not parameter.empty:
+        return type(default) if type(default) in FLAG_TYPES else None
     annotation = parameter.annotation
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     options = [a for a in (typing.get_args(annotation) if union else (annotation,)) if a is not type(None)]
