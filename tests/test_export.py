@@ -84,15 +84,15 @@ def test_unknown_quantization_mode_is_refused():
         parse_quantization("float32,int4")
 
 
-def test_tensor_names_are_shortened_in_place_and_nothing_else_changes(digits_run):
-    """The converter's long tensor names are only debugging text: shortened, the file keeps its
-    size, its buffers' offsets (TFLite Micro reads it in place) and its outputs; gzip shrinks."""
-    import gzip
-
+def test_tensor_names_are_shortened_and_their_bytes_leave_the_file(digits_run):
+    """The converter's long tensor names are only debugging text: shortened, the file loses their
+    bytes, every buffer stays aligned to 16 bytes (TFLite Micro reads weights in place), and both
+    runtimes give the same outputs as from the long-named file."""
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.python import schema_py_generated as schema
 
     from bigmodels.convert.tflite import convert_tflite
+    from bigmodels.lite.micro import MicroModel
     from bigmodels.run_folder import load_run_model
 
     tensor_names = lambda flatbuffer: [  # noqa: E731
@@ -106,15 +106,15 @@ def test_tensor_names_are_shortened_in_place_and_nothing_else_changes(digits_run
     names, long_names = tensor_names(short), tensor_names(long)
     assert names[0] == long_names[0] and names[-1] == long_names[-1]  # the input and the output
     assert names[1:-1] == [f"t{i}" for i in range(1, len(names) - 1)] and "/" in long_names[1]
-    assert len(short) == len(long) and len(gzip.compress(short)) < len(gzip.compress(long)) - 100
+    dropped = sum(map(len, long_names)) - sum(map(len, names))
+    assert dropped > 1000 and len(long) - len(short) > 0.9 * dropped
 
-    def buffer_offsets(flatbuffer):
-        root = schema.Model.GetRootAs(flatbuffer, 0)
-        buffers = [root.Buffers(i) for i in range(root.BuffersLength())]
-        return [buffer._tab.Vector(4) if buffer.DataLength() else None for buffer in buffers]
-
-    assert buffer_offsets(short) == buffer_offsets(long)
+    root = schema.Model.GetRootAs(short, 0)
+    weights = [root.Buffers(i) for i in range(root.BuffersLength()) if root.Buffers(i).DataLength()]
+    assert weights and all(buffer._tab.Vector(4) % 16 == 0 for buffer in weights)
+    assert root.SignatureDefsLength() == 1 and root.MetadataLength() >= 1
     np.testing.assert_array_equal(TFLiteModel(short).predict(images), TFLiteModel(long).predict(images))
+    np.testing.assert_array_equal(MicroModel(short).predict(images), MicroModel(long).predict(images))
 
 
 def test_chosen_file_is_the_smallest_unless_one_barely_bigger_is_much_faster():
