@@ -29,8 +29,9 @@ RESNET_BLOCKS = (1, 1, 1)
 # Tried for the cifar10_tiny recipe and left out (December 7): squeeze-and-excitation gates on
 # the second and third stacks' branches (2.7k weights) grew the exported int8 file from 94,400 to
 # 104,800 bytes, over 98.5 KB: each gate's extra ops and per-channel scales cost about 3.8 KB on
-# top of its weights. Hard-swish instead of ReLU (no fused activation: 7 more ops) made the
-# bfloat16 training step about 1.5x slower (170-175 vs 107-121 ms at batch 256 on 2 cores).
+# top of its weights (sizes from before export dropped the tensor names, 4.4 KB). Hard-swish
+# instead of ReLU (no fused activation: 7 more ops) made the bfloat16 training step about 1.5x
+# slower (170-175 vs 107-121 ms at batch 256 on 2 cores).
 
 
 def choose_cnn_variant(input_shape) -> str:
