@@ -30,6 +30,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
         if not fusable:
             return super().call(inputs, training=training, mask=mask)
+        # bfloat16 inputs are cast to float32 first: fed to the fused kernel as they are, they made
+        # the cifar10_tiny training step 2.3x slower (235 vs 100-113 ms at batch 256, 2 cores),
+        # though the casts take about a tenth of the step (a TensorFlow profile).
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             tf.cast(inputs, self.gamma.dtype),
             self.gamma,
