@@ -329,7 +329,7 @@ def staged_run_folder(out_dir: Path, *, overwrite: bool):
 
 TEXT_DATA_OPTIONS = ("text_columns", "label_column", "test_source", "validation_source", "header", "encoding")
 # How the splits a source lacks are carved (any kind of data); a run reloads its data with them.
-SPLIT_OPTIONS = ("test_fraction", "validation_fraction")
+SPLIT_OPTIONS = ("test_fraction", "validation_fraction", "split_seed")
 
 
 def load_run_dataset(config: RunConfig, source: str | None = None, **options):

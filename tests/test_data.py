@@ -63,6 +63,26 @@ def test_a_fraction_outside_zero_to_one_is_a_clear_error(fraction):
         load_dataset("digits", validation_fraction=fraction)
 
 
+def test_a_split_seed_holds_out_the_same_examples_whatever_the_seed():
+    def held_out(**seeds):
+        data = load_dataset("digits", **seeds)
+        return [data.arrays[split][0] for split in ("test", "validation")], data.info.test_split
+
+    (test, validation), described = held_out(seed=0, split_seed=7)
+    (other_test, other_validation), _ = held_out(seed=3, split_seed=7)
+    np.testing.assert_array_equal(test, other_test)
+    np.testing.assert_array_equal(validation, other_validation)
+    assert "seed 7" in described
+    assert not np.array_equal(held_out(seed=0, split_seed=8)[0][0], test)
+    np.testing.assert_array_equal(held_out(seed=7)[0][0], test)  # by default the seed splits too
+
+
+@pytest.mark.parametrize("split_seed", [-1, 1.5, "3", True])
+def test_a_split_seed_that_is_not_a_whole_number_is_a_clear_error(split_seed):
+    with pytest.raises(ValueError, match="--split-seed must be a whole number, 0 or more"):
+        load_dataset("digits", split_seed=split_seed)
+
+
 def test_image_folder_uses_train_and_test_subfolders(tmp_path):
     write_image_folder(tmp_path / "train", per_class=10)
     write_image_folder(tmp_path / "test", per_class=3, seed=5)

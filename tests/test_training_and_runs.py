@@ -9,8 +9,9 @@ import pytest
 from helpers import separable_images, write_image_folder
 
 from bigmodels import get_model
+from bigmodels.data import load_dataset
 from bigmodels.data.dataset import Dataset, DatasetInfo
-from bigmodels.run_folder import read_run
+from bigmodels.run_folder import load_run_dataset, read_run
 from bigmodels.training.classifier import fit_classifier
 from bigmodels.workflows.evaluate import evaluate_run
 from bigmodels.workflows.train import train_run
@@ -111,6 +112,20 @@ def test_a_run_reloads_the_test_split_it_was_trained_with(tmp_path):
     report = evaluate_run(run_dir)
     assert report["num_examples"] == metrics["counts"]["test"] == 179  # 10% of 1,797, per class
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_a_run_with_a_split_seed_is_scored_on_the_held_out_examples_of_that_seed(tmp_path):
+    """--split-seed is recorded: a run of another --seed evaluates on the same test examples."""
+    run_dir, metrics = train_run(
+        "cnn_classifier", "digits", tmp_path / "run", epochs=1, seed=5, verbose=0,
+        data_options={"split_seed": 0},
+    )  # fmt: skip
+    config = read_run(run_dir)[1]
+    assert config["data"]["split_seed"] == 0 and config["data"]["seed"] == 5
+    expected = load_dataset("digits", seed=0).arrays["test"][0]
+    np.testing.assert_array_equal(load_run_dataset(config).arrays["test"][0], expected)
+    assert not np.array_equal(load_dataset("digits", seed=5).arrays["test"][0], expected)
+    assert evaluate_run(run_dir)["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
 def test_evaluate_on_data_with_other_classes_is_refused(digits_run, tmp_path):

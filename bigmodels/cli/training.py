@@ -83,7 +83,8 @@ def add_run_flags(parser, *, out_default: str | None = None) -> None:
         help="none, shift, shift_flip, crop_flip (pad, random crop, flip), crop_flip_cutout (and a "
         "grey square a quarter of the side) or resized_crop_flip (photos: a random quarter to all of "
         "the area resized back, flip, brightness and contrast; resized_crop_flip_cutout adds the grey "
-        "square); crop_flip_mixup, crop_flip_cutout_mixup "
+        "square, resized_crop_flip_trivialaugment one random rotation, shear, shift, colour or tone "
+        "change per photo); crop_flip_mixup, crop_flip_cutout_mixup "
         "and resized_crop_flip_mixup also blend pairs of images and their labels (mixup) "
         "(default: chosen from the data)",
     )
@@ -172,6 +173,14 @@ def add_split_flags(parser) -> None:
         default=None,
         help="share of the training data held out for model selection when it has no validation "
         "split (10%%; up to 20%% for small data)",
+    )
+    parser.add_argument(
+        "--split-seed",
+        dest="split_seed",
+        type=int,
+        default=None,
+        help="seed of the held-out test and validation splits carved from the data (default: --seed), "
+        "to compare runs of different --seed on the same held-out examples",
     )
 
 
@@ -326,6 +335,7 @@ def train_from_args(args, *, verbose: int | None = None, before_training=None):
         "validation_source": args.validation_source,
         "test_fraction": args.test_fraction,
         "validation_fraction": args.validation_fraction,
+        "split_seed": args.split_seed,
     }
     model_args, label_smoothing = _label_smoothing_of(args.model, model_args_from(args))
     return bigmodels.train_run(

@@ -51,6 +51,7 @@ def load_dataset(
     validation_fraction: float | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    split_seed: int | None = None,
     image_size: tuple[int, int] | None = None,
     channels: int | None = None,
     text_columns: list[str | int] | str | int | None = None,
@@ -79,7 +80,9 @@ def load_dataset(
             source has no validation split of its own (default: 10%, up to 20% for small data so
             that about 50 examples are held out).
         test_fraction: share held out for testing when the source has no test split.
-        seed: seed of every split and shuffle.
+        seed: seed of the shuffles, and of the carved splits unless ``split_seed`` is given.
+        split_seed: seed of the carved test and validation splits alone, so that runs with
+            different seeds can be scored on the same held-out examples (default: ``seed``).
         image_size: (height, width) for image folders; by default the images' own size when
             they all share one, else 160x160 (centre crop, then resize).
         channels: 1 or 3 to force grayscale or RGB for image folders (by default grayscale
@@ -117,6 +120,7 @@ def load_dataset(
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
+        split_seed=split_seed,
         all_as_test=all_as_test,
         own_test_only=own_test_only,
     )

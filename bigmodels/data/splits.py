@@ -46,6 +46,14 @@ def check_fraction(split: str, fraction: float | None) -> None:
         raise ValueError(f"--{split}-fraction must be a share between 0 and 1 (e.g. 0.1), got {fraction!r}")
 
 
+def check_split_seed(split_seed: int | None) -> None:
+    """Raises ValueError unless ``split_seed`` is None or a whole number, 0 or more."""
+    if split_seed is None:
+        return
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise ValueError(f"--split-seed must be a whole number, 0 or more (e.g. 0), got {split_seed!r}")
+
+
 def validation_fraction_for(count: int, fraction: float | None) -> float:
     """The share held out for validation: ``fraction`` when given, else 10% raised (to 20% at
     most) until about ``MIN_VALIDATION_EXAMPLES`` of ``count`` training examples are held out."""
@@ -143,12 +151,14 @@ def assemble_dataset(
     validation_fraction: float | None,
     test_fraction: float,
     seed: int,
+    split_seed: int | None = None,
     all_as_test: bool = False,
     own_test_only: bool = False,
 ) -> Dataset:
     """Carves the missing splits of ``loaded`` and wraps them, with their ``DatasetInfo``;
     ``all_as_test``: carve nothing, every example is the test split (scoring a run on new data);
-    ``own_test_only``: carve nothing, the source's own test split alone (scoring a bundle).
+    ``own_test_only``: carve nothing, the source's own test split alone (scoring a bundle);
+    ``split_seed``: the seed of the carved splits, when it is not ``seed`` (the shuffles').
 
     Raises:
         ValueError: no training split, a label outside the class names, an empty split, or a
@@ -156,13 +166,18 @@ def assemble_dataset(
     """
     check_fraction("test", test_fraction)
     check_fraction("validation", validation_fraction)
+    check_split_seed(split_seed)
     if all_as_test:
         arrays, test_split, validation_split = _all_as_test(loaded), ALL_AS_TEST_SPLIT, "none"
     elif own_test_only:
         arrays, test_split, validation_split = _own_test(loaded, source), loaded.test_split, "none"
     else:
         arrays, test_split, validation_split = _carve_splits(
-            loaded, source, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+            loaded,
+            source,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            seed=seed if split_seed is None else split_seed,
         )
     features = arrays["test"][0]
     kind = "text" if features.dtype == object else "image"
