@@ -352,3 +352,24 @@ def test_averaged_weights_are_validated_with_batch_norm_statistics_of_their_own(
     sample = np.random.default_rng(0).permutation(200)[:64]  # Dataset.shuffled_sample: 16 batches of 4
     dense = saved.get_layer("features")(features[sample])
     np.testing.assert_allclose(np.array(saved.get_layer("bn").moving_mean), np.mean(dense, axis=0), atol=1e-5)
+
+
+def test_trivialaugment_gives_each_crop_one_operation_or_none_and_is_seeded():
+    rng = np.random.default_rng(0)
+    columns = np.linspace(40, 216, 32)  # a ramp with noise: every operation changes it
+    images = (columns[None, None, :, None] + rng.normal(0, 8, (64, 32, 32, 3))).clip(0, 255).astype(np.uint8)
+    labels = np.arange(64)
+
+    def run(augmentation, seed):
+        x, y = next(iter(augment_pipeline(_batches(images, labels, 64), augmentation, seed=seed)))
+        return x.numpy(), y.numpy()
+
+    crops, _ = run("resized_crop_flip", 3)
+    out, out_labels = run("resized_crop_flip_trivialaugment", 3)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    np.testing.assert_array_equal(out_labels, labels)
+    # The same crops are drawn first; then about one image in 13 is left as cropped.
+    kept = (out == crops).all((1, 2, 3))
+    assert 0 < kept.sum() < 16, kept.sum()
+    np.testing.assert_array_equal(run("resized_crop_flip_trivialaugment", 3)[0], out)
+    assert not np.array_equal(run("resized_crop_flip_trivialaugment", 4)[0], out)

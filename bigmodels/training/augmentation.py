@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bigmodels.training.settings import MIXUP, check_augmentation, check_augmentation_for
+from bigmodels.training.settings import MIXUP, TRIVIAL_AUGMENT, check_augmentation, check_augmentation_for
 
 # Mixup's Beta(alpha, alpha) mixing weights (Zhang et al. 2018): 0.2-0.4 for ImageNet-sized sets;
 # 0.4 leaves most pairs dominated by one photo.
@@ -29,6 +29,8 @@ def augment_pipeline(dataset, augmentation: str, seed: int, classes: int | None 
     generator = keras.random.SeedGenerator(seed)
     if base.startswith("resized_crop_flip"):
         apply = _resized_crop_flip(generator, cutout=base.endswith("cutout"), strong=strong)
+        if base.endswith(TRIVIAL_AUGMENT):
+            apply = _then_trivial_augment(apply, generator, seed)
     elif base.startswith("crop_flip"):
         apply = _crop_flip(generator, cutout=base.endswith("cutout"), strong=strong)
     else:
@@ -140,6 +142,49 @@ def _resized_crop_flip(generator, cutout: bool = False, strong=True):
         x = (x - mean) * contrast + mean + brightness
         x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype)
         return (_cut_out(x, generator, strong) if cutout else x), labels
+
+    return apply
+
+
+def _trivial_augment_operations(seed: int) -> list:
+    """TrivialAugment's operations (Muller & Hutter 2021, its "wide" set less the ones the random-
+    resized crop already does), each drawing its own strength per image uniformly up to a maximum:
+    rotations to 30 degrees, shears to 0.3, shifts to 15% of the side, brightness, contrast,
+    saturation and sharpness changed by up to half, solarizing above a random level, posterizing
+    to 4-8 bits, autocontrast and histogram equalization."""
+    layers, pixels = keras.layers, (0, 255)
+    return [
+        layers.RandomRotation(30 / 360, seed=seed),
+        layers.RandomShear(x_factor=0.3, y_factor=0.0, seed=seed),
+        layers.RandomShear(x_factor=0.0, y_factor=0.3, seed=seed),
+        layers.RandomTranslation(0.15, 0.15, seed=seed),
+        layers.RandomBrightness(0.5, value_range=pixels, seed=seed),
+        layers.RandomContrast(0.5, value_range=pixels, seed=seed),
+        layers.RandomColorDegeneration(0.5, value_range=pixels, seed=seed),
+        layers.RandomSharpness(0.5, value_range=pixels, seed=seed),
+        layers.Solarization(threshold_factor=1.0, value_range=pixels, seed=seed),
+        layers.RandomPosterization(factor=(4, 8), value_range=pixels, seed=seed),
+        layers.AutoContrast(value_range=pixels),
+        layers.Equalization(value_range=pixels),
+    ]
+
+
+def _then_trivial_augment(augment, generator, seed: int):
+    """``augment``, then TrivialAugment: each image gets one operation drawn at random from
+    ``_trivial_augment_operations`` or none (one chance in 13). Every operation runs on the whole
+    batch and each image keeps its own: a few hundred photos make this cheap beside the training
+    step, and unlike Keras's RandAugment (one draw per batch) each image gets its own operation."""
+    operations = _trivial_augment_operations(seed)
+
+    def apply(images, labels):
+        images, labels = augment(images, labels)
+        pixels = tf.cast(images, tf.float32)
+        count = tf.shape(images)[0]
+        choice = keras.random.randint((count, 1, 1, 1), 0, len(operations) + 1, seed=generator)
+        out = pixels
+        for index, operation in enumerate(operations, start=1):
+            out = tf.where(choice == index, tf.cast(operation(pixels, training=True), tf.float32), out)
+        return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), images.dtype), labels
 
     return apply
 

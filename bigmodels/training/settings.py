@@ -8,6 +8,7 @@ import math
 
 OPTIMIZERS = ("adam", "sgd")
 MIXUP = "_mixup"  # the suffix of the augmentations that mix pairs of images
+TRIVIAL_AUGMENT = "_trivialaugment"  # the suffix of the photo augmentation adding TrivialAugment
 PRECISIONS = ("float32", "bfloat16", "auto")
 AUGMENTATIONS = (
     "none",
@@ -17,6 +18,7 @@ AUGMENTATIONS = (
     "crop_flip_cutout",
     "resized_crop_flip",
     "resized_crop_flip_cutout",
+    "resized_crop_flip_trivialaugment",
     "crop_flip_mixup",
     "crop_flip_cutout_mixup",
     "resized_crop_flip_mixup",
