@@ -12,6 +12,7 @@ import errno
 import os
 import sys
 
+from bigmodels.cli.data_flags import add_text_column_flags, text_column_options
 from bigmodels.cli.export import (
     EXIT_PARITY_FAILED,
     add_export_flags,
@@ -22,13 +23,7 @@ from bigmodels.cli.export import (
     print_stage_table,
 )
 from bigmodels.cli.serve import bundle_server
-from bigmodels.cli.training import (
-    add_text_column_flags,
-    add_training_flags,
-    parse_model_arguments,
-    text_column_options,
-    train_from_args,
-)
+from bigmodels.cli.training import add_training_flags, parse_model_arguments, train_from_args
 
 __all__ = [
     "EXIT_BAD_INPUT",

@@ -73,16 +73,14 @@ def load_dataset(
             - a folder of MNIST-format IDX files (train-images-idx3-ubyte.gz, ...);
             - an extracted CIFAR-10 or CIFAR-100 download (binary or Python version's batches);
             - a tensorflow-datasets name ("mnist", "fashion_mnist", "cifar10", "beans", ...);
-            - a CSV/TSV file of texts and labels, or a folder with one subfolder of .txt files
-              per class.
+            - a CSV/TSV file of texts and labels, or a folder of class subfolders of .txt files.
         batch_size: batch size of the tf.data pipelines.
         validation_fraction: share of the training data held out for model selection when the
             source has no validation split of its own (default: 10%, up to 20% for small data so
             that about 50 examples are held out).
         test_fraction: share held out for testing when the source has no test split.
         seed: seed of the shuffles, and of the carved splits unless ``split_seed`` is given.
-        split_seed: seed of the carved test and validation splits alone, so that runs with
-            different seeds can be scored on the same held-out examples (default: ``seed``).
+        split_seed: seed of the carved test and validation splits alone (default: ``seed``).
         image_size: (height, width) for image folders; by default the images' own size when
             they all share one, else 160x160 (centre crop, then resize).
         channels: 1 or 3 to force grayscale or RGB for image folders (by default grayscale
