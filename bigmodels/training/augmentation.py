@@ -172,8 +172,9 @@ def _trivial_augment_operations(seed: int) -> list:
 def _then_trivial_augment(augment, generator, seed: int):
     """``augment``, then TrivialAugment: each image gets one operation drawn at random from
     ``_trivial_augment_operations`` or none (one chance in 13). Every operation runs on the whole
-    batch and each image keeps its own: a few hundred photos make this cheap beside the training
-    step, and unlike Keras's RandAugment (one draw per batch) each image gets its own operation."""
+    batch and each image keeps its own (Keras's RandAugment draws once per batch). That costs about
+    4 ms a 112-pixel photo on 2 cores (0.82 s an epoch of 196 photos against 0.07 s for the crops
+    alone): little beside a few hundred photos' training, a lot for tens of thousands."""
     operations = _trivial_augment_operations(seed)
 
     def apply(images, labels):
